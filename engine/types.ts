@@ -1,0 +1,160 @@
+/**
+ * Public types of the actor runtime. The engine knows nothing of customer service: an actor is
+ * addressed by `kind` + `key`, and any product (a service desk, a game server) defines its kinds.
+ */
+import type { StateStore, ReminderStore } from './store/types.ts';
+
+/** Address of a virtual actor. `key` is opaque to the engine (products put the tenant first). */
+export interface ActorId {
+  readonly kind: string;
+  readonly key: string;
+}
+
+/**
+ * Address of a pinned endpoint: a handler living on one particular thread (e.g. a gateway
+ * connection). `thread` is the runtime thread index (0 = host thread, 1..N = workers).
+ */
+export interface EndpointId {
+  readonly thread: number;
+  readonly name: string;
+}
+
+export type Address = ActorId | EndpointId;
+
+export interface AskOptions {
+  /** Milliseconds before the promise rejects with SB_ERR_TIMEOUT. Default {@link DEFAULTS.askTimeoutMs}. */
+  timeoutMs?: number;
+}
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** What an actor's handlers can do. Valid only during the actor's activation. */
+export interface ActorContext {
+  readonly self: ActorId;
+  /** Index of the thread running this actor. */
+  readonly thread: number;
+  readonly clock: Clock;
+  /** Fire and forget. Ordering is preserved per (sender, receiver) pair. */
+  tell(to: Address, msg: unknown): void;
+  /** Request/response; rejects with an SbError (SB_ERR_TIMEOUT, SB_ERR_MAILBOX_FULL, or the handler's). */
+  ask<R = unknown>(to: ActorId, msg: unknown, opts?: AskOptions): Promise<R>;
+  /** In-memory timer delivering `msg` to this actor after `delayMs`; same name replaces. Lost on deactivation. */
+  setTimer(name: string, delayMs: number, msg: unknown): void;
+  /** Repeating in-memory timer. */
+  setInterval(name: string, everyMs: number, msg: unknown): void;
+  cancelTimer(name: string): void;
+  /** Durable reminder: stored, fires `msg` at `dueAt` (ms epoch) even after a restart (activating the actor). */
+  setReminder(name: string, dueAt: number, msg: unknown): Promise<void>;
+  cancelReminder(name: string): Promise<void>;
+  /** State of this actor in the StateStore (undefined if never saved). */
+  loadState<S>(): Promise<S | undefined>;
+  saveState<S>(state: S): Promise<void>;
+  /** The thread's store handles, for products that keep more than one state blob. */
+  readonly stores: Stores;
+  /** Asks the runtime to deactivate this actor after the current turn. */
+  deactivate(): void;
+}
+
+/**
+ * Behaviour of one actor kind. One instance per activation; `onMessage` runs one message at a
+ * time (non-reentrant): the next message starts only when the returned promise settles.
+ * The value returned by `onMessage` answers an `ask` (ignored for `tell`).
+ */
+export interface Actor {
+  onActivate?(ctx: ActorContext): void | Promise<void>;
+  onMessage(msg: unknown, ctx: ActorContext): unknown | Promise<unknown>;
+  onDeactivate?(ctx: ActorContext): void | Promise<void>;
+  /** Called when a handler throws; the actor stays alive unless this rethrows. */
+  onError?(err: unknown, msg: unknown, ctx: ActorContext): void;
+}
+
+export interface ActorKind {
+  /** Milliseconds without messages before the actor is deactivated. Default {@link DEFAULTS.idleMs}. */
+  idleMs?: number;
+  /** Mailbox bound; overflow rejects with SB_ERR_MAILBOX_FULL. Default {@link DEFAULTS.mailboxSize}. */
+  mailboxSize?: number;
+  create(id: ActorId): Actor;
+}
+
+/** Handler of a pinned endpoint; runs on the thread that registered it. */
+export type EndpointHandler = (msg: unknown) => void;
+
+export interface Stores {
+  state: StateStore;
+  reminders: ReminderStore;
+  /** Product-specific store handles (e.g. a MessageStore), created by the stores factory. */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * A module loaded on every thread (by URL) that registers the product's actor kinds and opens the
+ * thread's stores. Its default export must satisfy this interface.
+ */
+export interface ProductModule {
+  openStores(config: Readonly<Record<string, unknown>>): Promise<Stores>;
+  registerKinds(registry: KindRegistry, config: Readonly<Record<string, unknown>>): void;
+}
+
+export interface KindRegistry {
+  register(kind: string, def: ActorKind): void;
+}
+
+export interface RuntimeOptions {
+  /** Worker threads running actors; 0 = actors run on the host thread (tests). Default 0. */
+  workers?: number;
+  /** URL (file:) of the {@link ProductModule}. */
+  productModule: URL | string;
+  /** Plain JSON config passed to the product module on every thread. */
+  config?: Record<string, unknown>;
+  /** Fixed number of shards; actor → shard by hash(kind,key) mod shards. Default 1024. */
+  shards?: number;
+  /** Injected clock (tests); only honoured with workers = 0. */
+  clock?: Clock;
+}
+
+export interface MetricsSnapshot {
+  activations: number;
+  activeActors: number;
+  deactivations: number;
+  messagesProcessed: number;
+  envelopesSent: number;
+  envelopesPerSecond: number;
+  batchesSent: number;
+  mailboxDepthMax: number;
+  turnTimeMsP99: number;
+  handlerErrors: number;
+  remindersFired: number;
+  perThread: Array<{ thread: number; activeActors: number; messagesProcessed: number; mailboxDepthMax: number }>;
+}
+
+/** The host side of the runtime: lives on the main thread, owns the workers. */
+export interface Runtime {
+  readonly threads: number;
+  tell(to: Address, msg: unknown): void;
+  ask<R = unknown>(to: ActorId, msg: unknown, opts?: AskOptions): Promise<R>;
+  /** Pins a handler on the host thread; returns its address (thread 0). Names are unique per thread. */
+  registerEndpoint(name: string, handler: EndpointHandler): EndpointId;
+  unregisterEndpoint(name: string): void;
+  metrics(): Promise<MetricsSnapshot>;
+  /** Prometheus text exposition of {@link metrics}. */
+  metricsText(): Promise<string>;
+  /** Stops accepting work, finishes turns in progress, deactivates actors, closes stores and workers. */
+  drain(): Promise<void>;
+  /** The host thread's stores (opened by the product module like every worker's). */
+  readonly stores: Stores;
+}
+
+export const DEFAULTS = {
+  askTimeoutMs: 5000,
+  idleMs: 5 * 60_000,
+  mailboxSize: 10_000,
+  shards: 1024,
+  /** Cross-thread batch flush: at most this many envelopes per postMessage. */
+  maxBatch: 512,
+  /** Reminder poll horizon: reminders due within this window are loaded into timers. */
+  reminderHorizonMs: 60_000,
+} as const;
