@@ -5,26 +5,81 @@
  * docs/PROTOCOL.md documents every code; a test fails when one is missing there.
  */
 export const ERRORS = {
-  SB_ERR_BAD_FRAME: { http: 400, close: 0, grpc: 3, text: 'Frame is not valid JSON or lacks a string "type".' },
-  SB_ERR_UNKNOWN_TYPE: { http: 400, close: 0, grpc: 12, text: 'Frame type is not part of protocol v1 for this role.' },
-  SB_ERR_INVALID_FIELD: { http: 400, close: 0, grpc: 3, text: 'A field is missing, of the wrong type or out of range.' },
+  SB_ERR_BAD_FRAME: {
+    http: 400,
+    close: 0,
+    grpc: 3,
+    text: 'Frame is not valid JSON or lacks a string "type".',
+  },
+  SB_ERR_UNKNOWN_TYPE: {
+    http: 400,
+    close: 0,
+    grpc: 12,
+    text: 'Frame type is not part of protocol v1 for this role.',
+  },
+  SB_ERR_INVALID_FIELD: {
+    http: 400,
+    close: 0,
+    grpc: 3,
+    text: 'A field is missing, of the wrong type or out of range.',
+  },
   SB_ERR_FRAME_TOO_LARGE: { http: 413, close: 4009, grpc: 8, text: 'Frame exceeds the maximum frame size.' },
-  SB_ERR_RATE_LIMITED: { http: 429, close: 4029, grpc: 8, text: 'Too many frames per second on this socket.' },
-  SB_ERR_SLOW_CONSUMER: { http: 503, close: 4008, grpc: 8, text: 'Client does not read fast enough; buffered output exceeded the bound.' },
+  SB_ERR_RATE_LIMITED: {
+    http: 429,
+    close: 4029,
+    grpc: 8,
+    text: 'Too many frames per second on this socket.',
+  },
+  SB_ERR_SLOW_CONSUMER: {
+    http: 503,
+    close: 4008,
+    grpc: 8,
+    text: 'Client does not read fast enough; buffered output exceeded the bound.',
+  },
   SB_ERR_IDLE_TIMEOUT: { http: 408, close: 4000, grpc: 4, text: 'No traffic within the idle timeout.' },
-  SB_ERR_UNAUTHENTICATED: { http: 401, close: 4001, grpc: 16, text: 'Missing, malformed, expired or forged token.' },
+  SB_ERR_UNAUTHENTICATED: {
+    http: 401,
+    close: 4001,
+    grpc: 16,
+    text: 'Missing, malformed, expired or forged token.',
+  },
   SB_ERR_BAD_CREDENTIALS: { http: 401, close: 0, grpc: 16, text: 'Email or password is wrong.' },
   SB_ERR_FORBIDDEN: { http: 403, close: 0, grpc: 7, text: 'The caller may not act on this resource.' },
   SB_ERR_NOT_FOUND: { http: 404, close: 0, grpc: 5, text: 'No such tenant, session, agent or route.' },
   SB_ERR_SESSION_CLOSED: { http: 409, close: 0, grpc: 9, text: 'The session is closed; open a new one.' },
-  SB_ERR_SEQ_CONFLICT: { http: 409, close: 0, grpc: 10, text: 'Another writer appended at this sequence number.' },
+  SB_ERR_SEQ_CONFLICT: {
+    http: 409,
+    close: 0,
+    grpc: 10,
+    text: 'Another writer appended at this sequence number.',
+  },
   SB_ERR_BAD_SEQ: { http: 400, close: 0, grpc: 11, text: 'Resume sequence number is ahead of the session.' },
   SB_ERR_MAILBOX_FULL: { http: 503, close: 0, grpc: 8, text: 'Target actor mailbox is full; retry later.' },
   SB_ERR_TIMEOUT: { http: 504, close: 0, grpc: 4, text: 'The operation did not finish within its deadline.' },
-  SB_ERR_STORE_UNAVAILABLE: { http: 503, close: 0, grpc: 14, text: 'The message store did not confirm the write; it was not acknowledged.' },
-  SB_ERR_SHUTTING_DOWN: { http: 503, close: 4002, grpc: 14, text: 'The server is draining; reconnect elsewhere or later.' },
-  SB_ERR_REPLACED: { http: 409, close: 4003, grpc: 6, text: 'A newer connection of the same agent replaced this one.' },
-  SB_ERR_INTERNAL: { http: 500, close: 0, grpc: 13, text: 'Unexpected server error; it was logged with the ref.' },
+  SB_ERR_STORE_UNAVAILABLE: {
+    http: 503,
+    close: 0,
+    grpc: 14,
+    text: 'The message store did not confirm the write; it was not acknowledged.',
+  },
+  SB_ERR_SHUTTING_DOWN: {
+    http: 503,
+    close: 4002,
+    grpc: 14,
+    text: 'The server is draining; reconnect elsewhere or later.',
+  },
+  SB_ERR_REPLACED: {
+    http: 409,
+    close: 4003,
+    grpc: 6,
+    text: 'A newer connection of the same agent replaced this one.',
+  },
+  SB_ERR_INTERNAL: {
+    http: 500,
+    close: 0,
+    grpc: 13,
+    text: 'Unexpected server error; it was logged with the ref.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

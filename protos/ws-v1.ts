@@ -22,7 +22,7 @@ export const DEFAULT_LIMITS = {
   /** Events per `resume` reply page; the client asks again from the last seq if `more` is true. */
   resumePageSize: 500,
 } as const;
-export type Limits = { [K in keyof typeof DEFAULT_LIMITS]: number };
+export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };
 
 export const CLOSE_CODES = {
   NORMAL: 1000,
@@ -127,8 +127,10 @@ export interface PingFrame {
   ref?: string;
 }
 
-export type VisitorClientFrame = OpenFrame | SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | PingFrame;
-export type AgentClientFrame = SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | StatusFrame | PingFrame;
+export type VisitorClientFrame =
+  OpenFrame | SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | PingFrame;
+export type AgentClientFrame =
+  SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | StatusFrame | PingFrame;
 export type ClientFrame = VisitorClientFrame | AgentClientFrame;
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,392 @@
+/**
+ * Session actor: the single writer of one conversation. It assigns every event its `seq`,
+ * appends it durably to the MessageStore before anyone hears of it, and fans it out to the
+ * connections subscribed to the session. Being one actor, it needs no locks: turns are serial.
+ */
+import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.ts';
+import type { MessageStore, StoredEvent } from '../engine/store/types.ts';
+import { SbError } from '../protos/errors.ts';
+import type {
+  SessionEvent,
+  SessionEventBody,
+  SessionState,
+  SessionSummary,
+  ServerFrame,
+} from '../protos/ws-v1.ts';
+import { DEFAULT_LIMITS } from '../protos/ws-v1.ts';
+import { dispatchKey, splitKey, tkey } from './ids.ts';
+import { KINDS, type Caller, type ConnectionMsg, type SessionMsg } from './messages.ts';
+
+export interface SessionState_ {
+  tenantId: string;
+  sessionId: string;
+  visitorId: string;
+  visitorName: string;
+  channel: string;
+  entry?: string;
+  state: SessionState;
+  agentId?: string;
+  agentName?: string;
+  createdAt: number;
+  assignedAt?: number;
+  closedAt?: number;
+}
+
+interface Subscriber {
+  endpoint: EndpointId;
+  role: Caller['role'];
+}
+
+/** Recent clientMsgIds kept in memory; older ones are found through the store's index. */
+const RECENT_IDS = 256;
+
+export function messageStoreOf(ctx: ActorContext): MessageStore {
+  const s = ctx.stores.extra['messages'];
+  if (!s) throw new SbError('SB_ERR_INTERNAL', 'no message store configured');
+  return s as MessageStore;
+}
+
+export function toSessionEvent(e: StoredEvent, forRole: Caller['role']): SessionEvent {
+  let body = e.body as unknown as SessionEventBody;
+  if (e.recalled && forRole === 'visitor' && body.kind === 'message') {
+    body = { ...body, text: '' };
+  }
+  return { sessionId: e.stream, seq: e.seq, at: e.at, body };
+}
+
+function epKey(ep: EndpointId): string {
+  return `${ep.thread}/${ep.name}`;
+}
+
+export class SessionActor implements Actor {
+  private s: SessionState_ | undefined;
+  private lastSeq = 0;
+  private readonly subs = new Map<string, Subscriber>();
+  private readonly recentIds = new Map<string, number>();
+  private readonly tenantId: string;
+  private readonly sessionId: string;
+  private lastQueuePosition = 0;
+
+  constructor(readonly id: ActorId) {
+    const k = splitKey(id.key);
+    this.tenantId = k.tenantId;
+    this.sessionId = k.id;
+  }
+
+  async onActivate(ctx: ActorContext): Promise<void> {
+    this.s = await ctx.loadState<SessionState_>();
+    this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
+  }
+
+  async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {
+    const msg = raw as SessionMsg;
+    switch (msg.t) {
+      case 'create':
+        return this.create(msg, ctx);
+      case 'summary':
+        this.authorize(msg.caller);
+        return this.summary();
+      case 'send':
+        return this.send(msg.caller, msg.clientMsgId, msg.text, ctx);
+      case 'subscribe':
+        return this.subscribe(msg.caller, msg.endpoint, msg.lastSeq, ctx);
+      case 'unsubscribe':
+        this.subs.delete(epKey(msg.endpoint));
+        return undefined;
+      case 'typing':
+        return this.typing(msg.caller, msg.text, ctx);
+      case 'close':
+        return this.close(msg.caller, msg.reason ?? 'closed', ctx);
+      case 'assign':
+        return this.assign(msg.agentId, msg.agentName, ctx);
+      case 'queuePosition':
+        return this.queuePosition(msg.position, ctx);
+      case 'read': {
+        this.authorize(msg.caller);
+        const events = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
+          afterSeq: msg.afterSeq,
+          limit: msg.limit + 1,
+        });
+        const more = events.length > msg.limit;
+        return { events: events.slice(0, msg.limit).map((e) => toSessionEvent(e, msg.caller.role)), more };
+      }
+      default:
+        throw new SbError('SB_ERR_UNKNOWN_TYPE', `session: unknown message ${(msg as { t?: unknown }).t}`);
+    }
+  }
+
+  private get st(): SessionState_ {
+    if (!this.s) throw new SbError('SB_ERR_NOT_FOUND', 'no such session');
+    return this.s;
+  }
+
+  summary(): SessionSummary {
+    const s = this.st;
+    const out: SessionSummary = {
+      sessionId: s.sessionId,
+      tenantId: s.tenantId,
+      visitorId: s.visitorId,
+      visitorName: s.visitorName,
+      channel: s.channel,
+      state: s.state,
+      createdAt: s.createdAt,
+      lastSeq: this.lastSeq,
+    };
+    if (s.agentId !== undefined) out.agentId = s.agentId;
+    if (s.assignedAt !== undefined) out.assignedAt = s.assignedAt;
+    return out;
+  }
+
+  /** Visitors see their own session; agents the sessions assigned to them; admins all of their tenant. */
+  private authorize(caller: Caller): void {
+    const s = this.st;
+    if (caller.tenantId !== s.tenantId) throw new SbError('SB_ERR_NOT_FOUND', 'no such session');
+    if (caller.role === 'admin') return;
+    if (caller.role === 'visitor' && caller.id === s.visitorId) return;
+    if (caller.role === 'agent' && caller.id === s.agentId) return;
+    throw new SbError('SB_ERR_FORBIDDEN', 'not a participant of this session');
+  }
+
+  private async append(
+    body: SessionEventBody,
+    ctx: ActorContext,
+    clientMsgId?: string,
+  ): Promise<{ event: StoredEvent; duplicate: boolean }> {
+    const ev: StoredEvent = {
+      tenant: this.tenantId,
+      stream: this.sessionId,
+      seq: this.lastSeq + 1,
+      at: ctx.clock.now(),
+      body: body as unknown as StoredEvent['body'],
+    };
+    if (clientMsgId !== undefined) ev.clientMsgId = clientMsgId;
+    let res;
+    try {
+      res = await messageStoreOf(ctx).append(ev);
+    } catch (err) {
+      if (err instanceof SbError && err.code === 'SB_ERR_SEQ_CONFLICT') {
+        // Someone else wrote here (should not happen with one owner); re-sync and refuse this write.
+        this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
+      }
+      if (err instanceof SbError) throw err;
+      throw new SbError('SB_ERR_STORE_UNAVAILABLE', undefined, { cause: err });
+    }
+    if (!res.duplicate) {
+      this.lastSeq = res.event.seq;
+      this.fanOut(res.event, ctx);
+    }
+    return res;
+  }
+
+  private fanOut(e: StoredEvent, ctx: ActorContext): void {
+    for (const sub of this.subs.values()) {
+      const frame: ServerFrame = { type: 'event', event: toSessionEvent(e, sub.role) };
+      ctx.tell(sub.endpoint, { t: 'frame', frame } satisfies ConnectionMsg);
+    }
+  }
+
+  private pushAll(frame: ServerFrame, ctx: ActorContext, roles?: ReadonlyArray<Caller['role']>): void {
+    for (const sub of this.subs.values()) {
+      if (roles && !roles.includes(sub.role)) continue;
+      ctx.tell(sub.endpoint, { t: 'frame', frame } satisfies ConnectionMsg);
+    }
+  }
+
+  private async save(ctx: ActorContext): Promise<void> {
+    await ctx.saveState(this.st);
+  }
+
+  private async create(
+    msg: Extract<SessionMsg, { t: 'create' }>,
+    ctx: ActorContext,
+  ): Promise<SessionSummary> {
+    if (this.s) return this.summary();
+    const now = ctx.clock.now();
+    this.s = {
+      tenantId: this.tenantId,
+      sessionId: this.sessionId,
+      visitorId: msg.visitorId,
+      visitorName: msg.visitorName,
+      channel: msg.channel,
+      state: 'created',
+      createdAt: now,
+    };
+    if (msg.entry !== undefined) this.s.entry = msg.entry;
+    await this.save(ctx);
+    const created: SessionEventBody = { kind: 'created', visitorId: msg.visitorId, channel: msg.channel };
+    if (msg.entry !== undefined) created.entry = msg.entry;
+    await this.append(created, ctx);
+    // Routing seam: full routing rules (chatbots, skill groups, working hours) decide the target here.
+    this.st.state = 'queued';
+    await this.save(ctx);
+    await this.append({ kind: 'queued', group: 'default' }, ctx);
+    ctx.tell(
+      { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
+      { t: 'enqueue', sessionId: this.sessionId, at: now },
+    );
+    return this.summary();
+  }
+
+  private async send(caller: Caller, clientMsgId: string, text: string, ctx: ActorContext): Promise<unknown> {
+    this.authorize(caller);
+    const known = this.recentIds.get(clientMsgId);
+    if (known !== undefined) {
+      const [e] = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
+        afterSeq: known - 1,
+        limit: 1,
+      });
+      if (e) return { seq: e.seq, at: e.at, duplicate: true };
+    }
+    if (this.st.state === 'closed') {
+      // A resend of a message stored before the close still gets its ack.
+      const prior = await messageStoreOf(ctx).findByClientMsgId(this.tenantId, this.sessionId, clientMsgId);
+      if (prior) return { seq: prior.seq, at: prior.at, duplicate: true };
+      throw new SbError('SB_ERR_SESSION_CLOSED');
+    }
+    if (text.length === 0 || text.length > DEFAULT_LIMITS.maxTextChars) {
+      throw new SbError('SB_ERR_INVALID_FIELD', `text must be 1–${DEFAULT_LIMITS.maxTextChars} characters`);
+    }
+    const from = caller.role === 'visitor' ? 'visitor' : 'agent';
+    const res = await this.append(
+      { kind: 'message', from, senderId: caller.id, text, clientMsgId },
+      ctx,
+      clientMsgId,
+    );
+    this.recentIds.set(clientMsgId, res.event.seq);
+    if (this.recentIds.size > RECENT_IDS) {
+      const first = this.recentIds.keys().next();
+      if (!first.done) this.recentIds.delete(first.value);
+    }
+    return { seq: res.event.seq, at: res.event.at, duplicate: res.duplicate };
+  }
+
+  private async subscribe(
+    caller: Caller,
+    endpoint: EndpointId,
+    lastSeq: number,
+    ctx: ActorContext,
+  ): Promise<SessionSummary> {
+    this.authorize(caller);
+    if (lastSeq > this.lastSeq) {
+      throw new SbError('SB_ERR_BAD_SEQ', `lastSeq ${lastSeq} is ahead of the session (${this.lastSeq})`);
+    }
+    // Replay first, then register: this turn is not interleaved with appends, so the live stream
+    // continues exactly after the replayed page — no gap, no duplicate.
+    const store = messageStoreOf(ctx);
+    let after = lastSeq;
+    const page = DEFAULT_LIMITS.resumePageSize;
+    while (after < this.lastSeq) {
+      const events = await store.read(this.tenantId, this.sessionId, { afterSeq: after, limit: page });
+      if (events.length === 0) break;
+      after = events[events.length - 1]!.seq;
+      const frame: ServerFrame = {
+        type: 'events',
+        sessionId: this.sessionId,
+        events: events.map((e) => toSessionEvent(e, caller.role)),
+        more: after < this.lastSeq,
+      };
+      ctx.tell(endpoint, { t: 'frame', frame } satisfies ConnectionMsg);
+    }
+    if (after === lastSeq) {
+      ctx.tell(endpoint, {
+        t: 'frame',
+        frame: { type: 'events', sessionId: this.sessionId, events: [], more: false },
+      } satisfies ConnectionMsg);
+    }
+    if (this.st.state !== 'closed') this.subs.set(epKey(endpoint), { endpoint, role: caller.role });
+    if (this.st.state === 'queued' && caller.role === 'visitor' && this.lastQueuePosition > 0) {
+      ctx.tell(endpoint, {
+        t: 'frame',
+        frame: { type: 'queue', sessionId: this.sessionId, position: this.lastQueuePosition },
+      } satisfies ConnectionMsg);
+    }
+    return this.summary();
+  }
+
+  private typing(caller: Caller, text: string | undefined, ctx: ActorContext): void {
+    this.authorize(caller);
+    if (this.st.state === 'closed') return;
+    const from = caller.role === 'visitor' ? 'visitor' : 'agent';
+    // Visitors' draft text is a preview for agents only; agents' typing shows as a state, no text.
+    const frame: ServerFrame =
+      from === 'visitor' && text !== undefined
+        ? {
+            type: 'typing',
+            sessionId: this.sessionId,
+            from,
+            text: text.slice(0, DEFAULT_LIMITS.maxTextChars),
+          }
+        : { type: 'typing', sessionId: this.sessionId, from };
+    this.pushAll(frame, ctx, from === 'visitor' ? ['agent', 'admin'] : ['visitor']);
+  }
+
+  private async close(caller: Caller, reason: string, ctx: ActorContext): Promise<SessionSummary> {
+    this.authorize(caller);
+    const s = this.st;
+    if (s.state === 'closed') return this.summary();
+    const wasQueued = s.state === 'queued';
+    s.state = 'closed';
+    s.closedAt = ctx.clock.now();
+    await this.save(ctx);
+    const by = caller.role === 'visitor' ? 'visitor' : 'agent';
+    await this.append({ kind: 'closed', by, reason: reason.slice(0, 200) }, ctx);
+    if (wasQueued)
+      ctx.tell(
+        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
+        { t: 'dequeue', sessionId: this.sessionId },
+      );
+    if (s.agentId !== undefined) {
+      ctx.tell(
+        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
+        { t: 'released', agentId: s.agentId, sessionId: this.sessionId },
+      );
+      ctx.tell(
+        { kind: KINDS.agent, key: tkey(this.tenantId, s.agentId) },
+        { t: 'sessionClosed', sessionId: this.sessionId },
+      );
+    }
+    ctx.tell(
+      { kind: KINDS.visitor, key: tkey(this.tenantId, s.visitorId) },
+      { t: 'sessionClosed', sessionId: this.sessionId },
+    );
+    this.subs.clear();
+    return this.summary();
+  }
+
+  private async assign(agentId: string, agentName: string, ctx: ActorContext): Promise<boolean> {
+    const s = this.st;
+    if (s.state !== 'queued') {
+      // Closed while the dispatcher was choosing: give the capacity back.
+      ctx.tell(
+        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
+        { t: 'released', agentId, sessionId: this.sessionId },
+      );
+      return false;
+    }
+    s.state = 'in_progress';
+    s.agentId = agentId;
+    s.agentName = agentName;
+    s.assignedAt = ctx.clock.now();
+    await this.save(ctx);
+    await this.append({ kind: 'assigned', agentId, agentName }, ctx);
+    this.lastQueuePosition = 0;
+    ctx.tell(
+      { kind: KINDS.agent, key: tkey(this.tenantId, agentId) },
+      { t: 'sessionAssigned', session: this.summary() },
+    );
+    return true;
+  }
+
+  private queuePosition(position: number, ctx: ActorContext): void {
+    if (!this.s || this.s.state !== 'queued' || position === this.lastQueuePosition) return;
+    this.lastQueuePosition = position;
+    this.pushAll({ type: 'queue', sessionId: this.sessionId, position }, ctx, ['visitor']);
+  }
+
+  onDeactivate(ctx: ActorContext): void {
+    for (const sub of this.subs.values()) {
+      ctx.tell(sub.endpoint, { t: 'unsubscribed', sessionId: this.sessionId } satisfies ConnectionMsg);
+    }
+    this.subs.clear();
+  }
+}

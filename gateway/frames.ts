@@ -1,0 +1,156 @@
+/**
+ * Parsing and validation of client frames. Anything that is not a well-formed protocol v1 frame
+ * for the caller's role becomes an SbError here; nothing malformed reaches an actor.
+ */
+import { SbError } from '../protos/errors.ts';
+import {
+  AGENT_STATUSES,
+  type AgentStatus,
+  type ClientFrame,
+  type Limits,
+  type Role,
+} from '../protos/ws-v1.ts';
+
+const VISITOR_TYPES = new Set(['open', 'send', 'resume', 'typing', 'close', 'ping']);
+const AGENT_TYPES = new Set(['send', 'resume', 'typing', 'close', 'status', 'ping']);
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const CLIENT_MSG_ID_RE = /^[\x21-\x7e]{1,64}$/;
+
+function field(cond: boolean, msg: string): void {
+  if (!cond) throw new SbError('SB_ERR_INVALID_FIELD', msg);
+}
+
+function optRef(o: Record<string, unknown>): string | undefined {
+  const r = o['ref'];
+  if (r === undefined) return undefined;
+  field(typeof r === 'string' && r.length <= 64, 'ref must be a string of at most 64 characters');
+  return r as string;
+}
+
+function sessionId(o: Record<string, unknown>): string {
+  const s = o['sessionId'];
+  field(typeof s === 'string' && ID_RE.test(s), 'sessionId must be 1–64 letters, digits, - or _');
+  return s as string;
+}
+
+/** Best-effort ref of a frame that failed validation, so the client can match the error. */
+export function refOf(raw: unknown): string | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const o = raw as Record<string, unknown>;
+  const r = o['type'] === 'send' ? o['clientMsgId'] : o['ref'];
+  return typeof r === 'string' && r.length <= 64 ? r : undefined;
+}
+
+/** JSON text → object with a string `type`; SB_ERR_BAD_FRAME otherwise. */
+export function parseJson(text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new SbError('SB_ERR_BAD_FRAME', 'frame is not valid JSON');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v) || typeof (v as { type?: unknown }).type !== 'string') {
+    throw new SbError('SB_ERR_BAD_FRAME', 'frame must be a JSON object with a string "type"');
+  }
+  return v as Record<string, unknown>;
+}
+
+export function validateFrame(o: Record<string, unknown>, role: Role, limits: Limits): ClientFrame {
+  const type = o['type'] as string;
+  const allowed = role === 'visitor' ? VISITOR_TYPES : AGENT_TYPES;
+  if (!allowed.has(type))
+    throw new SbError('SB_ERR_UNKNOWN_TYPE', `unknown frame type "${type.slice(0, 40)}" for ${role}`);
+  const ref = optRef(o);
+  const withRef = <T extends object>(f: T): T => (ref === undefined ? f : { ...f, ref });
+  switch (type) {
+    case 'open': {
+      const entry = o['entry'];
+      const channel = o['channel'] ?? 'web';
+      field(
+        entry === undefined || (typeof entry === 'string' && ID_RE.test(entry)),
+        'entry must be 1–64 letters, digits, - or _',
+      );
+      field(channel === 'web' || channel === 'h5' || channel === 'app', 'channel must be web, h5 or app');
+      const f: ClientFrame = { type: 'open', channel: channel as 'web' | 'h5' | 'app' };
+      if (entry !== undefined) f.entry = entry as string;
+      return withRef(f);
+    }
+    case 'send': {
+      const sid = sessionId(o);
+      const cm = o['clientMsgId'];
+      const text = o['text'];
+      field(
+        typeof cm === 'string' && CLIENT_MSG_ID_RE.test(cm),
+        'clientMsgId must be 1–64 printable ASCII characters',
+      );
+      field(typeof text === 'string' && text.trim().length > 0, 'text must be a non-empty string');
+      field(
+        (text as string).length <= limits.maxTextChars,
+        `text longer than ${limits.maxTextChars} characters`,
+      );
+      return { type: 'send', sessionId: sid, clientMsgId: cm as string, text: text as string };
+    }
+    case 'resume': {
+      const sid = sessionId(o);
+      const last = o['lastSeq'];
+      field(
+        typeof last === 'number' && Number.isSafeInteger(last) && last >= 0,
+        'lastSeq must be an integer ≥ 0',
+      );
+      return withRef({ type: 'resume', sessionId: sid, lastSeq: last as number });
+    }
+    case 'typing': {
+      const sid = sessionId(o);
+      const text = o['text'];
+      field(text === undefined || typeof text === 'string', 'text must be a string');
+      field(
+        text === undefined || (text as string).length <= limits.maxTextChars,
+        `text longer than ${limits.maxTextChars}`,
+      );
+      return text === undefined
+        ? { type: 'typing', sessionId: sid }
+        : { type: 'typing', sessionId: sid, text: text as string };
+    }
+    case 'close':
+      return withRef({ type: 'close', sessionId: sessionId(o) });
+    case 'status': {
+      const s = o['status'];
+      field(
+        typeof s === 'string' && (AGENT_STATUSES as readonly string[]).includes(s),
+        `status must be one of ${AGENT_STATUSES.join(', ')}`,
+      );
+      return withRef({ type: 'status', status: s as AgentStatus });
+    }
+    case 'ping':
+      return withRef({ type: 'ping' });
+    default:
+      throw new SbError('SB_ERR_UNKNOWN_TYPE', `unknown frame type "${type.slice(0, 40)}"`);
+  }
+}
+
+/** Token bucket: `rate` tokens per second, capacity `burst`. */
+export class RateLimiter {
+  private tokens: number;
+  private last: number;
+  /** Consecutive refusals; the gateway closes the socket when this passes the burst size. */
+  refused = 0;
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      this.refused = 0;
+      return true;
+    }
+    this.refused++;
+    return false;
+  }
+}

@@ -1,0 +1,718 @@
+/**
+ * The gateway: one uWebSockets.js app serving HTTP (login, tokens, history, static console) and
+ * the visitor/agent WebSockets of protocol v1. Each socket is a pinned endpoint of the actor
+ * runtime on this thread: actors on worker threads push frames to it by address.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type * as Uws from 'uWebSockets.js';
+import { createRuntime } from '../engine/index.ts';
+import type { EndpointId, Runtime } from '../engine/types.ts';
+import {
+  DESK_PRODUCT_MODULE,
+  Directory,
+  KINDS,
+  assertId,
+  isValidId,
+  newId,
+  seedDemo,
+  tkey,
+  type AgentConnectResult,
+  type AgentMsg,
+  type Caller,
+  type ConnectionMsg,
+  type SessionMsg,
+  type VisitorMsg,
+} from '../actors/index.ts';
+import { ERRORS, SbError, toSbError } from '../protos/errors.ts';
+import {
+  CLOSE_CODES,
+  PROTOCOL_VERSION,
+  type ClientFrame,
+  type ServerFrame,
+  type SessionEvent,
+  type SessionSummary,
+  type TokenResponse,
+} from '../protos/ws-v1.ts';
+import type { ServerConfig } from './config.ts';
+import { RateLimiter, parseJson, refOf, validateFrame } from './frames.ts';
+import { guard, loadStatic, readJsonBody, sendError, sendJson, statusLine } from './http.ts';
+import { TokenSigner, type Claims } from './tokens.ts';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Loads uWebSockets.js and refuses to run on its pure-JS fallback, which the package silently
+ * switches to when the native binary does not load: that would be an order of magnitude slower.
+ */
+export function loadNativeUws(): typeof Uws {
+  const uws = require('uWebSockets.js') as typeof Uws;
+  if (!String(uws.App).includes('[native code]') || typeof uws.us_listen_socket_close !== 'function') {
+    throw new Error(
+      `uWebSockets.js native binary did not load for ${process.platform}-${process.arch} (ABI ${process.versions.modules}); ` +
+        'refusing to start on the slow fallback.',
+    );
+  }
+  return uws;
+}
+
+interface Conn {
+  id: number;
+  caller: Caller;
+  endpoint: EndpointId | undefined;
+  ws: Uws.WebSocket<UserData> | undefined;
+  ready: boolean;
+  closed: boolean;
+  /** Frames that arrived before the welcome was sent, processed in order afterwards. */
+  pending: string[];
+  /** sessionId → highest seq forwarded on this socket; every seq goes out at most once. */
+  subs: Map<string, number>;
+  limiter: RateLimiter;
+  lastActivity: number;
+  pinged: boolean;
+}
+
+interface UserData {
+  conn: Conn;
+}
+
+export interface Server {
+  readonly url: string;
+  readonly port: number;
+  readonly runtime: Runtime;
+  readonly demoLogins: Array<{ email: string; role: string }>;
+  /** Closes the listener and every socket (code 4002), then drains the runtime. */
+  drain(): Promise<void>;
+}
+
+export interface ServerLog {
+  info(msg: string): void;
+  error(msg: string, err?: unknown): void;
+}
+
+const consoleLog: ServerLog = {
+  info: (m) => console.log(m),
+  error: (m, e) => console.error(m, e),
+};
+
+function loadOrCreateSecret(dataDir: string): string {
+  const p = join(dataDir, 'token-secret');
+  try {
+    return readFileSync(p, 'utf8').trim();
+  } catch {
+    const s = randomBytes(32).toString('base64url');
+    writeFileSync(p, s + '\n', { mode: 0o600 });
+    return s;
+  }
+}
+
+export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog): Promise<Server> {
+  const uws = loadNativeUws();
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const signer = new TokenSigner(cfg.tokenSecret ?? loadOrCreateSecret(cfg.dataDir));
+  const runtime = await createRuntime({
+    workers: cfg.workers,
+    productModule: DESK_PRODUCT_MODULE,
+    config: { store: 'embedded', dataDir: cfg.dataDir },
+  });
+  const dir = new Directory(runtime.stores.state);
+  let demoLogins: Array<{ email: string; role: string }> = [];
+  if (cfg.demo.enabled) {
+    demoLogins = await seedDemo(
+      dir,
+      {
+        tenantId: cfg.demo.tenantId,
+        password: cfg.demo.password,
+        agents: cfg.demo.agents,
+        agentMaxConcurrent: cfg.demo.agentMaxConcurrent,
+      },
+      Date.now(),
+    );
+  }
+  const staticFiles = loadStatic(cfg.staticDir);
+  const limits = cfg.limits;
+  const conns = new Set<Conn>();
+  let nextConnId = 1;
+  let draining = false;
+
+  const app = uws.App();
+
+  // ------------------------------------------------------------------------------ sockets
+  const send = (c: Conn, frame: ServerFrame): void => {
+    if (c.closed || !c.ws) return;
+    const r = c.ws.send(JSON.stringify(frame), false, false);
+    // 2 = dropped by uWS's own bound; either way the client is too slow: close it, it will resume.
+    if (r === 2 || c.ws.getBufferedAmount() > limits.maxBackpressureBytes) {
+      closeWith(c, 'SB_ERR_SLOW_CONSUMER', CLOSE_CODES.SLOW_CONSUMER);
+    }
+  };
+
+  const sendErr = (c: Conn, err: unknown, ref?: string): void => {
+    const e = toSbError(err);
+    if (e.code === 'SB_ERR_INTERNAL') log.error(`connection ${c.id}: internal error`, err);
+    const f: ServerFrame = { type: 'error', code: e.code, message: e.message };
+    if (ref !== undefined) f.ref = ref;
+    send(c, f);
+  };
+
+  const closeWith = (c: Conn, code: keyof typeof ERRORS, closeCode: number): void => {
+    if (c.closed || !c.ws) return;
+    const ws = c.ws;
+    c.closed = true;
+    // The error frame may not fit in the socket's buffer (slow consumer); the close code says it anyway.
+    ws.cork(() => {
+      ws.send(
+        JSON.stringify({ type: 'error', code, message: ERRORS[code].text } satisfies ServerFrame),
+        false,
+        false,
+      );
+      ws.end(closeCode, code);
+    });
+  };
+
+  /** Forwards session events at most once per seq and tracks where the socket stands. */
+  const forwardEvent = (c: Conn, e: SessionEvent): boolean => {
+    const last = c.subs.get(e.sessionId);
+    if (last === undefined || e.seq <= last) return false;
+    c.subs.set(e.sessionId, e.seq);
+    return true;
+  };
+
+  const subscribe = async (
+    c: Conn,
+    sessionId: string,
+    lastSeq: number,
+    ref?: string,
+  ): Promise<SessionSummary | undefined> => {
+    if (!c.endpoint) return undefined;
+    c.subs.set(sessionId, lastSeq);
+    try {
+      const m: SessionMsg = { t: 'subscribe', caller: c.caller, endpoint: c.endpoint, lastSeq };
+      return await runtime.ask<SessionSummary>(
+        { kind: KINDS.session, key: tkey(c.caller.tenantId, sessionId) },
+        m,
+      );
+    } catch (err) {
+      c.subs.delete(sessionId);
+      sendErr(c, err, ref);
+      return undefined;
+    }
+  };
+
+  const onEndpoint = (c: Conn, raw: unknown): void => {
+    if (c.closed) return;
+    const m = raw as ConnectionMsg;
+    switch (m.t) {
+      case 'frame': {
+        const f = m.frame;
+        if (f.type === 'event') {
+          if (!forwardEvent(c, f.event)) return;
+        } else if (f.type === 'events') {
+          const fresh = f.events.filter((e) => forwardEvent(c, e));
+          if (fresh.length !== f.events.length) {
+            if (fresh.length === 0 && f.more) return;
+            send(c, { ...f, events: fresh });
+            return;
+          }
+        }
+        send(c, f);
+        return;
+      }
+      case 'assigned':
+        send(c, { type: 'assigned', session: m.session });
+        if (!c.subs.has(m.session.sessionId)) void subscribe(c, m.session.sessionId, 0);
+        return;
+      case 'unsubscribed': {
+        const last = c.subs.get(m.sessionId);
+        if (last !== undefined) void subscribe(c, m.sessionId, last);
+        return;
+      }
+      case 'agentReset':
+        void connectAgent(c).catch((err) => sendErr(c, err));
+        return;
+      case 'close':
+        if (c.ws) {
+          c.closed = true;
+          c.ws.end(m.code, m.reason);
+        }
+        return;
+    }
+  };
+
+  const connectAgent = async (c: Conn): Promise<AgentConnectResult> => {
+    const member = await dir.getMember(c.caller.tenantId, c.caller.id);
+    if (!member) throw new SbError('SB_ERR_UNAUTHENTICATED', 'member no longer exists');
+    const m: AgentMsg = {
+      t: 'connect',
+      caller: c.caller,
+      endpoint: c.endpoint!,
+      maxConcurrent: member.maxConcurrent,
+    };
+    return runtime.ask<AgentConnectResult>(
+      { kind: KINDS.agent, key: tkey(c.caller.tenantId, c.caller.id) },
+      m,
+    );
+  };
+
+  const welcome = async (c: Conn): Promise<void> => {
+    let sessions: SessionSummary[] = [];
+    let status: AgentConnectResult['status'] | undefined;
+    if (c.caller.role === 'visitor') {
+      const m: VisitorMsg = { t: 'current', caller: c.caller };
+      const cur = await runtime.ask<SessionSummary | undefined>(
+        { kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) },
+        m,
+      );
+      if (cur) sessions = [cur];
+    } else {
+      const r = await connectAgent(c);
+      sessions = r.sessions;
+      status = r.status;
+    }
+    const w: ServerFrame = {
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      role: c.caller.role,
+      tenantId: c.caller.tenantId,
+      id: c.caller.id,
+      name: c.caller.name,
+      limits,
+      sessions,
+    };
+    if (status !== undefined) w.status = status;
+    send(c, w);
+  };
+
+  const handleFrame = async (c: Conn, f: ClientFrame): Promise<void> => {
+    const ref = f.type === 'send' ? f.clientMsgId : 'ref' in f ? f.ref : undefined;
+    const tenant = c.caller.tenantId;
+    try {
+      switch (f.type) {
+        case 'ping':
+          send(
+            c,
+            f.ref === undefined
+              ? { type: 'pong', at: Date.now() }
+              : { type: 'pong', at: Date.now(), ref: f.ref },
+          );
+          return;
+        case 'open': {
+          const m: VisitorMsg = { t: 'open', caller: c.caller, channel: f.channel ?? 'web' };
+          if (f.entry !== undefined) m.entry = f.entry;
+          const s = await runtime.ask<SessionSummary>(
+            { kind: KINDS.visitor, key: tkey(tenant, c.caller.id) },
+            m,
+          );
+          send(
+            c,
+            f.ref === undefined
+              ? { type: 'session', session: s }
+              : { type: 'session', session: s, ref: f.ref },
+          );
+          if (!c.subs.has(s.sessionId)) await subscribe(c, s.sessionId, 0, f.ref);
+          return;
+        }
+        case 'send': {
+          const m: SessionMsg = { t: 'send', caller: c.caller, clientMsgId: f.clientMsgId, text: f.text };
+          const r = await runtime.ask<{ seq: number; at: number; duplicate: boolean }>(
+            { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
+            m,
+          );
+          send(c, {
+            type: 'ack',
+            sessionId: f.sessionId,
+            clientMsgId: f.clientMsgId,
+            seq: r.seq,
+            at: r.at,
+            duplicate: r.duplicate,
+          });
+          return;
+        }
+        case 'resume':
+          await subscribe(c, f.sessionId, f.lastSeq, f.ref);
+          return;
+        case 'typing': {
+          const m: SessionMsg = { t: 'typing', caller: c.caller };
+          if (f.text !== undefined) m.text = f.text;
+          runtime.tell({ kind: KINDS.session, key: tkey(tenant, f.sessionId) }, m);
+          return;
+        }
+        case 'close': {
+          const m: SessionMsg = {
+            t: 'close',
+            caller: c.caller,
+            reason: c.caller.role === 'visitor' ? 'visitor' : 'agent',
+          };
+          const s = await runtime.ask<SessionSummary>(
+            { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
+            m,
+          );
+          send(
+            c,
+            f.ref === undefined
+              ? { type: 'session', session: s }
+              : { type: 'session', session: s, ref: f.ref },
+          );
+          return;
+        }
+        case 'status': {
+          const m: AgentMsg = { t: 'setStatus', caller: c.caller, status: f.status };
+          await runtime.ask({ kind: KINDS.agent, key: tkey(tenant, c.caller.id) }, m);
+          return;
+        }
+      }
+    } catch (err) {
+      sendErr(c, err, ref);
+    }
+  };
+
+  const onText = (c: Conn, text: string): void => {
+    let obj: Record<string, unknown> | undefined;
+    try {
+      obj = parseJson(text);
+      const f = validateFrame(obj, c.caller.role, limits);
+      void handleFrame(c, f);
+    } catch (err) {
+      sendErr(c, err, refOf(obj));
+    }
+  };
+
+  const wsBehavior = (role: 'visitor' | 'agent'): Uws.WebSocketBehavior<UserData> => ({
+    // uWS closes (1009) anything above this hard cap itself; frames between the limit and the
+    // cap get the typed error and close code 4009 below.
+    maxPayloadLength: limits.maxFrameBytes * 4,
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    maxBackpressure: limits.maxBackpressureBytes * 2,
+    closeOnBackpressureLimit: 0,
+    compression: uws.DISABLED,
+    upgrade: (res, req, context) => {
+      const key = req.getHeader('sec-websocket-key');
+      const protocols = req.getHeader('sec-websocket-protocol');
+      const ext = req.getHeader('sec-websocket-extensions');
+      let token = req.getQuery('token');
+      let protocol = '';
+      if (!token && protocols) {
+        const parts = protocols.split(',').map((p) => p.trim());
+        if (parts[0] === 'sb.v1' && parts[1]) {
+          token = parts[1];
+          protocol = 'sb.v1';
+        }
+      }
+      if (draining) {
+        res.cork(() =>
+          res.writeStatus(statusLine(503)).end(JSON.stringify({ error: { code: 'SB_ERR_SHUTTING_DOWN' } })),
+        );
+        return;
+      }
+      let claims: Claims;
+      try {
+        claims = signer.verify(token);
+        const roleOk =
+          role === 'visitor' ? claims.role === 'visitor' : claims.role === 'agent' || claims.role === 'admin';
+        if (!roleOk)
+          throw new SbError(
+            'SB_ERR_UNAUTHENTICATED',
+            `a ${claims.role} token cannot open the ${role} socket`,
+          );
+      } catch (err) {
+        const e = toSbError(err);
+        res.cork(() =>
+          res
+            .writeStatus(statusLine(401))
+            .writeHeader('content-type', 'application/json')
+            .end(JSON.stringify({ error: { code: e.code, message: e.message } })),
+        );
+        return;
+      }
+      const now = Date.now();
+      const conn: Conn = {
+        id: nextConnId++,
+        caller: { role: claims.role, tenantId: claims.tenantId, id: claims.sub, name: claims.name },
+        endpoint: undefined,
+        ws: undefined,
+        ready: false,
+        closed: false,
+        pending: [],
+        subs: new Map(),
+        limiter: new RateLimiter(limits.framesPerSecond, limits.framesPerSecond * 2, now),
+        lastActivity: now,
+        pinged: false,
+      };
+      res.upgrade<UserData>({ conn }, key, protocol, ext, context);
+    },
+    open: (ws) => {
+      const c = ws.getUserData().conn;
+      c.ws = ws;
+      conns.add(c);
+      c.endpoint = runtime.registerEndpoint(`c${c.id}`, (m) => onEndpoint(c, m));
+      welcome(c)
+        .then(() => {
+          c.ready = true;
+          const queued = c.pending;
+          c.pending = [];
+          for (const t of queued) onText(c, t);
+        })
+        .catch((err) => {
+          sendErr(c, err);
+          closeWith(
+            c,
+            toSbError(err).code === 'SB_ERR_UNAUTHENTICATED' ? 'SB_ERR_UNAUTHENTICATED' : 'SB_ERR_INTERNAL',
+            CLOSE_CODES.UNAUTHENTICATED,
+          );
+        });
+    },
+    message: (ws, message, isBinary) => {
+      const c = ws.getUserData().conn;
+      if (c.closed) return;
+      const now = Date.now();
+      c.lastActivity = now;
+      c.pinged = false;
+      if (message.byteLength > limits.maxFrameBytes) {
+        closeWith(c, 'SB_ERR_FRAME_TOO_LARGE', CLOSE_CODES.FRAME_TOO_LARGE);
+        return;
+      }
+      if (!c.limiter.take(now)) {
+        if (c.limiter.refused > limits.framesPerSecond * 2)
+          closeWith(c, 'SB_ERR_RATE_LIMITED', CLOSE_CODES.RATE_LIMITED);
+        else sendErr(c, new SbError('SB_ERR_RATE_LIMITED'));
+        return;
+      }
+      if (isBinary) {
+        sendErr(c, new SbError('SB_ERR_BAD_FRAME', 'binary frames are not part of protocol v1'));
+        return;
+      }
+      const text = Buffer.from(message).toString('utf8');
+      if (!c.ready) {
+        if (c.pending.length >= limits.framesPerSecond * 2) {
+          closeWith(c, 'SB_ERR_RATE_LIMITED', CLOSE_CODES.RATE_LIMITED);
+          return;
+        }
+        c.pending.push(text);
+        return;
+      }
+      onText(c, text);
+    },
+    pong: (ws) => {
+      const c = ws.getUserData().conn;
+      c.lastActivity = Date.now();
+      c.pinged = false;
+    },
+    drain: () => {},
+    close: (ws) => {
+      const c = ws.getUserData().conn;
+      c.closed = true;
+      c.ws = undefined;
+      conns.delete(c);
+      if (!c.endpoint) return;
+      runtime.unregisterEndpoint(c.endpoint.name);
+      if (draining) return;
+      for (const sid of c.subs.keys()) {
+        runtime.tell({ kind: KINDS.session, key: tkey(c.caller.tenantId, sid) }, {
+          t: 'unsubscribe',
+          endpoint: c.endpoint,
+        } satisfies SessionMsg);
+      }
+      if (c.caller.role !== 'visitor') {
+        runtime.tell({ kind: KINDS.agent, key: tkey(c.caller.tenantId, c.caller.id) }, {
+          t: 'disconnect',
+          endpoint: c.endpoint,
+        } satisfies AgentMsg);
+      }
+    },
+  });
+
+  app.ws('/v1/ws/visitor', wsBehavior('visitor'));
+  app.ws('/v1/ws/agent', wsBehavior('agent'));
+
+  // Idle sweep: ping sockets quiet for half the timeout, close those quiet for the whole of it.
+  const idleMs = limits.idleTimeoutSec * 1000;
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const c of conns) {
+        if (!c.ws || c.closed) continue;
+        const quiet = now - c.lastActivity;
+        if (quiet >= idleMs) closeWith(c, 'SB_ERR_IDLE_TIMEOUT', CLOSE_CODES.IDLE);
+        else if (quiet >= idleMs / 2 && !c.pinged) {
+          c.pinged = true;
+          c.ws.ping();
+        }
+      }
+    },
+    Math.max(250, Math.min(5000, idleMs / 4)),
+  );
+  sweep.unref();
+
+  // ------------------------------------------------------------------------------ HTTP
+  const internal = (e: unknown): void => log.error('http: internal error', e);
+
+  app.post('/v1/auth/login', (res, req) => {
+    const g = guard(res);
+    const ct = req.getHeader('content-type');
+    void (async () => {
+      try {
+        const body = await readJsonBody(g, cfg.maxHttpBodyBytes, ct);
+        const email = body['email'];
+        const password = body['password'];
+        if (
+          typeof email !== 'string' ||
+          email.length > 254 ||
+          typeof password !== 'string' ||
+          password.length > 256
+        ) {
+          throw new SbError('SB_ERR_INVALID_FIELD', 'email and password are required strings');
+        }
+        const m = await dir.login(email, password);
+        const exp = Date.now() + cfg.tokenTtlSec * 1000;
+        const claims: Claims = { role: m.role, tenantId: m.tenantId, sub: m.memberId, name: m.name, exp };
+        sendJson(g, 200, {
+          token: signer.sign(claims),
+          tenantId: m.tenantId,
+          id: m.memberId,
+          name: m.name,
+          role: m.role,
+          expiresAt: exp,
+        } satisfies TokenResponse);
+      } catch (err) {
+        sendError(g, err, internal);
+      }
+    })();
+  });
+
+  app.post('/v1/visitor/token', (res, req) => {
+    const g = guard(res);
+    const ct = req.getHeader('content-type');
+    void (async () => {
+      try {
+        const body = await readJsonBody(g, cfg.maxHttpBodyBytes, ct);
+        const tenantId = assertId(body['tenantId'], 'tenantId');
+        if (!(await dir.getTenant(tenantId))) throw new SbError('SB_ERR_NOT_FOUND', 'no such tenant');
+        const vid = body['visitorId'];
+        if (vid !== undefined && !isValidId(vid))
+          throw new SbError('SB_ERR_INVALID_FIELD', 'visitorId must be 1–64 letters, digits, - or _');
+        const nm = body['name'];
+        if (nm !== undefined && (typeof nm !== 'string' || nm.length > 64))
+          throw new SbError('SB_ERR_INVALID_FIELD', 'name must be at most 64 characters');
+        const visitorId = (vid as string | undefined) ?? `v${newId()}`;
+        const name = (nm as string | undefined)?.trim() || `Visitor ${visitorId.slice(-4)}`;
+        const exp = Date.now() + cfg.tokenTtlSec * 1000;
+        sendJson(g, 200, {
+          token: signer.sign({ role: 'visitor', tenantId, sub: visitorId, name, exp }),
+          tenantId,
+          id: visitorId,
+          name,
+          role: 'visitor',
+          expiresAt: exp,
+        } satisfies TokenResponse);
+      } catch (err) {
+        sendError(g, err, internal);
+      }
+    })();
+  });
+
+  app.get('/v1/sessions/:sessionId/events', (res, req) => {
+    const g = guard(res);
+    const auth = req.getHeader('authorization');
+    const sessionId = req.getParameter(0) ?? '';
+    const afterSeq = Number(req.getQuery('afterSeq') ?? '0');
+    const limit = Number(req.getQuery('limit') ?? '100');
+    void (async () => {
+      try {
+        const claims = signer.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+        assertId(sessionId, 'sessionId');
+        if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
+          throw new SbError('SB_ERR_INVALID_FIELD', 'afterSeq must be an integer ≥ 0');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+          throw new SbError('SB_ERR_INVALID_FIELD', 'limit must be 1–1000');
+        const caller: Caller = {
+          role: claims.role,
+          tenantId: claims.tenantId,
+          id: claims.sub,
+          name: claims.name,
+        };
+        const r = await runtime.ask({ kind: KINDS.session, key: tkey(claims.tenantId, sessionId) }, {
+          t: 'read',
+          caller,
+          afterSeq,
+          limit,
+        } satisfies SessionMsg);
+        sendJson(g, 200, r);
+      } catch (err) {
+        sendError(g, err, internal);
+      }
+    })();
+  });
+
+  app.get('/v1/health', (res) => {
+    const g = guard(res);
+    sendJson(g, draining ? 503 : 200, { ok: !draining, connections: conns.size });
+  });
+
+  app.get('/metrics', (res) => {
+    const g = guard(res);
+    void runtime
+      .metricsText()
+      .then((text) => {
+        if (g.aborted) return;
+        res.cork(() => {
+          res.writeHeader('content-type', 'text/plain; version=0.0.4');
+          res.end(text + `sb_gateway_connections ${conns.size}\n`);
+        });
+      })
+      .catch((err) => sendError(g, err, internal));
+  });
+
+  app.any('/v1/*', (res) => {
+    const g = guard(res);
+    sendError(g, new SbError('SB_ERR_NOT_FOUND', 'no such endpoint'));
+  });
+
+  app.get('/*', (res, req) => {
+    const url = req.getUrl();
+    const f = staticFiles.get(url) ?? staticFiles.get(url + '.html');
+    res.cork(() => {
+      if (!f) {
+        res
+          .writeStatus(statusLine(404))
+          .writeHeader('content-type', 'text/plain; charset=utf-8')
+          .end('not found');
+        return;
+      }
+      res.writeHeader('content-type', f.type).writeHeader('cache-control', f.cache).end(f.body);
+    });
+  });
+
+  // ------------------------------------------------------------------------------ listen
+  const listenSocket = await new Promise<Uws.us_listen_socket>((resolve, reject) => {
+    app.listen(cfg.host, cfg.port, (s) =>
+      s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port}`)),
+    );
+  });
+  const port = uws.us_socket_local_port(listenSocket);
+  const url = `http://${cfg.host}:${port}`;
+
+  return {
+    url,
+    port,
+    runtime,
+    demoLogins,
+    async drain() {
+      if (draining) return;
+      draining = true;
+      uws.us_listen_socket_close(listenSocket);
+      clearInterval(sweep);
+      for (const c of [...conns]) {
+        if (c.ws && !c.closed) {
+          c.closed = true;
+          c.ws.end(CLOSE_CODES.SHUTTING_DOWN, 'SB_ERR_SHUTTING_DOWN');
+        }
+      }
+      await runtime.drain();
+    },
+  };
+}
+
+export { ERRORS };
