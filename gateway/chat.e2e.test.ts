@@ -1,0 +1,196 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AckFrame, AssignedFrame, EventFrame, QueueFrame, SessionFrame } from '../protos/ws-v1.ts';
+import { Directory, seedDemo } from '../actors/index.ts';
+import { boot, login, seenEvents, TestClient, visitorToken, type Booted } from './testing.ts';
+
+let env: Booted | undefined;
+const clients: TestClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await env?.stop();
+  env = undefined;
+});
+
+async function agent(b: Booted, n: number): Promise<TestClient> {
+  const t = await login(b.url, `agent${n}@demo.test`);
+  const c = await TestClient.connect(b.wsUrl, 'agent', t.token);
+  clients.push(c);
+  return c;
+}
+
+async function visitor(b: Booted, visitorId?: string): Promise<{ c: TestClient; id: string; token: string }> {
+  const t = await visitorToken(b.url, 'demo', visitorId);
+  const c = await TestClient.connect(b.wsUrl, 'visitor', t.token);
+  clients.push(c);
+  return { c, id: t.id, token: t.token };
+}
+
+async function openSession(v: TestClient): Promise<string> {
+  v.send({ type: 'open', ref: 'o1' });
+  const s = await v.next<SessionFrame>((f) => f.type === 'session');
+  return s.session.sessionId;
+}
+
+describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
+  it('gateway - visitor → agent → visitor round trip', async () => {
+    env = await boot({ workers });
+    const a = await agent(env, 1);
+    const { c: v } = await visitor(env);
+    const sid = await openSession(v);
+    const assigned = await a.next<AssignedFrame>((f) => f.type === 'assigned');
+    expect(assigned.session.sessionId).toBe(sid);
+    await v.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'assigned');
+
+    v.send({ type: 'send', sessionId: sid, clientMsgId: 'm1', text: 'hello 你好' });
+    const ack = await v.next<AckFrame>((f) => f.type === 'ack');
+    expect(ack).toMatchObject({ clientMsgId: 'm1', duplicate: false, sessionId: sid });
+    const got = await a.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'message');
+    expect(got.event.seq).toBe(ack.seq);
+    expect(got.event.body).toMatchObject({ from: 'visitor', text: 'hello 你好' });
+
+    a.send({ type: 'send', sessionId: sid, clientMsgId: 'a1', text: 'How can I help?' });
+    await a.next<AckFrame>((f) => f.type === 'ack');
+    const back = await v.next<EventFrame>(
+      (f) => f.type === 'event' && f.event.body.kind === 'message' && f.event.body.from === 'agent',
+    );
+    expect(back.event.body).toMatchObject({ text: 'How can I help?', senderId: 'agent1' });
+
+    // Typing preview reaches the agent with the draft text; agent typing reaches the visitor without text.
+    v.send({ type: 'typing', sessionId: sid, text: 'I would like' });
+    const typing = await a.next((f) => f.type === 'typing');
+    expect(typing).toMatchObject({ from: 'visitor', text: 'I would like' });
+
+    a.send({ type: 'close', sessionId: sid, ref: 'c1' });
+    const closed = await v.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'closed');
+    expect(closed.event.body).toMatchObject({ by: 'agent' });
+    v.send({ type: 'send', sessionId: sid, clientMsgId: 'm2', text: 'too late' });
+    const err = await v.next((f) => f.type === 'error');
+    expect(err).toMatchObject({ code: 'SB_ERR_SESSION_CLOSED', ref: 'm2' });
+  });
+
+  it('gateway - queue positions are pushed live until assignment', async () => {
+    env = await boot({ workers, demo: { enabled: true, tenantId: 'demo', password: 'switchboard', agents: 1, agentMaxConcurrent: 1 } });
+    const a = await agent(env, 1);
+    const v1 = await visitor(env);
+    const s1 = await openSession(v1.c);
+    await a.next((f) => f.type === 'assigned');
+    const v2 = await visitor(env);
+    const s2 = await openSession(v2.c);
+    expect((await v2.c.next<QueueFrame>((f) => f.type === 'queue')).position).toBe(1);
+    const v3 = await visitor(env);
+    const s3 = await openSession(v3.c);
+    expect((await v3.c.next<QueueFrame>((f) => f.type === 'queue')).position).toBe(2);
+
+    v1.c.send({ type: 'close', sessionId: s1 });
+    const next = await a.next<AssignedFrame>((f) => f.type === 'assigned');
+    expect(next.session.sessionId).toBe(s2);
+    expect((await v3.c.next<QueueFrame>((f) => f.type === 'queue')).position).toBe(1);
+    await v2.c.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'assigned');
+    expect(s3).not.toBe(s2);
+  });
+
+  it('gateway - reconnect mid-conversation resumes without gaps or duplicates', async () => {
+    env = await boot({ workers });
+    const a = await agent(env, 1);
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    await a.next((f) => f.type === 'assigned');
+    for (let i = 0; i < 5; i++) {
+      v.c.send({ type: 'send', sessionId: sid, clientMsgId: `v${i}`, text: `v${i}` });
+      await v.c.next((f) => f.type === 'ack');
+    }
+    const seen = seenEvents(v.c, sid);
+    const lastSeen = Math.max(...seen.map((e) => e.seq));
+    v.c.close();
+    await v.c.waitClose();
+    // While the visitor is away the agent writes.
+    for (let i = 0; i < 3; i++) {
+      a.send({ type: 'send', sessionId: sid, clientMsgId: `a${i}`, text: `a${i}` });
+      await a.next((f) => f.type === 'ack');
+    }
+    const again = await TestClient.connect(env.wsUrl, 'visitor', v.token);
+    clients.push(again);
+    again.send({ type: 'resume', sessionId: sid, lastSeq: lastSeen });
+    await again.next((f) => f.type === 'events' && !f.more);
+    a.send({ type: 'send', sessionId: sid, clientMsgId: 'a3', text: 'a3' });
+    await again.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'message');
+    const after = seenEvents(again, sid);
+    const all = [...seen, ...after].map((e) => e.seq);
+    expect(after.map((e) => e.text)).toEqual(['a0', 'a1', 'a2', 'a3']);
+    // Every seq from 1 to the last, exactly once.
+    expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
+  });
+
+  it('gateway - resending a clientMsgId is acknowledged once with the same seq', async () => {
+    env = await boot({ workers });
+    const a = await agent(env, 1);
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    await a.next((f) => f.type === 'assigned');
+    v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'same', text: 'once' });
+    const first = await v.c.next<AckFrame>((f) => f.type === 'ack');
+    v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'same', text: 'once' });
+    const second = await v.c.next<AckFrame>((f) => f.type === 'ack');
+    expect(second.seq).toBe(first.seq);
+    expect(second.duplicate).toBe(true);
+    v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'other', text: 'twice' });
+    await v.c.next((f) => f.type === 'ack');
+    await a.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'message' && f.event.body.text === 'twice');
+    const texts = seenEvents(a, sid).filter((e) => e.kind === 'message').map((e) => e.text);
+    expect(texts).toEqual(['once', 'twice']);
+  });
+
+  it('gateway - a visitor reloading the page rejoins the same open session', async () => {
+    env = await boot({ workers });
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    v.c.close();
+    const again = await TestClient.connect(env.wsUrl, 'visitor', v.token);
+    clients.push(again);
+    const welcome = again.frames[0];
+    expect(welcome?.type === 'welcome' && welcome.sessions.map((s) => s.sessionId)).toEqual([sid]);
+    expect(await openSession(again)).toBe(sid);
+  });
+});
+
+describe('gateway tenant isolation', () => {
+  it('gateway - a visitor cannot read or write another visitor’s session, nor another tenant’s', async () => {
+    env = await boot();
+    const v1 = await visitor(env);
+    const sid = await openSession(v1.c);
+    const v2 = await visitor(env);
+    v2.c.send({ type: 'resume', sessionId: sid, lastSeq: 0, ref: 'r' });
+    expect(await v2.c.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_FORBIDDEN', ref: 'r' });
+    v2.c.send({ type: 'send', sessionId: sid, clientMsgId: 'x', text: 'intrude' });
+    expect(await v2.c.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_FORBIDDEN', ref: 'x' });
+    const r = await fetch(`${env.url}/v1/sessions/${sid}/events`, {
+      headers: { authorization: `Bearer ${(await visitorToken(env.url)).token}` },
+    });
+    expect(r.status).toBe(403);
+    const own = await fetch(`${env.url}/v1/sessions/${sid}/events`, { headers: { authorization: `Bearer ${v1.token}` } });
+    expect(own.status).toBe(200);
+    const body = (await own.json()) as { events: unknown[] };
+    expect(body.events.length).toBeGreaterThan(0);
+  });
+
+  it('gateway - another tenant sees nothing of this tenant’s sessions', async () => {
+    env = await boot();
+    await seedDemo(new Directory(env.server.runtime.stores.state), { tenantId: 'acme', password: 'switchboard', agents: 1, agentMaxConcurrent: 5 }, Date.now());
+    const v1 = await visitor(env);
+    const sid = await openSession(v1.c);
+    const other = await visitorToken(env.url, 'acme');
+    const ov = await TestClient.connect(env.wsUrl, 'visitor', other.token);
+    clients.push(ov);
+    ov.send({ type: 'resume', sessionId: sid, lastSeq: 0, ref: 'r' });
+    expect(await ov.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_NOT_FOUND', ref: 'r' });
+    const acmeAgent = await login(env.url, 'agent1@acme.test');
+    const oa = await TestClient.connect(env.wsUrl, 'agent', acmeAgent.token);
+    clients.push(oa);
+    oa.send({ type: 'resume', sessionId: sid, lastSeq: 0, ref: 'r2' });
+    expect(await oa.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_NOT_FOUND', ref: 'r2' });
+    const r = await fetch(`${env.url}/v1/sessions/${sid}/events`, { headers: { authorization: `Bearer ${acmeAgent.token}` } });
+    expect(r.status).toBe(404);
+    // The acme agent was never offered the demo visitor's session.
+    expect(oa.frames.some((f) => f.type === 'assigned')).toBe(false);
+  });
+});

@@ -1,0 +1,146 @@
+/**
+ * Testing kit for the gateway: boots a real server on port 0 with a temp data directory and
+ * offers a small WebSocket client that waits for frames by predicate.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import type { ServerFrame, TokenResponse } from '../protos/ws-v1.ts';
+import { loadConfig, type ServerConfig } from './config.ts';
+import { startServer, type Server } from './server.ts';
+
+export interface Booted {
+  server: Server;
+  url: string;
+  wsUrl: string;
+  dataDir: string;
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+const quiet = { info: () => {}, error: (m: string, e?: unknown) => console.error(m, e) };
+
+export async function boot(overrides: Partial<ServerConfig> = {}): Promise<Booted> {
+  const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'sb-test-'));
+  const cfg = loadConfig({}, { port: 0, workers: 0, ...overrides, dataDir });
+  const server = await startServer(cfg, quiet);
+  return {
+    server,
+    url: server.url,
+    wsUrl: server.url.replace('http', 'ws'),
+    dataDir,
+    async stop(opts) {
+      await server.drain();
+      if (!opts?.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postJson<T>(url: string, body: unknown): Promise<{ status: number; body: T }> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: r.status, body: (await r.json()) as T };
+}
+
+export async function visitorToken(base: string, tenantId = 'demo', visitorId?: string): Promise<TokenResponse> {
+  const r = await postJson<TokenResponse>(`${base}/v1/visitor/token`, visitorId ? { tenantId, visitorId } : { tenantId });
+  if (r.status !== 200) throw new Error(`visitor token: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+export async function login(base: string, email: string, password = 'switchboard'): Promise<TokenResponse> {
+  const r = await postJson<TokenResponse>(`${base}/v1/auth/login`, { email, password });
+  if (r.status !== 200) throw new Error(`login: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/** A protocol client for tests: records every frame, waits for frames matching a predicate. */
+export class TestClient {
+  readonly frames: ServerFrame[] = [];
+  private cursor = 0;
+  private waiters: Array<() => void> = [];
+  closed: { code: number; reason: string } | undefined;
+  private closeWaiters: Array<() => void> = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)) as ServerFrame);
+      this.wake();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: String(reason) };
+      this.wake();
+      for (const w of this.closeWaiters.splice(0)) w();
+    });
+  }
+
+  static async connect(wsBase: string, role: 'visitor' | 'agent', token: string): Promise<TestClient> {
+    const ws = new WebSocket(`${wsBase}/v1/ws/${role}?token=${encodeURIComponent(token)}`);
+    const c = new TestClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    await c.next((f) => f.type === 'welcome');
+    return c;
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Next frame (after the previous `next`) matching `pred`; frames skipped are still in `frames`. */
+  async next<T extends ServerFrame = ServerFrame>(pred: (f: ServerFrame) => boolean, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      while (this.cursor < this.frames.length) {
+        const f = this.frames[this.cursor++]!;
+        if (pred(f)) return f as T;
+      }
+      if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out; frames: ${JSON.stringify(this.frames.slice(-5))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  waitClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    if (this.closed) return Promise.resolve(this.closed);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('socket did not close')), timeoutMs);
+      this.closeWaiters.push(() => {
+        clearTimeout(t);
+        resolve(this.closed!);
+      });
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** All session events this client has seen (live and replayed), in arrival order. */
+export function seenEvents(c: TestClient, sessionId: string): Array<{ seq: number; kind: string; text?: string }> {
+  const out: Array<{ seq: number; kind: string; text?: string }> = [];
+  for (const f of c.frames) {
+    const evs = f.type === 'event' ? [f.event] : f.type === 'events' ? f.events : [];
+    for (const e of evs) {
+      if (e.sessionId !== sessionId) continue;
+      const item: { seq: number; kind: string; text?: string } = { seq: e.seq, kind: e.body.kind };
+      if (e.body.kind === 'message') item.text = e.body.text;
+      out.push(item);
+    }
+  }
+  return out;
+}
