@@ -26,6 +26,15 @@ interface DispatchState {
   agents: Record<string, AgentSlot>;
 }
 
+/**
+ * Only the queue is persisted. Agent availability is rebuilt from the agents themselves: each agent
+ * actor announces status and open sessions when its sockets connect, which after a restart is the
+ * only moment an agent becomes assignable again anyway.
+ */
+interface PersistedState {
+  queue: Array<{ sessionId: string; at: number }>;
+}
+
 export class DispatchActor implements Actor {
   private st: DispatchState = { queue: [], agents: {} };
   /** Agents with at least one live socket; not persisted: after a restart agents announce themselves again. */
@@ -37,8 +46,8 @@ export class DispatchActor implements Actor {
   }
 
   async onActivate(ctx: ActorContext): Promise<void> {
-    const saved = await ctx.loadState<DispatchState>();
-    if (saved) this.st = saved;
+    const saved = await ctx.loadState<PersistedState>();
+    if (saved) this.st.queue = saved.queue;
   }
 
   async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {
@@ -76,9 +85,18 @@ export class DispatchActor implements Actor {
       default:
         throw new SbError('SB_ERR_UNKNOWN_TYPE', `dispatch: unknown message ${(msg as { t?: unknown }).t}`);
     }
+    const before = this.st.queue.length;
+    const head = this.st.queue[0]?.sessionId;
     this.assignWhilePossible(ctx);
-    await ctx.saveState(this.st);
-    this.publishPositions(ctx);
+    if (
+      msg.t === 'enqueue' ||
+      msg.t === 'dequeue' ||
+      this.st.queue.length !== before ||
+      this.st.queue[0]?.sessionId !== head
+    ) {
+      await ctx.saveState<PersistedState>({ queue: this.st.queue });
+      this.publishPositions(ctx);
+    }
     return undefined;
   }
 
