@@ -39,6 +39,8 @@ export class DispatchActor implements Actor {
   private st: DispatchState = { queue: [], agents: {} };
   /** Agents with at least one live socket; not persisted: after a restart agents announce themselves again. */
   private readonly connected = new Set<string>();
+  /** Position last told to each waiting session. */
+  private published = new Map<string, number>();
   private readonly tenantId: string;
 
   constructor(id: ActorId) {
@@ -135,11 +137,17 @@ export class DispatchActor implements Actor {
     }
   }
 
+  /** Tells each waiting session its position, only where it changed since last told. */
   private publishPositions(ctx: ActorContext): void {
+    const now = new Map<string, number>();
     this.st.queue.forEach((q, i) => {
-      const m: SessionMsg = { t: 'queuePosition', position: i + 1 };
+      const position = i + 1;
+      now.set(q.sessionId, position);
+      if (this.published.get(q.sessionId) === position) return;
+      const m: SessionMsg = { t: 'queuePosition', position };
       ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, q.sessionId) }, m);
     });
+    this.published = now;
   }
 
   private snapshot(): DispatchSnapshot {
