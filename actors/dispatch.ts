@@ -82,6 +82,10 @@ export class DispatchActor implements Actor {
         if (a) a.active = a.active.filter((s) => s !== msg.sessionId);
         break;
       }
+      case 'refreshPosition':
+        this.published.delete(msg.sessionId);
+        this.publishPositions(ctx);
+        return undefined;
       case 'snapshot':
         return this.snapshot();
       default:

@@ -103,6 +103,8 @@ export type DispatchMsg =
       activeSessions: string[];
     }
   | { t: 'released'; agentId: string; sessionId: string }
+  /** A waiting session (re)activated and lost its position: tell it again. */
+  | { t: 'refreshPosition'; sessionId: string }
   | { t: 'snapshot' };
 
 export interface DispatchSnapshot {

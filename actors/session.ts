@@ -76,6 +76,12 @@ export class SessionActor implements Actor {
   async onActivate(ctx: ActorContext): Promise<void> {
     this.s = await ctx.loadState<SessionState_>();
     this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
+    if (this.s?.state === 'queued') {
+      ctx.tell(
+        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
+        { t: 'refreshPosition', sessionId: this.sessionId },
+      );
+    }
   }
 
   async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {
