@@ -1,0 +1,531 @@
+/**
+ * Apache Cassandra implementation of the storage seams (StateStore, ReminderStore, MessageStore).
+ *
+ * Data model, chosen for the access paths:
+ * - `messages`     ((tenant, stream), seq DESC): a session's events; "last 50" is a forward slice,
+ *                  paging either way by seq. Optional per-write TTL (retention).
+ * - `message_ids`  ((tenant, stream), client_msg_id) → seq: idempotency index, same partition key.
+ * - `actor_state`  ((tenant, kind, key)) → value: one blob per actor; `actor_state_index`
+ *                  ((tenant, kind), key) backs `list` for kinds that are listed (members, tenants).
+ * - `reminders`    ((tenant, kind, key), name) → due_at, msg; `reminders_by_due` ((day), due_at, …)
+ *                  finds due reminders by time; `reminder_days` (k, day) lists days that hold any.
+ *
+ * Sequence guard: the engine gives every stream one writer (its session actor); this store
+ * serialises appends per stream inside the process, so a duplicate clientMsgId or a taken seq is
+ * detected without lightweight transactions on the hot path. Across processes the cluster layer
+ * fences ownership (epochs) — see docs/ARCHITECTURE.md.
+ */
+import cassandra from 'cassandra-driver';
+import { SbError } from '../../protos/errors.ts';
+import type {
+  AppendResult,
+  Json,
+  MessageStore,
+  ReadOptions,
+  Reminder,
+  ReminderStore,
+  StateStore,
+  StoredEvent,
+} from './types.ts';
+
+const { Client, types } = cassandra;
+type CqlClient = InstanceType<typeof Client>;
+
+export type Consistency = 'one' | 'localOne' | 'quorum' | 'localQuorum' | 'all' | 'eachQuorum';
+
+export interface CassandraOptions {
+  contactPoints: string[];
+  /** Default 9042. */
+  port?: number;
+  localDataCenter: string;
+  keyspace: string;
+  /** Consistency of reads and writes. Default localQuorum (on one node: the node). */
+  consistency?: Consistency;
+  /** Replication used when the keyspace is created. Default SimpleStrategy, rf 1. */
+  replication?: Record<string, string | number>;
+  /** Connection attempts before giving up at start-up. Default 10 (backoff 0.5 s doubling, max 5 s). */
+  connectAttempts?: number;
+  /** Seconds of TTL for new message writes of a tenant (retention); undefined = keep. */
+  ttlSecFor?: (tenant: string) => number | undefined;
+}
+
+/** Versioned schema migrations, applied in order, each once; `{ks}` is the keyspace. */
+export const MIGRATIONS: ReadonlyArray<{ id: number; name: string; cql: string[] }> = [
+  {
+    id: 1,
+    name: 'messages, state, reminders',
+    cql: [
+      `CREATE TABLE IF NOT EXISTS {ks}.messages (tenant text, stream text, seq bigint, at timestamp,
+         client_msg_id text, body text, recalled_at timestamp, recalled_by text,
+         PRIMARY KEY ((tenant, stream), seq)) WITH CLUSTERING ORDER BY (seq DESC)`,
+      `CREATE TABLE IF NOT EXISTS {ks}.message_ids (tenant text, stream text, client_msg_id text, seq bigint,
+         PRIMARY KEY ((tenant, stream), client_msg_id))`,
+      `CREATE TABLE IF NOT EXISTS {ks}.actor_state (tenant text, kind text, key text, value text,
+         PRIMARY KEY ((tenant, kind, key)))`,
+      `CREATE TABLE IF NOT EXISTS {ks}.actor_state_index (tenant text, kind text, key text,
+         PRIMARY KEY ((tenant, kind), key))`,
+      `CREATE TABLE IF NOT EXISTS {ks}.reminders (tenant text, kind text, key text, name text, due_at timestamp, msg text,
+         PRIMARY KEY ((tenant, kind, key), name))`,
+      `CREATE TABLE IF NOT EXISTS {ks}.reminders_by_due (day int, due_at timestamp, tenant text, kind text, key text, name text, msg text,
+         PRIMARY KEY ((day), due_at, tenant, kind, key, name))`,
+      `CREATE TABLE IF NOT EXISTS {ks}.reminder_days (k int, day int, PRIMARY KEY ((k), day))`,
+    ],
+  },
+];
+
+const DAY_MS = 86_400_000;
+
+function consistencyOf(c: Consistency): number {
+  return types.consistencies[c];
+}
+
+function invalid(msg: string): SbError {
+  return new SbError('SB_ERR_INVALID_FIELD', msg);
+}
+
+function checkScope(tenant: string, stream: string): void {
+  if (typeof tenant !== 'string' || tenant === '') throw invalid('tenant must be a non-empty string');
+  if (typeof stream !== 'string' || stream === '') throw invalid('stream must be a non-empty string');
+}
+
+function unavailable(err: unknown): SbError {
+  if (err instanceof SbError) return err;
+  return new SbError('SB_ERR_STORE_UNAVAILABLE', `cassandra: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Connects (with retries and backoff), creates the keyspace and applies pending migrations. */
+export async function openCassandraClient(opts: CassandraOptions): Promise<CqlClient> {
+  const attempts = opts.connectAttempts ?? 10;
+  let delay = 500;
+  let lastErr: unknown;
+  for (let i = 1; i <= attempts; i++) {
+    const client = new Client({
+      contactPoints: opts.contactPoints,
+      localDataCenter: opts.localDataCenter,
+      protocolOptions: { port: opts.port ?? 9042 },
+      queryOptions: { consistency: consistencyOf(opts.consistency ?? 'localQuorum'), prepare: true },
+    });
+    try {
+      await client.connect();
+      await migrate(client, opts);
+      return client;
+    } catch (err) {
+      lastErr = err;
+      await client.shutdown().catch(() => {});
+      if (i < attempts) {
+        await sleep(delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+  throw new SbError(
+    'SB_ERR_STORE_UNAVAILABLE',
+    `Cassandra at ${opts.contactPoints.join(',')}:${opts.port ?? 9042} (data center "${opts.localDataCenter}") ` +
+      `did not answer after ${attempts} attempts: ${(lastErr as Error)?.message ?? String(lastErr)}`,
+    { cause: lastErr },
+  );
+}
+
+async function migrate(client: CqlClient, opts: CassandraOptions): Promise<void> {
+  const ks = opts.keyspace;
+  if (!/^[a-z][a-z0-9_]{0,47}$/.test(ks)) throw invalid(`keyspace name "${ks}" is not valid`);
+  const repl = opts.replication ?? { class: 'SimpleStrategy', replication_factor: 1 };
+  const replCql = JSON.stringify(repl).replace(/"/g, "'");
+  await client.execute(`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = ${replCql}`, [], {
+    prepare: false,
+  });
+  await client.execute(
+    `CREATE TABLE IF NOT EXISTS ${ks}.schema_migrations (id int PRIMARY KEY, name text, applied_at timestamp)`,
+    [],
+    { prepare: false },
+  );
+  const applied = new Set(
+    (await client.execute(`SELECT id FROM ${ks}.schema_migrations`, [], { prepare: false })).rows.map((r) =>
+      Number(r['id']),
+    ),
+  );
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.id)) continue;
+    for (const stmt of m.cql) await client.execute(stmt.replaceAll('{ks}', ks), [], { prepare: false });
+    await client.execute(`INSERT INTO ${ks}.schema_migrations (id, name, applied_at) VALUES (?, ?, ?)`, [
+      m.id,
+      m.name,
+      new Date(),
+    ]);
+  }
+}
+
+/** Serialises async work per key (one writer per stream inside this process). */
+class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+}
+
+interface Row {
+  get(name: string): unknown;
+}
+
+function rowToEvent(tenant: string, stream: string, r: Row): StoredEvent {
+  const e: StoredEvent = {
+    tenant,
+    stream,
+    seq: Number(r.get('seq')),
+    at: (r.get('at') as Date).getTime(),
+    body: JSON.parse(r.get('body') as string) as Json,
+  };
+  const cm = r.get('client_msg_id');
+  if (typeof cm === 'string') e.clientMsgId = cm;
+  const rec = r.get('recalled_at');
+  if (rec instanceof Date) e.recalled = { at: rec.getTime(), by: String(r.get('recalled_by') ?? '') };
+  return e;
+}
+
+export class CassandraMessageStore implements MessageStore {
+  private readonly q = new KeyedQueue();
+  private readonly ks: string;
+  constructor(
+    private readonly client: CqlClient,
+    private readonly opts: CassandraOptions,
+  ) {
+    this.ks = opts.keyspace;
+  }
+
+  append(event: StoredEvent): Promise<AppendResult> {
+    checkScope(event.tenant, event.stream);
+    if (!Number.isSafeInteger(event.seq) || event.seq < 1)
+      return Promise.reject(invalid('seq must be a positive integer'));
+    return this.q.run(`${event.tenant}\u0000${event.stream}`, () => this.appendNow(event));
+  }
+
+  async appendBatch(events: StoredEvent[]): Promise<AppendResult[]> {
+    const out: AppendResult[] = [];
+    for (const e of events) out.push(await this.append(e));
+    return out;
+  }
+
+  private async appendNow(event: StoredEvent): Promise<AppendResult> {
+    try {
+      if (event.clientMsgId !== undefined) {
+        const prior = await this.findByClientMsgId(event.tenant, event.stream, event.clientMsgId);
+        if (prior) return { event: prior, duplicate: true };
+      }
+      const taken = await this.client.execute(
+        `SELECT seq FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? AND seq = ?`,
+        [event.tenant, event.stream, types.Long.fromNumber(event.seq)],
+      );
+      if (taken.rowLength > 0) throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${event.seq} is taken`);
+      const ttl = this.opts.ttlSecFor?.(event.tenant);
+      const using = ttl ? ` USING TTL ${Math.floor(ttl)}` : '';
+      const params = [
+        event.tenant,
+        event.stream,
+        types.Long.fromNumber(event.seq),
+        new Date(event.at),
+        event.clientMsgId ?? null,
+        JSON.stringify(event.body),
+      ];
+      // Two tables, same partition key: both writes must succeed before the caller acknowledges.
+      const writes: Array<Promise<unknown>> = [
+        this.client.execute(
+          `INSERT INTO ${this.ks}.messages (tenant, stream, seq, at, client_msg_id, body) VALUES (?, ?, ?, ?, ?, ?)${using}`,
+          params,
+        ),
+      ];
+      if (event.clientMsgId !== undefined) {
+        writes.push(
+          this.client.execute(
+            `INSERT INTO ${this.ks}.message_ids (tenant, stream, client_msg_id, seq) VALUES (?, ?, ?, ?)${using}`,
+            [event.tenant, event.stream, event.clientMsgId, types.Long.fromNumber(event.seq)],
+          ),
+        );
+      }
+      await Promise.all(writes);
+      return { event, duplicate: false };
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async read(tenant: string, stream: string, opts: ReadOptions = {}): Promise<StoredEvent[]> {
+    checkScope(tenant, stream);
+    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1000);
+    const backward = opts.direction === 'backward' || opts.beforeSeq !== undefined;
+    let cql = `SELECT seq, at, client_msg_id, body, recalled_at, recalled_by FROM ${this.ks}.messages WHERE tenant = ? AND stream = ?`;
+    const params: unknown[] = [tenant, stream];
+    if (backward) {
+      if (opts.beforeSeq !== undefined) {
+        cql += ' AND seq < ?';
+        params.push(types.Long.fromNumber(opts.beforeSeq));
+      }
+      cql += ' ORDER BY seq DESC';
+    } else {
+      cql += ' AND seq > ?';
+      params.push(types.Long.fromNumber(opts.afterSeq ?? 0));
+      cql += ' ORDER BY seq ASC';
+    }
+    cql += ` LIMIT ${limit}`;
+    try {
+      const rs = await this.client.execute(cql, params);
+      return rs.rows.map((r) => rowToEvent(tenant, stream, r));
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async lastSeq(tenant: string, stream: string): Promise<number> {
+    const [e] = await this.read(tenant, stream, { direction: 'backward', limit: 1 });
+    return e?.seq ?? 0;
+  }
+
+  async findByClientMsgId(
+    tenant: string,
+    stream: string,
+    clientMsgId: string,
+  ): Promise<StoredEvent | undefined> {
+    checkScope(tenant, stream);
+    try {
+      const rs = await this.client.execute(
+        `SELECT seq FROM ${this.ks}.message_ids WHERE tenant = ? AND stream = ? AND client_msg_id = ?`,
+        [tenant, stream, clientMsgId],
+      );
+      const row = rs.first();
+      if (!row) return undefined;
+      const seq = Number(row.get('seq'));
+      const [e] = await this.read(tenant, stream, { afterSeq: seq - 1, limit: 1 });
+      return e && e.seq === seq ? e : undefined;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async markRecalled(tenant: string, stream: string, seq: number, by: string, at: number): Promise<void> {
+    checkScope(tenant, stream);
+    try {
+      // IF EXISTS: never create a row for a seq that was not written.
+      const rs = await this.client.execute(
+        `UPDATE ${this.ks}.messages SET recalled_at = ?, recalled_by = ? WHERE tenant = ? AND stream = ? AND seq = ? IF EXISTS`,
+        [new Date(at), by, tenant, stream, types.Long.fromNumber(seq)],
+      );
+      if (!rs.wasApplied()) throw new SbError('SB_ERR_NOT_FOUND', `no event ${seq}`);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class CassandraStateStore implements StateStore {
+  private readonly ks: string;
+  constructor(
+    private readonly client: CqlClient,
+    opts: CassandraOptions,
+  ) {
+    this.ks = opts.keyspace;
+  }
+
+  async get<T = unknown>(tenant: string, kind: string, key: string): Promise<T | undefined> {
+    checkScope(tenant, kind);
+    try {
+      const rs = await this.client.execute(
+        `SELECT value FROM ${this.ks}.actor_state WHERE tenant = ? AND kind = ? AND key = ?`,
+        [tenant, kind, key],
+      );
+      const row = rs.first();
+      return row ? (JSON.parse(row.get('value') as string) as T) : undefined;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async put(tenant: string, kind: string, key: string, value: unknown): Promise<void> {
+    checkScope(tenant, kind);
+    try {
+      await Promise.all([
+        this.client.execute(
+          `INSERT INTO ${this.ks}.actor_state (tenant, kind, key, value) VALUES (?, ?, ?, ?)`,
+          [tenant, kind, key, JSON.stringify(value)],
+        ),
+        this.client.execute(`INSERT INTO ${this.ks}.actor_state_index (tenant, kind, key) VALUES (?, ?, ?)`, [
+          tenant,
+          kind,
+          key,
+        ]),
+      ]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async delete(tenant: string, kind: string, key: string): Promise<void> {
+    checkScope(tenant, kind);
+    try {
+      await Promise.all([
+        this.client.execute(`DELETE FROM ${this.ks}.actor_state WHERE tenant = ? AND kind = ? AND key = ?`, [
+          tenant,
+          kind,
+          key,
+        ]),
+        this.client.execute(
+          `DELETE FROM ${this.ks}.actor_state_index WHERE tenant = ? AND kind = ? AND key = ?`,
+          [tenant, kind, key],
+        ),
+      ]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async list(
+    tenant: string,
+    kind: string,
+    opts: { prefix?: string; limit?: number } = {},
+  ): Promise<Array<{ key: string; value: unknown }>> {
+    checkScope(tenant, kind);
+    const limit = Math.min(Math.max(1, opts.limit ?? 1000), 10_000);
+    const params: unknown[] = [tenant, kind];
+    let cql = `SELECT key FROM ${this.ks}.actor_state_index WHERE tenant = ? AND kind = ?`;
+    if (opts.prefix) {
+      cql += ' AND key >= ? AND key < ?';
+      params.push(opts.prefix, opts.prefix + '\uffff');
+    }
+    cql += ` LIMIT ${limit}`;
+    try {
+      const keys = (await this.client.execute(cql, params)).rows.map((r) => r.get('key') as string);
+      const out: Array<{ key: string; value: unknown }> = [];
+      for (const key of keys) {
+        const value = await this.get(tenant, kind, key);
+        if (value !== undefined) out.push({ key, value });
+      }
+      return out;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class CassandraReminderStore implements ReminderStore {
+  private readonly ks: string;
+  constructor(
+    private readonly client: CqlClient,
+    opts: CassandraOptions,
+  ) {
+    this.ks = opts.keyspace;
+  }
+
+  async upsert(r: Reminder): Promise<void> {
+    checkScope(r.tenant, r.kind);
+    try {
+      await this.remove(r.tenant, r.kind, r.key, r.name);
+      const day = Math.floor(r.dueAt / DAY_MS);
+      const msg = JSON.stringify(r.msg);
+      await Promise.all([
+        this.client.execute(
+          `INSERT INTO ${this.ks}.reminders (tenant, kind, key, name, due_at, msg) VALUES (?, ?, ?, ?, ?, ?)`,
+          [r.tenant, r.kind, r.key, r.name, new Date(r.dueAt), msg],
+        ),
+        this.client.execute(
+          `INSERT INTO ${this.ks}.reminders_by_due (day, due_at, tenant, kind, key, name, msg) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          [day, new Date(r.dueAt), r.tenant, r.kind, r.key, r.name, msg],
+        ),
+        this.client.execute(`INSERT INTO ${this.ks}.reminder_days (k, day) VALUES (0, ?)`, [day]),
+      ]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async remove(tenant: string, kind: string, key: string, name: string): Promise<void> {
+    checkScope(tenant, kind);
+    try {
+      const rs = await this.client.execute(
+        `SELECT due_at FROM ${this.ks}.reminders WHERE tenant = ? AND kind = ? AND key = ? AND name = ?`,
+        [tenant, kind, key, name],
+      );
+      const row = rs.first();
+      if (!row) return;
+      const dueAt = row.get('due_at') as Date;
+      await Promise.all([
+        this.client.execute(
+          `DELETE FROM ${this.ks}.reminders WHERE tenant = ? AND kind = ? AND key = ? AND name = ?`,
+          [tenant, kind, key, name],
+        ),
+        this.client.execute(
+          `DELETE FROM ${this.ks}.reminders_by_due WHERE day = ? AND due_at = ? AND tenant = ? AND kind = ? AND key = ? AND name = ?`,
+          [Math.floor(dueAt.getTime() / DAY_MS), dueAt, tenant, kind, key, name],
+        ),
+      ]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async due(before: number, limit: number): Promise<Reminder[]> {
+    try {
+      const days = (
+        await this.client.execute(`SELECT day FROM ${this.ks}.reminder_days WHERE k = 0 AND day <= ?`, [
+          Math.floor(before / DAY_MS),
+        ])
+      ).rows.map((r) => Number(r.get('day')));
+      const out: Reminder[] = [];
+      for (const day of days) {
+        if (out.length >= limit) break;
+        const rs = await this.client.execute(
+          `SELECT due_at, tenant, kind, key, name, msg FROM ${this.ks}.reminders_by_due WHERE day = ? AND due_at <= ? LIMIT ${limit - out.length}`,
+          [day, new Date(before)],
+        );
+        for (const r of rs.rows) {
+          out.push({
+            tenant: r.get('tenant') as string,
+            kind: r.get('kind') as string,
+            key: r.get('key') as string,
+            name: r.get('name') as string,
+            dueAt: (r.get('due_at') as Date).getTime(),
+            msg: JSON.parse(r.get('msg') as string) as unknown,
+          });
+        }
+      }
+      return out.sort((a, b) => a.dueAt - b.dueAt);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface CassandraStores {
+  client: CqlClient;
+  state: CassandraStateStore;
+  reminders: CassandraReminderStore;
+  messages: CassandraMessageStore;
+  close(): Promise<void>;
+}
+
+export async function openCassandraStores(opts: CassandraOptions): Promise<CassandraStores> {
+  const client = await openCassandraClient(opts);
+  return {
+    client,
+    state: new CassandraStateStore(client, opts),
+    reminders: new CassandraReminderStore(client, opts),
+    messages: new CassandraMessageStore(client, opts),
+    close: () => client.shutdown(),
+  };
+}
