@@ -128,7 +128,12 @@ export interface MetricsSnapshot {
   turnTimeMsP99: number;
   handlerErrors: number;
   remindersFired: number;
-  perThread: Array<{ thread: number; activeActors: number; messagesProcessed: number; mailboxDepthMax: number }>;
+  perThread: Array<{
+    thread: number;
+    activeActors: number;
+    messagesProcessed: number;
+    mailboxDepthMax: number;
+  }>;
 }
 
 /** The host side of the runtime: lives on the main thread, owns the workers. */

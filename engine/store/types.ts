@@ -14,7 +14,11 @@ export interface StateStore {
   put(tenant: string, kind: string, key: string, value: unknown): Promise<void>;
   delete(tenant: string, kind: string, key: string): Promise<void>;
   /** Keys of one kind in one tenant, ordered, optionally from a prefix, at most `limit`. */
-  list(tenant: string, kind: string, opts?: { prefix?: string; limit?: number }): Promise<Array<{ key: string; value: unknown }>>;
+  list(
+    tenant: string,
+    kind: string,
+    opts?: { prefix?: string; limit?: number },
+  ): Promise<Array<{ key: string; value: unknown }>>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,596 @@
+/**
+ * One runtime thread: the actors of the shards it owns, its pinned endpoints, and the batched
+ * links to the other threads. The host thread and every worker run one ThreadNode each.
+ */
+import { SbError, toSbError } from '../protos/errors.ts';
+import { shardOf, tenantOfKey } from './hash.ts';
+import type {
+  Actor,
+  ActorContext,
+  ActorId,
+  ActorKind,
+  Address,
+  AskOptions,
+  Clock,
+  EndpointHandler,
+  EndpointId,
+  KindRegistry,
+  MetricsSnapshot,
+  Stores,
+} from './types.ts';
+import { DEFAULTS } from './types.ts';
+
+/** Envelope kinds on the wire between threads. */
+export const ENV = { TELL: 0, ASK: 1, REPLY: 2, FAIL: 3, REMINDER: 4 } as const;
+
+export type Envelope =
+  | { k: 0; to: Address; msg: unknown }
+  | { k: 1; to: ActorId; msg: unknown; from: number; id: number }
+  | { k: 2; id: number; value: unknown }
+  | { k: 3; id: number; err: { code: string; message: string } }
+  | { k: 4; to: ActorId; name: string; dueAt: number; msg: unknown };
+
+/** Control messages between the host and workers (not envelopes). */
+export type Control =
+  | { c: 'batch'; envs: Envelope[] }
+  | { c: 'metrics'; id: number }
+  | { c: 'metricsReply'; id: number; m: ThreadMetrics }
+  | { c: 'drain' }
+  | { c: 'drained' }
+  | { c: 'ready' }
+  | { c: 'failed'; error: string }
+  | { c: 'reminderSet'; r: ReminderRef; dueAt: number; msg: unknown }
+  | { c: 'reminderCancel'; r: ReminderRef }
+  | { c: 'reminderDone'; r: ReminderRef; dueAt: number };
+
+export interface ReminderRef {
+  kind: string;
+  key: string;
+  name: string;
+}
+
+export interface ThreadMetrics {
+  thread: number;
+  activations: number;
+  activeActors: number;
+  deactivations: number;
+  messagesProcessed: number;
+  envelopesSent: number;
+  batchesSent: number;
+  mailboxDepthMax: number;
+  handlerErrors: number;
+  droppedTells: number;
+  remindersFired: number;
+  /** Recent turn durations, ms (ring buffer), for percentiles. */
+  turnSamples: number[];
+}
+
+interface Item {
+  msg: unknown;
+  /** Ask id and origin thread, when the sender waits for an answer. */
+  ask?: { id: number; from: number };
+  reminder?: { name: string; dueAt: number };
+  sys?: 'deactivate';
+}
+
+interface Activation {
+  id: ActorId;
+  def: ActorKind;
+  actor: Actor;
+  ctx: ActorContext;
+  mailbox: Item[];
+  sys: Item[];
+  busy: boolean;
+  activated: boolean;
+  deactivating: boolean;
+  lastActive: number;
+  timers: Map<string, { handle: unknown; interval: boolean }>;
+  /** Reminder names set or cancelled during the current turn (their store entry must stay). */
+  touchedReminders: Set<string>;
+  /** Resolves when an ongoing deactivation finished. */
+  closing?: Promise<void>;
+}
+
+export interface Link {
+  post(c: Control): void;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+  timer: unknown;
+}
+
+const TURN_SAMPLES = 2048;
+
+export interface ThreadNodeOptions {
+  thread: number;
+  workers: number;
+  shards: number;
+  clock: Clock;
+  stores: Stores;
+  /** Links to other threads by index (host = 0). */
+  links: Map<number, Link>;
+  /** Where reminder schedule changes go (the host's scheduler). */
+  reminderControl: (c: Control) => void;
+}
+
+export class ThreadNode implements KindRegistry {
+  readonly thread: number;
+  readonly stores: Stores;
+  readonly clock: Clock;
+  private readonly workers: number;
+  private readonly shards: number;
+  private readonly links: Map<number, Link>;
+  private readonly kinds = new Map<string, ActorKind>();
+  private readonly actors = new Map<string, Activation>();
+  private readonly endpoints = new Map<string, EndpointHandler>();
+  private readonly outbox = new Map<number, Envelope[]>();
+  private flushScheduled = false;
+  private readonly pending = new Map<number, Pending>();
+  private nextAskId = 1;
+  private sweepHandle: unknown;
+  private closed = false;
+  private readonly reminderControl: (c: Control) => void;
+  readonly m: ThreadMetrics;
+  private turnIdx = 0;
+
+  constructor(o: ThreadNodeOptions) {
+    this.thread = o.thread;
+    this.workers = o.workers;
+    this.shards = o.shards;
+    this.clock = o.clock;
+    this.stores = o.stores;
+    this.links = o.links;
+    this.reminderControl = o.reminderControl;
+    this.m = {
+      thread: o.thread,
+      activations: 0,
+      activeActors: 0,
+      deactivations: 0,
+      messagesProcessed: 0,
+      envelopesSent: 0,
+      batchesSent: 0,
+      mailboxDepthMax: 0,
+      handlerErrors: 0,
+      droppedTells: 0,
+      remindersFired: 0,
+      turnSamples: [],
+    };
+    this.scheduleSweep();
+  }
+
+  register(kind: string, def: ActorKind): void {
+    if (this.kinds.has(kind)) throw new Error(`actor kind registered twice: ${kind}`);
+    this.kinds.set(kind, def);
+  }
+
+  // ------------------------------------------------------------------ addressing
+
+  /** Thread that runs the actor: 0 without workers, else 1 + shard mod workers. */
+  threadOf(to: Address): number {
+    if ('thread' in to) return to.thread;
+    if (this.workers === 0) return 0;
+    return 1 + (shardOf(to.kind, to.key, this.shards) % this.workers);
+  }
+
+  registerEndpoint(name: string, handler: EndpointHandler): EndpointId {
+    if (this.endpoints.has(name)) throw new Error(`endpoint registered twice: ${name}`);
+    this.endpoints.set(name, handler);
+    return { thread: this.thread, name };
+  }
+
+  unregisterEndpoint(name: string): void {
+    this.endpoints.delete(name);
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  tell(to: Address, msg: unknown): void {
+    if (this.closed) throw new SbError('SB_ERR_SHUTTING_DOWN');
+    this.route({ k: ENV.TELL, to, msg });
+  }
+
+  ask<R>(to: ActorId, msg: unknown, opts?: AskOptions): Promise<R> {
+    if (this.closed) return Promise.reject(new SbError('SB_ERR_SHUTTING_DOWN'));
+    const id = this.nextAskId++;
+    const timeoutMs = opts?.timeoutMs ?? DEFAULTS.askTimeoutMs;
+    return new Promise<R>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        if (this.pending.delete(id))
+          reject(new SbError('SB_ERR_TIMEOUT', `ask ${to.kind}/${to.key} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.route({ k: ENV.ASK, to, msg, from: this.thread, id });
+    });
+  }
+
+  private reply(from: number, id: number, value: unknown): void {
+    this.routeTo(from, { k: ENV.REPLY, id, value });
+  }
+
+  private fail(from: number, id: number, err: unknown): void {
+    const e = toSbError(err);
+    this.routeTo(from, { k: ENV.FAIL, id, err: { code: e.code, message: e.message } });
+  }
+
+  private route(env: Envelope & { to: Address }): void {
+    this.routeTo(this.threadOf(env.to), env);
+  }
+
+  private routeTo(thread: number, env: Envelope): void {
+    if (thread === this.thread) {
+      this.receive(env);
+      return;
+    }
+    let q = this.outbox.get(thread);
+    if (!q) {
+      q = [];
+      this.outbox.set(thread, q);
+    }
+    q.push(env);
+    this.m.envelopesSent++;
+    if (q.length >= DEFAULTS.maxBatch) this.flushTo(thread);
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // One flush per macrotask: everything produced in this tick travels in one postMessage.
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flushTo(thread: number): void {
+    const q = this.outbox.get(thread);
+    if (!q || q.length === 0) return;
+    this.outbox.set(thread, []);
+    const link = this.links.get(thread);
+    if (!link) {
+      this.m.droppedTells += q.length;
+      return;
+    }
+    this.m.batchesSent++;
+    link.post({ c: 'batch', envs: q });
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    for (const t of this.outbox.keys()) this.flushTo(t);
+  }
+
+  /** Delivers a fired durable reminder to its actor, on whatever thread runs it. */
+  sendReminder(to: ActorId, name: string, dueAt: number, msg: unknown): void {
+    this.routeTo(this.threadOf(to), { k: ENV.REMINDER, to, name, dueAt, msg });
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  receiveBatch(envs: Envelope[]): void {
+    for (const e of envs) this.receive(e);
+  }
+
+  receive(env: Envelope): void {
+    switch (env.k) {
+      case ENV.REPLY:
+      case ENV.FAIL: {
+        const p = this.pending.get(env.id);
+        if (!p) return;
+        this.pending.delete(env.id);
+        this.clock.clearTimeout(p.timer);
+        if (env.k === ENV.REPLY) p.resolve(env.value);
+        else p.reject(toSbError(env.err));
+        return;
+      }
+      case ENV.TELL: {
+        const to = env.to;
+        if ('thread' in to) {
+          const h = this.endpoints.get(to.name);
+          if (!h) {
+            this.m.droppedTells++;
+            return;
+          }
+          try {
+            h(env.msg);
+          } catch (err) {
+            this.m.handlerErrors++;
+            console.error(`endpoint ${to.name} handler failed`, err);
+          }
+          return;
+        }
+        this.enqueue(to, { msg: env.msg });
+        return;
+      }
+      case ENV.ASK:
+        this.enqueue(env.to, { msg: env.msg, ask: { id: env.id, from: env.from } });
+        return;
+      case ENV.REMINDER:
+        this.m.remindersFired++;
+        this.enqueue(env.to, { msg: env.msg, reminder: { name: env.name, dueAt: env.dueAt } });
+        return;
+    }
+  }
+
+  private enqueue(to: ActorId, item: Item): void {
+    if (this.closed) {
+      if (item.ask) this.fail(item.ask.from, item.ask.id, new SbError('SB_ERR_SHUTTING_DOWN'));
+      return;
+    }
+    let a: Activation;
+    try {
+      a = this.activation(to);
+    } catch (err) {
+      if (item.ask) this.fail(item.ask.from, item.ask.id, err);
+      else this.m.droppedTells++;
+      return;
+    }
+    if (a.mailbox.length >= (a.def.mailboxSize ?? DEFAULTS.mailboxSize)) {
+      if (item.ask)
+        this.fail(
+          item.ask.from,
+          item.ask.id,
+          new SbError('SB_ERR_MAILBOX_FULL', `mailbox of ${to.kind}/${to.key} is full`),
+        );
+      else this.m.droppedTells++;
+      return;
+    }
+    a.mailbox.push(item);
+    if (a.mailbox.length > this.m.mailboxDepthMax) this.m.mailboxDepthMax = a.mailbox.length;
+    if (!a.busy) void this.run(a);
+  }
+
+  private activation(to: ActorId): Activation {
+    const k = `${to.kind}\u0000${to.key}`;
+    const existing = this.actors.get(k);
+    if (existing && !existing.deactivating) return existing;
+    const def = this.kinds.get(to.kind);
+    if (!def) throw new SbError('SB_ERR_NOT_FOUND', `no actor kind "${to.kind}"`);
+    const id: ActorId = { kind: to.kind, key: to.key };
+    const a: Activation = {
+      id,
+      def,
+      actor: def.create(id),
+      ctx: undefined as unknown as ActorContext,
+      mailbox: [],
+      sys: [],
+      busy: false,
+      activated: false,
+      deactivating: false,
+      lastActive: this.clock.now(),
+      timers: new Map(),
+      touchedReminders: new Set(),
+    };
+    a.ctx = this.contextFor(a);
+    if (existing) {
+      // The old activation is still finishing its deactivation: the new one waits for it.
+      a.busy = true;
+      void existing.closing?.then(() => {
+        a.busy = false;
+        if (!this.closed) void this.run(a);
+      });
+    }
+    this.actors.set(k, a);
+    this.m.activations++;
+    this.m.activeActors++;
+    return a;
+  }
+
+  /** Runs turns until the mailbox is empty: one message at a time, system messages first. */
+  private async run(a: Activation): Promise<void> {
+    if (a.busy) return;
+    a.busy = true;
+    try {
+      if (!a.activated) {
+        a.activated = true;
+        try {
+          await a.actor.onActivate?.(a.ctx);
+        } catch (err) {
+          // An actor that cannot activate answers everything queued with the error and goes away.
+          this.m.handlerErrors++;
+          for (const it of a.mailbox.splice(0)) if (it.ask) this.fail(it.ask.from, it.ask.id, err);
+          this.remove(a);
+          return;
+        }
+      }
+      for (;;) {
+        const item = a.sys.shift() ?? a.mailbox.shift();
+        if (!item) break;
+        if (item.sys === 'deactivate') {
+          await this.deactivate(a);
+          return;
+        }
+        await this.turn(a, item);
+      }
+    } finally {
+      a.busy = false;
+    }
+  }
+
+  private async turn(a: Activation, item: Item): Promise<void> {
+    const started = performance.now();
+    a.touchedReminders.clear();
+    try {
+      const r = a.actor.onMessage(item.msg, a.ctx);
+      const value = r instanceof Promise ? await r : r;
+      if (item.ask) this.reply(item.ask.from, item.ask.id, value);
+    } catch (err) {
+      this.m.handlerErrors++;
+      try {
+        a.actor.onError?.(err, item.msg, a.ctx);
+      } catch (hookErr) {
+        console.error(`onError of ${a.id.kind}/${a.id.key} threw`, hookErr);
+      }
+      if (item.ask) this.fail(item.ask.from, item.ask.id, err);
+      else if (!(err instanceof SbError))
+        console.error(`actor ${a.id.kind}/${a.id.key} failed on a tell`, err);
+    }
+    if (item.reminder && !a.touchedReminders.has(item.reminder.name)) {
+      // At-least-once: the reminder leaves the store only after its turn ran; a crash before that
+      // fires it again after the restart.
+      // A handler that threw has had its chance (the error went to onError): the reminder is spent.
+      const r = item.reminder;
+      await this.stores.reminders.remove(tenantOfKey(a.id.key), a.id.kind, a.id.key, r.name).catch(() => {});
+      this.reminderControl({
+        c: 'reminderDone',
+        r: { kind: a.id.kind, key: a.id.key, name: r.name },
+        dueAt: r.dueAt,
+      });
+    }
+    this.m.messagesProcessed++;
+    a.lastActive = this.clock.now();
+    const d = performance.now() - started;
+    if (this.m.turnSamples.length < TURN_SAMPLES) this.m.turnSamples.push(d);
+    else this.m.turnSamples[this.turnIdx++ % TURN_SAMPLES] = d;
+  }
+
+  private async deactivate(a: Activation): Promise<void> {
+    a.deactivating = true;
+    let done!: () => void;
+    a.closing = new Promise<void>((r) => (done = r));
+    for (const t of a.timers.values()) this.clock.clearTimeout(t.handle);
+    a.timers.clear();
+    try {
+      await a.actor.onDeactivate?.(a.ctx);
+    } catch (err) {
+      this.m.handlerErrors++;
+      console.error(`onDeactivate of ${a.id.kind}/${a.id.key} failed`, err);
+    }
+    const leftover = a.mailbox.splice(0);
+    this.remove(a);
+    done();
+    // Messages that arrived while deactivating go to a fresh activation.
+    for (const it of leftover) this.enqueue(a.id, it);
+  }
+
+  private remove(a: Activation): void {
+    const k = `${a.id.kind}\u0000${a.id.key}`;
+    if (this.actors.get(k) === a) this.actors.delete(k);
+    this.m.activeActors--;
+    this.m.deactivations++;
+  }
+
+  private requestDeactivation(a: Activation): void {
+    if (a.deactivating || a.sys.length > 0) return;
+    a.sys.push({ msg: undefined, sys: 'deactivate' });
+    if (!a.busy) void this.run(a);
+  }
+
+  private scheduleSweep(): void {
+    const every = 1000;
+    this.sweepHandle = this.clock.setTimeout(() => {
+      if (this.closed) return;
+      const now = this.clock.now();
+      for (const a of this.actors.values()) {
+        if (!a.busy && a.mailbox.length === 0 && now - a.lastActive >= (a.def.idleMs ?? DEFAULTS.idleMs)) {
+          this.requestDeactivation(a);
+        }
+      }
+      this.scheduleSweep();
+    }, every);
+  }
+
+  // ------------------------------------------------------------------ context
+
+  private contextFor(a: Activation): ActorContext {
+    const node = this;
+    const tenant = tenantOfKey(a.id.key);
+    const self = a.id;
+    const setTimer = (name: string, ms: number, msg: unknown, interval: boolean): void => {
+      const old = a.timers.get(name);
+      if (old) node.clock.clearTimeout(old.handle);
+      const fire = (): void => {
+        if (a.deactivating) return;
+        if (interval) a.timers.set(name, { handle: node.clock.setTimeout(fire, ms), interval });
+        else a.timers.delete(name);
+        node.enqueue(self, { msg });
+      };
+      a.timers.set(name, { handle: node.clock.setTimeout(fire, ms), interval });
+    };
+    return {
+      self,
+      thread: node.thread,
+      clock: node.clock,
+      stores: node.stores,
+      tell: (to, msg) => node.tell(to, msg),
+      ask: <R>(to: ActorId, msg: unknown, opts?: AskOptions) => node.ask<R>(to, msg, opts),
+      setTimer: (name, ms, msg) => setTimer(name, ms, msg, false),
+      setInterval: (name, ms, msg) => setTimer(name, Math.max(1, ms), msg, true),
+      cancelTimer: (name) => {
+        const t = a.timers.get(name);
+        if (t) node.clock.clearTimeout(t.handle);
+        a.timers.delete(name);
+      },
+      async setReminder(name, dueAt, msg) {
+        a.touchedReminders.add(name);
+        await node.stores.reminders.upsert({ tenant, kind: self.kind, key: self.key, name, dueAt, msg });
+        node.reminderControl({ c: 'reminderSet', r: { kind: self.kind, key: self.key, name }, dueAt, msg });
+      },
+      async cancelReminder(name) {
+        a.touchedReminders.add(name);
+        await node.stores.reminders.remove(tenant, self.kind, self.key, name);
+        node.reminderControl({ c: 'reminderCancel', r: { kind: self.kind, key: self.key, name } });
+      },
+      loadState: <S>() => node.stores.state.get<S>(tenant, self.kind, self.key),
+      saveState: <S>(state: S) => node.stores.state.put(tenant, self.kind, self.key, state),
+      deactivate: () => node.requestDeactivation(a),
+    };
+  }
+
+  // ------------------------------------------------------------------ lifecycle and metrics
+
+  metrics(): ThreadMetrics {
+    return { ...this.m, turnSamples: [...this.m.turnSamples] };
+  }
+
+  /** Stops accepting messages, lets running turns finish, deactivates every actor. */
+  async drain(): Promise<void> {
+    // Let batches produced so far reach their threads first.
+    this.flush();
+    const all = [...this.actors.values()];
+    await Promise.all(
+      all.map(
+        (a) =>
+          new Promise<void>((resolve) => {
+            const wait = (): void => {
+              if (!a.busy) {
+                a.busy = true;
+                void this.deactivate(a).then(resolve, resolve);
+              } else setTimeout(wait, 5);
+            };
+            wait();
+          }),
+      ),
+    );
+    this.closed = true;
+    this.clock.clearTimeout(this.sweepHandle);
+    for (const [id, p] of this.pending) {
+      this.clock.clearTimeout(p.timer);
+      p.reject(new SbError('SB_ERR_SHUTTING_DOWN'));
+      this.pending.delete(id);
+    }
+    this.flush();
+  }
+}
+
+export function summarize(all: ThreadMetrics[], elapsedSec: number): MetricsSnapshot {
+  const sum = (f: (m: ThreadMetrics) => number): number => all.reduce((s, m) => s + f(m), 0);
+  const samples = all.flatMap((m) => m.turnSamples).sort((a, b) => a - b);
+  const p99 = samples.length ? samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]! : 0;
+  const envelopesSent = sum((m) => m.envelopesSent);
+  return {
+    activations: sum((m) => m.activations),
+    activeActors: sum((m) => m.activeActors),
+    deactivations: sum((m) => m.deactivations),
+    messagesProcessed: sum((m) => m.messagesProcessed),
+    envelopesSent,
+    envelopesPerSecond: elapsedSec > 0 ? envelopesSent / elapsedSec : 0,
+    batchesSent: sum((m) => m.batchesSent),
+    mailboxDepthMax: Math.max(0, ...all.map((m) => m.mailboxDepthMax)),
+    turnTimeMsP99: p99,
+    handlerErrors: sum((m) => m.handlerErrors),
+    remindersFired: sum((m) => m.remindersFired),
+    perThread: all.map((m) => ({
+      thread: m.thread,
+      activeActors: m.activeActors,
+      messagesProcessed: m.messagesProcessed,
+      mailboxDepthMax: m.mailboxDepthMax,
+    })),
+  };
+}
