@@ -31,7 +31,12 @@ const product: ProductModule = {
   async openStores(config): Promise<Stores> {
     const c = parseDeskConfig(config);
     const s = openLmdbStores({ path: join(c.dataDir, 'lmdb') });
-    return { state: s.state, reminders: s.reminders, extra: { messages: s.messages } };
+    return {
+      state: s.state,
+      reminders: s.reminders,
+      extra: { messages: s.messages },
+      close: () => s.close(),
+    };
   },
   registerKinds(registry: KindRegistry): void {
     registry.register(KINDS.session, { create: (id) => new SessionActor(id), idleMs: 10 * 60_000 });

@@ -30,14 +30,6 @@ export async function loadProduct(url: URL | string): Promise<ProductModule> {
   return mod.default;
 }
 
-/** Worker threads need tsx to load TypeScript modules when the process itself was not started with it. */
-export function execArgvFor(moduleHref: string): string[] {
-  const argv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
-  const hasTsx =
-    argv.some((a, i) => a === 'tsx' && argv[i - 1] === '--import') || argv.includes('--import=tsx');
-  return moduleHref.endsWith('.ts') && !hasTsx ? [...argv, '--import', 'tsx'] : argv;
-}
-
 /** Durable reminders are scheduled in one place (the host), so each fires once per due time. */
 class ReminderScheduler {
   private readonly entries = new Map<string, { dueAt: number; handle: unknown; fired: boolean }>();
@@ -164,10 +156,9 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const ready: Array<Promise<void>> = [];
   for (let i = 1; i <= workers; i++) {
     const ports = pairPorts[i]!;
-    const w = new Worker(new URL('./worker.ts', import.meta.url), {
+    const w = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
       workerData: { thread: i, workers, shards, productModule: href, config, ports },
       transferList: Object.values(ports),
-      execArgv: execArgvFor(new URL('./worker.ts', import.meta.url).href),
     });
     threads.push(w);
     links.set(i, { post: (c) => w.postMessage(c) });
@@ -327,6 +318,10 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
 }
 
 export async function closeStores(s: Stores): Promise<void> {
+  if (s.close) {
+    await s.close().catch((err: unknown) => console.error('closing stores failed', err));
+    return;
+  }
   const seen = new Set<unknown>();
   for (const x of [s.state, s.reminders, ...Object.values(s.extra)]) {
     if (seen.has(x)) continue;

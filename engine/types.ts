@@ -88,6 +88,8 @@ export interface Stores {
   reminders: ReminderStore;
   /** Product-specific store handles (e.g. a MessageStore), created by the stores factory. */
   extra: Record<string, unknown>;
+  /** Closes everything above (connections, environments); called once when the thread drains. */
+  close?(): Promise<void>;
 }
 
 /**

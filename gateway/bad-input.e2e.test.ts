@@ -43,11 +43,14 @@ describe('gateway bad input', () => {
     const t = await visitorToken(env.url);
     const [body, mac] = t.token.split('.') as [string, string];
     const claims = JSON.parse(Buffer.from(body, 'base64url').toString()) as Record<string, unknown>;
-    const forged = Buffer.from(JSON.stringify({ ...claims, tenantId: 'other' })).toString('base64url') + '.' + mac;
+    const forged =
+      Buffer.from(JSON.stringify({ ...claims, tenantId: 'other' })).toString('base64url') + '.' + mac;
     expect(await upgradeStatus(`/v1/ws/visitor?token=${forged}`)).toBe(401);
     expect(await upgradeStatus(`/v1/ws/agent?token=${t.token}`)).toBe(401);
     expect(await upgradeStatus(`/v1/ws/visitor?token=${t.token}`)).toBe(101);
-    expect(await upgradeStatus('/v1/ws/visitor', { 'sec-websocket-protocol': `sb.v1, ${t.token}` })).toBe(101);
+    expect(await upgradeStatus('/v1/ws/visitor', { 'sec-websocket-protocol': `sb.v1, ${t.token}` })).toBe(
+      101,
+    );
   });
 
   it('gateway - malformed frames get typed errors and the socket stays usable', async () => {
@@ -148,13 +151,23 @@ describe('gateway bad input', () => {
   }, 60_000);
 
   it('gateway - HTTP endpoints answer bad input with typed errors', async () => {
-    const bad = await postJson<{ error: { code: string } }>(`${env.url}/v1/auth/login`, { email: 'agent1@demo.test', password: 'wrong' });
+    const bad = await postJson<{ error: { code: string } }>(`${env.url}/v1/auth/login`, {
+      email: 'agent1@demo.test',
+      password: 'wrong',
+    });
     expect(bad).toMatchObject({ status: 401, body: { error: { code: 'SB_ERR_BAD_CREDENTIALS' } } });
-    const unknown = await postJson<{ error: { code: string } }>(`${env.url}/v1/auth/login`, { email: 'nobody@x.test', password: 'whatever1' });
+    const unknown = await postJson<{ error: { code: string } }>(`${env.url}/v1/auth/login`, {
+      email: 'nobody@x.test',
+      password: 'whatever1',
+    });
     expect(unknown).toMatchObject({ status: 401, body: { error: { code: 'SB_ERR_BAD_CREDENTIALS' } } });
     const missing = await postJson<{ error: { code: string } }>(`${env.url}/v1/auth/login`, { email: 1 });
     expect(missing).toMatchObject({ status: 400, body: { error: { code: 'SB_ERR_INVALID_FIELD' } } });
-    const notJson = await fetch(`${env.url}/v1/visitor/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' });
+    const notJson = await fetch(`${env.url}/v1/visitor/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{',
+    });
     expect(notJson.status).toBe(400);
     const huge = await fetch(`${env.url}/v1/visitor/token`, {
       method: 'POST',
@@ -162,9 +175,13 @@ describe('gateway bad input', () => {
       body: JSON.stringify({ tenantId: 'demo', pad: 'x'.repeat(100_000) }),
     });
     expect(huge.status).toBe(413);
-    const noTenant = await postJson<{ error: { code: string } }>(`${env.url}/v1/visitor/token`, { tenantId: 'nope' });
+    const noTenant = await postJson<{ error: { code: string } }>(`${env.url}/v1/visitor/token`, {
+      tenantId: 'nope',
+    });
     expect(noTenant).toMatchObject({ status: 404, body: { error: { code: 'SB_ERR_NOT_FOUND' } } });
-    const badTenant = await postJson<{ error: { code: string } }>(`${env.url}/v1/visitor/token`, { tenantId: '../x' });
+    const badTenant = await postJson<{ error: { code: string } }>(`${env.url}/v1/visitor/token`, {
+      tenantId: '../x',
+    });
     expect(badTenant.status).toBe(400);
     const noAuth = await fetch(`${env.url}/v1/sessions/abc/events`);
     expect(noAuth.status).toBe(401);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AckFrame, AssignedFrame, EventFrame, QueueFrame, SessionFrame } from '../protos/ws-v1.ts';
+import type { AckFrame, AssignedFrame, QueueFrame, SessionFrame } from '../protos/ws-v1.ts';
 import { Directory, seedDemo } from '../actors/index.ts';
 import { boot, login, seenEvents, TestClient, visitorToken, type Booted } from './testing.ts';
 
@@ -39,21 +39,19 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
     const sid = await openSession(v);
     const assigned = await a.next<AssignedFrame>((f) => f.type === 'assigned');
     expect(assigned.session.sessionId).toBe(sid);
-    await v.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'assigned');
+    await v.nextEvent((e) => e.body.kind === 'assigned');
 
     v.send({ type: 'send', sessionId: sid, clientMsgId: 'm1', text: 'hello 你好' });
     const ack = await v.next<AckFrame>((f) => f.type === 'ack');
     expect(ack).toMatchObject({ clientMsgId: 'm1', duplicate: false, sessionId: sid });
-    const got = await a.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'message');
-    expect(got.event.seq).toBe(ack.seq);
-    expect(got.event.body).toMatchObject({ from: 'visitor', text: 'hello 你好' });
+    const got = await a.nextEvent((e) => e.body.kind === 'message');
+    expect(got.seq).toBe(ack.seq);
+    expect(got.body).toMatchObject({ from: 'visitor', text: 'hello 你好' });
 
     a.send({ type: 'send', sessionId: sid, clientMsgId: 'a1', text: 'How can I help?' });
     await a.next<AckFrame>((f) => f.type === 'ack');
-    const back = await v.next<EventFrame>(
-      (f) => f.type === 'event' && f.event.body.kind === 'message' && f.event.body.from === 'agent',
-    );
-    expect(back.event.body).toMatchObject({ text: 'How can I help?', senderId: 'agent1' });
+    const back = await v.nextEvent((e) => e.body.kind === 'message' && e.body.from === 'agent');
+    expect(back.body).toMatchObject({ text: 'How can I help?', senderId: 'agent1' });
 
     // Typing preview reaches the agent with the draft text; agent typing reaches the visitor without text.
     v.send({ type: 'typing', sessionId: sid, text: 'I would like' });
@@ -61,15 +59,18 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
     expect(typing).toMatchObject({ from: 'visitor', text: 'I would like' });
 
     a.send({ type: 'close', sessionId: sid, ref: 'c1' });
-    const closed = await v.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'closed');
-    expect(closed.event.body).toMatchObject({ by: 'agent' });
+    const closed = await v.nextEvent((e) => e.body.kind === 'closed');
+    expect(closed.body).toMatchObject({ by: 'agent' });
     v.send({ type: 'send', sessionId: sid, clientMsgId: 'm2', text: 'too late' });
     const err = await v.next((f) => f.type === 'error');
     expect(err).toMatchObject({ code: 'SB_ERR_SESSION_CLOSED', ref: 'm2' });
   });
 
   it('gateway - queue positions are pushed live until assignment', async () => {
-    env = await boot({ workers, demo: { enabled: true, tenantId: 'demo', password: 'switchboard', agents: 1, agentMaxConcurrent: 1 } });
+    env = await boot({
+      workers,
+      demo: { enabled: true, tenantId: 'demo', password: 'switchboard', agents: 1, agentMaxConcurrent: 1 },
+    });
     const a = await agent(env, 1);
     const v1 = await visitor(env);
     const s1 = await openSession(v1.c);
@@ -85,7 +86,7 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
     const next = await a.next<AssignedFrame>((f) => f.type === 'assigned');
     expect(next.session.sessionId).toBe(s2);
     expect((await v3.c.next<QueueFrame>((f) => f.type === 'queue')).position).toBe(1);
-    await v2.c.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'assigned');
+    await v2.c.nextEvent((e) => e.body.kind === 'assigned');
     expect(s3).not.toBe(s2);
   });
 
@@ -113,7 +114,7 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
     again.send({ type: 'resume', sessionId: sid, lastSeq: lastSeen });
     await again.next((f) => f.type === 'events' && !f.more);
     a.send({ type: 'send', sessionId: sid, clientMsgId: 'a3', text: 'a3' });
-    await again.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'message');
+    await again.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'a3');
     const after = seenEvents(again, sid);
     const all = [...seen, ...after].map((e) => e.seq);
     expect(after.map((e) => e.text)).toEqual(['a0', 'a1', 'a2', 'a3']);
@@ -135,8 +136,10 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
     expect(second.duplicate).toBe(true);
     v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'other', text: 'twice' });
     await v.c.next((f) => f.type === 'ack');
-    await a.next<EventFrame>((f) => f.type === 'event' && f.event.body.kind === 'message' && f.event.body.text === 'twice');
-    const texts = seenEvents(a, sid).filter((e) => e.kind === 'message').map((e) => e.text);
+    await a.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'twice');
+    const texts = seenEvents(a, sid)
+      .filter((e) => e.kind === 'message')
+      .map((e) => e.text);
     expect(texts).toEqual(['once', 'twice']);
   });
 
@@ -167,7 +170,9 @@ describe('gateway tenant isolation', () => {
       headers: { authorization: `Bearer ${(await visitorToken(env.url)).token}` },
     });
     expect(r.status).toBe(403);
-    const own = await fetch(`${env.url}/v1/sessions/${sid}/events`, { headers: { authorization: `Bearer ${v1.token}` } });
+    const own = await fetch(`${env.url}/v1/sessions/${sid}/events`, {
+      headers: { authorization: `Bearer ${v1.token}` },
+    });
     expect(own.status).toBe(200);
     const body = (await own.json()) as { events: unknown[] };
     expect(body.events.length).toBeGreaterThan(0);
@@ -175,7 +180,11 @@ describe('gateway tenant isolation', () => {
 
   it('gateway - another tenant sees nothing of this tenant’s sessions', async () => {
     env = await boot();
-    await seedDemo(new Directory(env.server.runtime.stores.state), { tenantId: 'acme', password: 'switchboard', agents: 1, agentMaxConcurrent: 5 }, Date.now());
+    await seedDemo(
+      new Directory(env.server.runtime.stores.state),
+      { tenantId: 'acme', password: 'switchboard', agents: 1, agentMaxConcurrent: 5 },
+      Date.now(),
+    );
     const v1 = await visitor(env);
     const sid = await openSession(v1.c);
     const other = await visitorToken(env.url, 'acme');
@@ -188,7 +197,9 @@ describe('gateway tenant isolation', () => {
     clients.push(oa);
     oa.send({ type: 'resume', sessionId: sid, lastSeq: 0, ref: 'r2' });
     expect(await oa.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_NOT_FOUND', ref: 'r2' });
-    const r = await fetch(`${env.url}/v1/sessions/${sid}/events`, { headers: { authorization: `Bearer ${acmeAgent.token}` } });
+    const r = await fetch(`${env.url}/v1/sessions/${sid}/events`, {
+      headers: { authorization: `Bearer ${acmeAgent.token}` },
+    });
     expect(r.status).toBe(404);
     // The acme agent was never offered the demo visitor's session.
     expect(oa.frames.some((f) => f.type === 'assigned')).toBe(false);

@@ -66,7 +66,9 @@ describe('gateway restart', () => {
     });
     expect(r.status).toBe(200);
     const { events } = (await r.json()) as { events: SessionEvent[] };
-    const texts = events.filter((e) => e.body.kind === 'message').map((e) => (e.body.kind === 'message' ? e.body.text : ''));
+    const texts = events
+      .filter((e) => e.body.kind === 'message')
+      .map((e) => (e.body.kind === 'message' ? e.body.text : ''));
     expect(texts).toEqual(Array.from({ length: 20 }, (_, i) => `message ${i}`));
     expect(events.map((e) => e.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1));
 
@@ -79,7 +81,10 @@ describe('gateway restart', () => {
     expect(ack.seq).toBe(events.length + 1);
     // A resend of a message from before the crash is recognised as the same message.
     v2.send({ type: 'send', sessionId: sid, clientMsgId: 'm3', text: 'message 3' });
-    expect(await v2.next<AckFrame>((f) => f.type === 'ack')).toMatchObject({ seq: acked[3], duplicate: true });
+    expect(await v2.next<AckFrame>((f) => f.type === 'ack')).toMatchObject({
+      seq: acked[3],
+      duplicate: true,
+    });
     const replayed = seenEvents(v2, sid).map((e) => e.seq);
     expect(replayed[0]).toBe(acked[9]! + 1);
     v2.close();

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import type { ServerFrame, TokenResponse } from '../protos/ws-v1.ts';
+import type { ServerFrame, SessionEvent, TokenResponse } from '../protos/ws-v1.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { startServer, type Server } from './server.ts';
 
@@ -37,12 +37,23 @@ export async function boot(overrides: Partial<ServerConfig> = {}): Promise<Boote
 }
 
 export async function postJson<T>(url: string, body: unknown): Promise<{ status: number; body: T }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: r.status, body: (await r.json()) as T };
 }
 
-export async function visitorToken(base: string, tenantId = 'demo', visitorId?: string): Promise<TokenResponse> {
-  const r = await postJson<TokenResponse>(`${base}/v1/visitor/token`, visitorId ? { tenantId, visitorId } : { tenantId });
+export async function visitorToken(
+  base: string,
+  tenantId = 'demo',
+  visitorId?: string,
+): Promise<TokenResponse> {
+  const r = await postJson<TokenResponse>(
+    `${base}/v1/visitor/token`,
+    visitorId ? { tenantId, visitorId } : { tenantId },
+  );
   if (r.status !== 200) throw new Error(`visitor token: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
@@ -94,14 +105,18 @@ export class TestClient {
   }
 
   /** Next frame (after the previous `next`) matching `pred`; frames skipped are still in `frames`. */
-  async next<T extends ServerFrame = ServerFrame>(pred: (f: ServerFrame) => boolean, timeoutMs = 5000): Promise<T> {
+  async next<T extends ServerFrame = ServerFrame>(
+    pred: (f: ServerFrame) => boolean,
+    timeoutMs = 5000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.cursor < this.frames.length) {
         const f = this.frames[this.cursor++]!;
         if (pred(f)) return f as T;
       }
-      if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting`);
+      if (this.closed)
+        throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out; frames: ${JSON.stringify(this.frames.slice(-5))}`);
       await new Promise<void>((resolve) => {
@@ -112,6 +127,17 @@ export class TestClient {
         });
       });
     }
+  }
+
+  /** Next session event (live or replayed) matching `pred`. */
+  async nextEvent(pred: (e: SessionEvent) => boolean, timeoutMs = 5000): Promise<SessionEvent> {
+    let found: SessionEvent | undefined;
+    await this.next((f) => {
+      const evs = f.type === 'event' ? [f.event] : f.type === 'events' ? f.events : [];
+      found = evs.find(pred);
+      return found !== undefined;
+    }, timeoutMs);
+    return found!;
   }
 
   waitClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
@@ -131,7 +157,10 @@ export class TestClient {
 }
 
 /** All session events this client has seen (live and replayed), in arrival order. */
-export function seenEvents(c: TestClient, sessionId: string): Array<{ seq: number; kind: string; text?: string }> {
+export function seenEvents(
+  c: TestClient,
+  sessionId: string,
+): Array<{ seq: number; kind: string; text?: string }> {
   const out: Array<{ seq: number; kind: string; text?: string }> = [];
   for (const f of c.frames) {
     const evs = f.type === 'event' ? [f.event] : f.type === 'events' ? f.events : [];

@@ -1,0 +1,327 @@
+/**
+ * Embedded stores on LMDB (`lmdb` package): the default when no Cassandra is configured.
+ *
+ * One LMDB environment, several named databases with ordered compound keys:
+ * - `messages`  [tenant, stream, seq] → event        (range reads both ways by seq)
+ * - `msgids`    [tenant, stream, clientMsgId] → seq  (idempotency)
+ * - `state`     [tenant, kind, key] → value
+ * - `reminders` [tenant, kind, key, name] → {dueAt, msg};  `remdue` [dueAt, tenant, kind, key, name] → 1
+ *
+ * Durability: writes go through lmdb-js's batched asynchronous transactions, which commit with a
+ * synchronous flush (no `noSync`); a write's promise resolves after its transaction is on disk.
+ * Many concurrent appends share one commit — group commit — which is where the throughput comes from.
+ * The same path can be opened from every worker thread of a process and from a later process.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { SbError } from '../../protos/errors.ts';
+import type {
+  AppendResult,
+  Json,
+  MessageStore,
+  ReadOptions,
+  Reminder,
+  ReminderStore,
+  StateStore,
+  StoredEvent,
+} from './types.ts';
+
+type Key = Array<string | number>;
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+interface StoredRow {
+  at: number;
+  cm?: string;
+  body: Json;
+  rec?: { at: number; by: string };
+}
+
+function invalid(msg: string): SbError {
+  return new SbError('SB_ERR_INVALID_FIELD', msg);
+}
+
+function checkName(x: unknown, what: string): void {
+  if (typeof x !== 'string' || x === '' || x.length > 256)
+    throw invalid(`${what} must be a non-empty string`);
+}
+
+function checkSeq(seq: unknown): void {
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1)
+    throw invalid('seq must be a positive integer');
+}
+
+function toEvent(tenant: string, stream: string, seq: number, r: StoredRow): StoredEvent {
+  const e: StoredEvent = { tenant, stream, seq, at: r.at, body: r.body };
+  if (r.cm !== undefined) e.clientMsgId = r.cm;
+  if (r.rec) e.recalled = r.rec;
+  return e;
+}
+
+function unavailable(err: unknown): SbError {
+  if (err instanceof SbError) return err;
+  return new SbError('SB_ERR_STORE_UNAVAILABLE', `lmdb: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  });
+}
+
+export class LmdbMessageStore implements MessageStore {
+  constructor(
+    private readonly messages: Database<StoredRow, Key>,
+    private readonly ids: Database<number, Key>,
+  ) {}
+
+  append(event: StoredEvent): Promise<AppendResult> {
+    return this.appendBatch([event]).then((r) => r[0]!);
+  }
+
+  async appendBatch(events: StoredEvent[]): Promise<AppendResult[]> {
+    for (const e of events) {
+      checkName(e.tenant, 'tenant');
+      checkName(e.stream, 'stream');
+      checkSeq(e.seq);
+      if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
+      if (typeof e.at !== 'number') throw invalid('at must be a number');
+    }
+    let conflict: SbError | undefined;
+    let results: AppendResult[] = [];
+    try {
+      // The check and the writes run inside one write transaction: atomic, and batched with others.
+      await this.messages.transaction(() => {
+        results = [];
+        conflict = undefined;
+        const written: Array<[Key, StoredRow, Key | undefined, number]> = [];
+        const fresh = new Map<string, StoredEvent>();
+        for (const e of events) {
+          if (e.clientMsgId !== undefined) {
+            const seen = fresh.get(e.clientMsgId);
+            const prior = this.ids.get([e.tenant, e.stream, e.clientMsgId]);
+            if (seen) {
+              results.push({ event: seen, duplicate: true });
+              continue;
+            }
+            if (prior !== undefined) {
+              const row = this.messages.get([e.tenant, e.stream, prior]);
+              if (row) {
+                results.push({ event: toEvent(e.tenant, e.stream, prior, row), duplicate: true });
+                continue;
+              }
+            }
+          }
+          const key: Key = [e.tenant, e.stream, e.seq];
+          if (
+            this.messages.get(key) !== undefined ||
+            written.some((w) => w[3] === e.seq && w[0][1] === e.stream && w[0][0] === e.tenant)
+          ) {
+            conflict = new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
+            return;
+          }
+          const row: StoredRow = { at: e.at, body: e.body };
+          if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+          written.push([
+            key,
+            row,
+            e.clientMsgId !== undefined ? [e.tenant, e.stream, e.clientMsgId] : undefined,
+            e.seq,
+          ]);
+          const stored = toEvent(e.tenant, e.stream, e.seq, row);
+          if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
+          results.push({ event: stored, duplicate: false });
+        }
+        for (const [key, row, idKey, seq] of written) {
+          this.messages.put(key, row);
+          if (idKey) this.ids.put(idKey, seq);
+        }
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (conflict) throw conflict;
+    return results;
+  }
+
+  async read(tenant: string, stream: string, opts: ReadOptions = {}): Promise<StoredEvent[]> {
+    checkName(tenant, 'tenant');
+    checkName(stream, 'stream');
+    const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), 1000);
+    const backward = opts.direction === 'backward' || opts.beforeSeq !== undefined;
+    const out: StoredEvent[] = [];
+    const range = backward
+      ? this.messages.getRange({
+          start: [tenant, stream, (opts.beforeSeq ?? MAX_SEQ + 1) - 1],
+          end: [tenant, stream, 0],
+          reverse: true,
+          limit,
+        })
+      : this.messages.getRange({
+          start: [tenant, stream, (opts.afterSeq ?? 0) + 1],
+          end: [tenant, stream, MAX_SEQ],
+          limit,
+        });
+    for (const { key, value } of range) {
+      const k = key as Key;
+      if (k[0] !== tenant || k[1] !== stream) break;
+      out.push(toEvent(tenant, stream, k[2] as number, value));
+    }
+    return out;
+  }
+
+  async lastSeq(tenant: string, stream: string): Promise<number> {
+    const [e] = await this.read(tenant, stream, { direction: 'backward', limit: 1 });
+    return e?.seq ?? 0;
+  }
+
+  async findByClientMsgId(
+    tenant: string,
+    stream: string,
+    clientMsgId: string,
+  ): Promise<StoredEvent | undefined> {
+    checkName(tenant, 'tenant');
+    checkName(stream, 'stream');
+    const seq = this.ids.get([tenant, stream, clientMsgId]);
+    if (seq === undefined) return undefined;
+    const row = this.messages.get([tenant, stream, seq]);
+    return row ? toEvent(tenant, stream, seq, row) : undefined;
+  }
+
+  async markRecalled(tenant: string, stream: string, seq: number, by: string, at: number): Promise<void> {
+    checkName(tenant, 'tenant');
+    checkName(stream, 'stream');
+    checkSeq(seq);
+    let found = false;
+    await this.messages.transaction(() => {
+      const row = this.messages.get([tenant, stream, seq]);
+      if (!row) return;
+      found = true;
+      this.messages.put([tenant, stream, seq], { ...row, rec: { at, by } });
+    });
+    if (!found) throw new SbError('SB_ERR_NOT_FOUND', `no event ${seq} in ${stream}`);
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class LmdbStateStore implements StateStore {
+  constructor(private readonly db: Database<unknown, Key>) {}
+
+  async get<T = unknown>(tenant: string, kind: string, key: string): Promise<T | undefined> {
+    checkName(tenant, 'tenant');
+    checkName(kind, 'kind');
+    return this.db.get([tenant, kind, key]) as T | undefined;
+  }
+
+  async put(tenant: string, kind: string, key: string, value: unknown): Promise<void> {
+    checkName(tenant, 'tenant');
+    checkName(kind, 'kind');
+    try {
+      await this.db.put([tenant, kind, key], value);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async delete(tenant: string, kind: string, key: string): Promise<void> {
+    checkName(tenant, 'tenant');
+    checkName(kind, 'kind');
+    await this.db.remove([tenant, kind, key]);
+  }
+
+  async list(
+    tenant: string,
+    kind: string,
+    opts: { prefix?: string; limit?: number } = {},
+  ): Promise<Array<{ key: string; value: unknown }>> {
+    checkName(tenant, 'tenant');
+    checkName(kind, 'kind');
+    const prefix = opts.prefix ?? '';
+    const out: Array<{ key: string; value: unknown }> = [];
+    for (const { key, value } of this.db.getRange({
+      start: [tenant, kind, prefix],
+      end: [tenant, kind, prefix + '\uffff'],
+      limit: opts.limit ?? 1000,
+    })) {
+      const k = key as Key;
+      if (k[0] !== tenant || k[1] !== kind || typeof k[2] !== 'string' || !k[2].startsWith(prefix)) break;
+      out.push({ key: k[2], value });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface ReminderRow {
+  dueAt: number;
+  msg: unknown;
+}
+
+export class LmdbReminderStore implements ReminderStore {
+  constructor(
+    private readonly byId: Database<ReminderRow, Key>,
+    private readonly byDue: Database<number, Key>,
+  ) {}
+
+  async upsert(r: Reminder): Promise<void> {
+    checkName(r.tenant, 'tenant');
+    checkName(r.kind, 'kind');
+    checkName(r.name, 'name');
+    if (!Number.isFinite(r.dueAt)) throw invalid('dueAt must be a number');
+    await this.byId.transaction(() => {
+      const id: Key = [r.tenant, r.kind, r.key, r.name];
+      const old = this.byId.get(id);
+      if (old) this.byDue.remove([old.dueAt, r.tenant, r.kind, r.key, r.name]);
+      this.byId.put(id, { dueAt: r.dueAt, msg: r.msg });
+      this.byDue.put([r.dueAt, r.tenant, r.kind, r.key, r.name], 1);
+    });
+  }
+
+  async remove(tenant: string, kind: string, key: string, name: string): Promise<void> {
+    await this.byId.transaction(() => {
+      const id: Key = [tenant, kind, key, name];
+      const old = this.byId.get(id);
+      if (!old) return;
+      this.byDue.remove([old.dueAt, tenant, kind, key, name]);
+      this.byId.remove(id);
+    });
+  }
+
+  async due(before: number, limit: number): Promise<Reminder[]> {
+    const out: Reminder[] = [];
+    for (const { key } of this.byDue.getRange({ start: [-MAX_SEQ], end: [before, '\uffff'], limit })) {
+      const [dueAt, tenant, kind, k, name] = key as [number, string, string, string, string];
+      if (dueAt > before) break;
+      const row = this.byId.get([tenant, kind, k, name]);
+      if (row) out.push({ tenant, kind, key: k, name, dueAt, msg: row.msg });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface LmdbStores {
+  state: LmdbStateStore;
+  reminders: LmdbReminderStore;
+  messages: LmdbMessageStore;
+  close(): Promise<void>;
+}
+
+/** Opens (creating if needed) the embedded stores at `path`. */
+export function openLmdbStores(opts: { path: string }): LmdbStores {
+  const root: RootDatabase = open({ path: opts.path, maxDbs: 16 });
+  const dbOpts = { keyEncoding: 'ordered-binary' as const, encoding: 'msgpack' as const };
+  const messages = root.openDB<StoredRow, Key>({ name: 'messages', ...dbOpts });
+  const ids = root.openDB<number, Key>({ name: 'msgids', ...dbOpts });
+  const state = root.openDB<unknown, Key>({ name: 'state', ...dbOpts });
+  const reminders = root.openDB<ReminderRow, Key>({ name: 'reminders', ...dbOpts });
+  const remdue = root.openDB<number, Key>({ name: 'remdue', ...dbOpts });
+  let closed = false;
+  return {
+    state: new LmdbStateStore(state),
+    reminders: new LmdbReminderStore(reminders, remdue),
+    messages: new LmdbMessageStore(messages, ids),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await root.close();
+    },
+  };
+}
