@@ -134,6 +134,8 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
   const staticFiles = loadStatic(cfg.staticDir);
   const limits = cfg.limits;
   const conns = new Set<Conn>();
+  /** Sockets the server closed, by error code (exported on /metrics). */
+  const closedBy = new Map<string, number>();
   let nextConnId = 1;
   let draining = false;
 
@@ -161,6 +163,7 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
     if (c.closed || !c.ws) return;
     const ws = c.ws;
     c.closed = true;
+    closedBy.set(code, (closedBy.get(code) ?? 0) + 1);
     // The error frame may not fit in the socket's buffer (slow consumer); the close code says it anyway.
     ws.cork(() => {
       ws.send(
@@ -659,7 +662,13 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
         if (g.aborted) return;
         res.cork(() => {
           res.writeHeader('content-type', 'text/plain; version=0.0.4');
-          res.end(text + `sb_gateway_connections ${conns.size}\n`);
+          let extra =
+            '# HELP sb_gateway_connections Open WebSocket connections.\n# TYPE sb_gateway_connections gauge\n';
+          extra += `sb_gateway_connections ${conns.size}\n`;
+          extra +=
+            '# HELP sb_gateway_closed_total Sockets closed by the server, by error code.\n# TYPE sb_gateway_closed_total counter\n';
+          for (const [code, n] of closedBy) extra += `sb_gateway_closed_total{code="${code}"} ${n}\n`;
+          res.end(text + extra);
         });
       })
       .catch((err) => sendError(g, err, internal));
