@@ -128,7 +128,9 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const started = Date.now();
 
   const links = new Map<number, Link>();
-  let scheduler: ReminderScheduler | undefined;
+  const scheduler: ReminderScheduler = new ReminderScheduler(clock, stores, (to, name, dueAt, msg) => {
+    host.sendReminder(to, name, dueAt, msg);
+  });
   const host = new ThreadNode({
     thread: 0,
     workers,
@@ -136,7 +138,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     clock,
     stores,
     links,
-    reminderControl: (c) => scheduler?.handle(c),
+    reminderControl: (c) => scheduler.handle(c),
   });
   product.registerKinds(host, config);
 
@@ -182,7 +184,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
               drained.get(i)?.();
               return;
             default:
-              scheduler?.handle(c);
+              scheduler.handle(c);
           }
         });
         w.on('error', (err) => {
@@ -200,9 +202,6 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     throw err;
   }
 
-  scheduler = new ReminderScheduler(clock, stores, (to, name, dueAt, msg) => {
-    host.sendReminder(to, name, dueAt, msg);
-  });
   await scheduler.start();
 
   let draining = false;
@@ -295,7 +294,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     async drain() {
       if (draining) return;
       draining = true;
-      scheduler?.stop();
+      scheduler.stop();
       await host.drain();
       await Promise.all(
         threads.map(

@@ -489,7 +489,8 @@ export class ThreadNode implements KindRegistry {
   // ------------------------------------------------------------------ context
 
   private contextFor(a: Activation): ActorContext {
-    const node = this;
+    // The context outlives this call and is handed to actor code: bind the node once.
+    const node = this as ThreadNode;
     const tenant = tenantOfKey(a.id.key);
     const self = a.id;
     const setTimer = (name: string, ms: number, msg: unknown, interval: boolean): void => {

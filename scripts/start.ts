@@ -25,10 +25,21 @@ if (existsSync(join(consoleDir, 'vite.config.ts'))) {
   const stale = !existsSync(built) || newest(consoleDir) > statSync(built).mtimeMs;
   if (stale) {
     console.log('Building the console…');
-    const r = spawnSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'console/vite.config.ts', '--logLevel', 'warn'], {
-      cwd: root,
-      stdio: 'inherit',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(root, 'node_modules/vite/bin/vite.js'),
+        'build',
+        '--config',
+        'console/vite.config.ts',
+        '--logLevel',
+        'warn',
+      ],
+      {
+        cwd: root,
+        stdio: 'inherit',
+      },
+    );
     if (r.status !== 0) {
       console.error('Console build failed; see the output above.');
       process.exit(r.status ?? 1);
