@@ -206,9 +206,12 @@ export class CassandraMessageStore implements MessageStore {
   }
 
   append(event: StoredEvent): Promise<AppendResult> {
-    checkScope(event.tenant, event.stream);
-    if (!Number.isSafeInteger(event.seq) || event.seq < 1)
-      return Promise.reject(invalid('seq must be a positive integer'));
+    try {
+      checkScope(event.tenant, event.stream);
+      if (!Number.isSafeInteger(event.seq) || event.seq < 1) throw invalid('seq must be a positive integer');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.q.run(`${event.tenant}\u0000${event.stream}`, () => this.appendNow(event));
   }
 
