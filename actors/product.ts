@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import type { KindRegistry, ProductModule, Stores } from '../engine/types.ts';
+import { openCassandraStores, type CassandraOptions } from '../engine/store/cassandra.ts';
 import { openLmdbStores } from '../engine/store/lmdb.ts';
 import { SbError } from '../protos/errors.ts';
 import { AgentActor } from './agent.ts';
@@ -13,24 +14,35 @@ import { SessionActor } from './session.ts';
 import { VisitorActor } from './visitor.ts';
 
 /** Config every thread receives (plain JSON). */
-export interface DeskConfig {
-  store: 'embedded';
-  /** Directory of the embedded store. */
-  dataDir: string;
-}
+export type DeskConfig =
+  | { store: 'embedded'; /** Directory of the embedded store. */ dataDir: string }
+  | { store: 'cassandra'; cassandra: CassandraOptions };
 
 export function parseDeskConfig(c: Readonly<Record<string, unknown>>): DeskConfig {
-  if (c['store'] !== 'embedded')
-    throw new SbError('SB_ERR_INVALID_FIELD', `unsupported store: ${String(c['store'])}`);
-  if (typeof c['dataDir'] !== 'string' || c['dataDir'] === '')
-    throw new SbError('SB_ERR_INVALID_FIELD', 'dataDir required');
-  return { store: 'embedded', dataDir: c['dataDir'] };
+  if (c['store'] === 'embedded') {
+    if (typeof c['dataDir'] !== 'string' || c['dataDir'] === '') {
+      throw new SbError('SB_ERR_INVALID_FIELD', 'dataDir required');
+    }
+    return { store: 'embedded', dataDir: c['dataDir'] };
+  }
+  if (c['store'] === 'cassandra') {
+    const o = c['cassandra'] as CassandraOptions | undefined;
+    if (!o || !Array.isArray(o.contactPoints) || typeof o.keyspace !== 'string') {
+      throw new SbError('SB_ERR_INVALID_FIELD', 'cassandra options required');
+    }
+    return { store: 'cassandra', cassandra: o };
+  }
+  throw new SbError('SB_ERR_INVALID_FIELD', `unsupported store: ${String(c['store'])}`);
 }
 
 const product: ProductModule = {
   async openStores(config): Promise<Stores> {
     const c = parseDeskConfig(config);
-    const s = openLmdbStores({ path: join(c.dataDir, 'lmdb') });
+    // Never a silent fallback: a configured Cassandra that does not answer fails the start.
+    const s =
+      c.store === 'embedded'
+        ? openLmdbStores({ path: join(c.dataDir, 'lmdb') })
+        : await openCassandraStores(c.cassandra);
     return {
       state: s.state,
       reminders: s.reminders,

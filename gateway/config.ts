@@ -10,8 +10,26 @@ export interface ServerConfig {
   host: string;
   /** TCP port; 0 picks a free one. Default 8080. */
   port: number;
-  /** Embedded store directory. Default ./data. */
+  /** Message history and state: `embedded` (LMDB under dataDir, default) or `cassandra`. */
+  store: 'embedded' | 'cassandra';
+  /** Embedded store directory (also keeps the token secret). Default ./data. */
   dataDir: string;
+  cassandra: {
+    /** Hosts, default ['127.0.0.1']. */
+    contactPoints: string[];
+    /** CQL port, default 9042. */
+    port: number;
+    /** Default `switchboard`. */
+    keyspace: string;
+    /** Local data center name, default `datacenter1`. */
+    localDataCenter: string;
+    /** Read/write consistency, default localQuorum. */
+    consistency: 'one' | 'localOne' | 'quorum' | 'localQuorum' | 'all' | 'eachQuorum';
+    /** Keyspace replication when it is created, default SimpleStrategy rf 1. */
+    replication: Record<string, string | number>;
+    /** Connection attempts at start-up before a clear failure (backoff 0.5 s doubling to 5 s). Default 10. */
+    connectAttempts: number;
+  };
   /** Actor worker threads; 0 runs actors on the gateway thread. Default 1. */
   workers: number;
   /** Token lifetime, seconds. Default 12 h. */
@@ -29,7 +47,17 @@ export interface ServerConfig {
 export const DEFAULT_CONFIG: ServerConfig = {
   host: '127.0.0.1',
   port: 8080,
+  store: 'embedded',
   dataDir: resolve('data'),
+  cassandra: {
+    contactPoints: ['127.0.0.1'],
+    port: 9042,
+    keyspace: 'switchboard',
+    localDataCenter: 'datacenter1',
+    consistency: 'localQuorum',
+    replication: { class: 'SimpleStrategy', replication_factor: 1 },
+    connectAttempts: 10,
+  },
   workers: 1,
   tokenTtlSec: 12 * 3600,
   tokenSecret: undefined,
@@ -63,6 +91,45 @@ const SETTERS: Record<string, Setter> = {
   SB_HOST: (c, v) => (c.host = v),
   SB_PORT: (c, v) => (c.port = int('SB_PORT', 0, 65535)(v)),
   SB_DATA_DIR: (c, v) => (c.dataDir = resolve(v)),
+  SB_STORE: (c, v) => {
+    if (v !== 'embedded' && v !== 'cassandra')
+      throw new Error(`SB_STORE must be embedded or cassandra, got "${v}"`);
+    c.store = v;
+  },
+  SB_CASSANDRA_CONTACT_POINTS: (c, v) =>
+    (c.cassandra.contactPoints = v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)),
+  SB_CASSANDRA_PORT: (c, v) => (c.cassandra.port = int('SB_CASSANDRA_PORT', 1, 65535)(v)),
+  SB_CASSANDRA_KEYSPACE: (c, v) => {
+    if (!/^[a-z][a-z0-9_]{0,47}$/.test(v))
+      throw new Error('SB_CASSANDRA_KEYSPACE must be lower-case letters, digits and _');
+    c.cassandra.keyspace = v;
+  },
+  SB_CASSANDRA_DC: (c, v) => (c.cassandra.localDataCenter = v),
+  SB_CASSANDRA_CONSISTENCY: (c, v) => {
+    const ok = ['one', 'localOne', 'quorum', 'localQuorum', 'all', 'eachQuorum'] as const;
+    const found = ok.find((x) => x === v);
+    if (!found) throw new Error(`SB_CASSANDRA_CONSISTENCY must be one of ${ok.join(', ')}`);
+    c.cassandra.consistency = found;
+  },
+  SB_CASSANDRA_REPLICATION: (c, v) => {
+    let r: unknown;
+    try {
+      r = JSON.parse(v);
+    } catch {
+      throw new Error(
+        'SB_CASSANDRA_REPLICATION must be JSON, e.g. {"class":"NetworkTopologyStrategy","dc1":3}',
+      );
+    }
+    if (!r || typeof r !== 'object' || typeof (r as { class?: unknown }).class !== 'string') {
+      throw new Error('SB_CASSANDRA_REPLICATION needs a "class"');
+    }
+    c.cassandra.replication = r as Record<string, string | number>;
+  },
+  SB_CASSANDRA_CONNECT_ATTEMPTS: (c, v) =>
+    (c.cassandra.connectAttempts = int('SB_CASSANDRA_CONNECT_ATTEMPTS', 1, 1000)(v)),
   SB_WORKERS: (c, v) => (c.workers = int('SB_WORKERS', 0, 64)(v)),
   SB_TOKEN_TTL_SEC: (c, v) => (c.tokenTtlSec = int('SB_TOKEN_TTL_SEC', 60, 30 * 86400)(v)),
   SB_TOKEN_SECRET: (c, v) => {
@@ -86,7 +153,24 @@ const SETTERS: Record<string, Setter> = {
 };
 
 /** Variables of the environment that other parts read (bench, tests, cluster): accepted, not parsed here. */
-const KNOWN_ELSEWHERE = new Set(['SB_LOG']);
+const KNOWN_ELSEWHERE = new Set([
+  'SB_LOG',
+  // Read by scripts/cassandra and scripts/redis (local service start/stop), not by the server.
+  'SB_CASSANDRA_CDS',
+  'SB_CASSANDRA_HEAP',
+  'SB_CASSANDRA_HEAP_MIN',
+  'SB_CASSANDRA_INSTANCE',
+  'SB_CASSANDRA_JMX_PORT',
+  'SB_CASSANDRA_JVM_OPTS',
+  'SB_CASSANDRA_STOP_TIMEOUT',
+  'SB_CASSANDRA_STORAGE_PORT',
+  'SB_CASSANDRA_TIMEOUT',
+  'SB_CASSANDRA_VERSION',
+  'SB_REDIS_MAXMEMORY',
+  'SB_REDIS_PORT',
+  'SB_REDIS_STOP_TIMEOUT',
+  'SB_REDIS_TIMEOUT',
+]);
 
 /** Builds the config from defaults, then `env`, then `overrides`. Throws with every problem listed. */
 export function loadConfig(

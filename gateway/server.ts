@@ -115,7 +115,10 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
   const runtime = await createRuntime({
     workers: cfg.workers,
     productModule: DESK_PRODUCT_MODULE,
-    config: { store: 'embedded', dataDir: cfg.dataDir },
+    config:
+      cfg.store === 'embedded'
+        ? { store: 'embedded', dataDir: cfg.dataDir }
+        : { store: 'cassandra', cassandra: { ...cfg.cassandra } },
   });
   const dir = new Directory(runtime.stores.state);
   let demoLogins: Array<{ email: string; role: string }> = [];
