@@ -1,0 +1,281 @@
+/**
+ * Load generator process: holds a share of the agents and visitors over real WebSockets (`ws`),
+ * sends visitor messages open-loop at a fixed rate (or closed-loop with a window for saturation),
+ * and reports acks, deliveries and visitor→agent latency to the parent over IPC.
+ */
+import WebSocket from 'ws';
+import { Histogram, type HistogramJSON } from './histogram.ts';
+
+export interface SetupMsg {
+  cmd: 'setup';
+  proc: number;
+  url: string;
+  /** Agent numbers (1-based) this process logs in. */
+  agents: number[];
+  visitors: number;
+  password: string;
+  /** Idle mode: connect visitors only, no sessions. */
+  idle: boolean;
+}
+export interface GoMsg {
+  cmd: 'go';
+  /** Messages per second for this process; 0 = closed loop with `window` in flight per visitor. */
+  rate: number;
+  window: number;
+  durationMs: number;
+  warmupMs: number;
+  graceMs: number;
+}
+export type ParentMsg = SetupMsg | GoMsg | { cmd: 'exit' };
+
+export interface Progress {
+  ev: 'progress';
+  sent: number;
+  acked: number;
+  delivered: number;
+  errors: number;
+  hist?: HistogramJSON;
+}
+export interface Done {
+  ev: 'done';
+  sent: number;
+  ackedIds: string[];
+  deliveredIds: string[];
+  duplicated: number;
+  errors: number;
+  errorCodes: Record<string, number>;
+  hist: HistogramJSON;
+  measuredSent: number;
+}
+export type ChildMsg = { ev: 'ready'; sockets: number } | { ev: 'failed'; error: string } | Progress | Done;
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+function post(msg: ChildMsg): void {
+  process.send?.(msg);
+}
+
+async function postJson<T>(url: string, body: unknown): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (!r.ok) throw new Error(`${url}: HTTP ${r.status} ${await r.text()}`);
+      return (await r.json()) as T;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+  }
+}
+
+/** Opens a socket; `onMessage` is attached before the upgrade completes (the first frame can come with it). */
+function connect(url: string, onMessage?: (data: WebSocket.RawData) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    if (onMessage) ws.on('message', onMessage);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+interface Visitor {
+  ws: WebSocket;
+  sessionId: string;
+  n: number;
+  inflight: number;
+}
+
+async function inBatches<T>(n: number, size: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i += size) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(size, n - i) }, (_, j) => fn(i + j)))));
+  }
+  return out;
+}
+
+let setup: SetupMsg | undefined;
+const visitors: Visitor[] = [];
+const agentSockets: WebSocket[] = [];
+const hist = new Histogram();
+const acked = new Set<string>();
+const delivered = new Set<string>();
+let duplicated = 0;
+let sent = 0;
+let measuredSent = 0;
+let errors = 0;
+const errorCodes: Record<string, number> = {};
+let measureFrom = Infinity;
+let measureUntil = Infinity;
+let closedLoop: { window: number; stopAt: number } | undefined;
+
+function sendFrom(v: Visitor): void {
+  const id = `p${setup!.proc}v${visitors.indexOf(v)}m${v.n++}`;
+  const t = now();
+  v.ws.send(JSON.stringify({ type: 'send', sessionId: v.sessionId, clientMsgId: id, text: `${id}|${t}` }));
+  v.inflight++;
+  sent++;
+  if (t >= measureFrom && t < measureUntil) measuredSent++;
+}
+
+function onAgentFrame(data: WebSocket.RawData): void {
+  const f = JSON.parse(String(data)) as {
+    type: string;
+    event?: { body: { kind: string; from?: string; text?: string } };
+    events?: Array<{ body: { kind: string; from?: string; text?: string } }>;
+  };
+  const evs = f.type === 'event' && f.event ? [f.event] : f.type === 'events' && f.events ? f.events : [];
+  const t = now();
+  for (const e of evs) {
+    if (e.body.kind !== 'message' || e.body.from !== 'visitor' || !e.body.text) continue;
+    const bar = e.body.text.indexOf('|');
+    const id = e.body.text.slice(0, bar);
+    const sentAt = Number(e.body.text.slice(bar + 1));
+    if (delivered.has(id)) {
+      duplicated++;
+      continue;
+    }
+    delivered.add(id);
+    if (sentAt >= measureFrom && sentAt < measureUntil) hist.record(t - sentAt);
+  }
+}
+
+async function doSetup(s: SetupMsg): Promise<void> {
+  setup = s;
+  const ws = s.url.replace(/^http/, 'ws');
+  for (const n of s.agents) {
+    const t = await postJson<{ token: string }>(`${s.url}/v1/auth/login`, {
+      email: `agent${n}@demo.test`,
+      password: s.password,
+    });
+    const sock = await connect(`${ws}/v1/ws/agent?token=${encodeURIComponent(t.token)}`, onAgentFrame);
+    agentSockets.push(sock);
+  }
+  await inBatches(s.visitors, 100, async (i) => {
+    const t = await postJson<{ token: string }>(`${s.url}/v1/visitor/token`, {
+      tenantId: 'demo',
+      visitorId: `bench-p${s.proc}-v${i}`,
+    });
+    const v: Visitor = { ws: undefined as unknown as WebSocket, sessionId: '', n: 0, inflight: 0 };
+    let assigned = false;
+    let onAssigned: (() => void) | undefined;
+    const handler = (data: WebSocket.RawData): void => {
+      const f = JSON.parse(String(data)) as {
+        type: string;
+        session?: { sessionId: string; state: string };
+        event?: { body: { kind: string } };
+        events?: Array<{ body: { kind: string } }>;
+        clientMsgId?: string;
+        code?: string;
+        ref?: string;
+      };
+      if (f.type === 'welcome') return;
+      if (f.type === 'session' && f.session) {
+        v.sessionId = f.session.sessionId;
+        if (f.session.state === 'in_progress') assigned = true;
+      } else if (f.type === 'ack' && f.clientMsgId) {
+        acked.add(f.clientMsgId);
+        v.inflight--;
+        if (closedLoop && now() < closedLoop.stopAt) sendFrom(v);
+        return;
+      } else if (f.type === 'error') {
+        errors++;
+        errorCodes[f.code ?? '?'] = (errorCodes[f.code ?? '?'] ?? 0) + 1;
+        if (f.ref && f.ref.startsWith('p')) v.inflight--;
+        return;
+      }
+      const evs = f.type === 'event' && f.event ? [f.event] : f.type === 'events' && f.events ? f.events : [];
+      if (evs.some((e) => e.body.kind === 'assigned')) assigned = true;
+      if (assigned && v.sessionId) onAssigned?.();
+    };
+    const wait = s.idle
+      ? Promise.resolve()
+      : new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('visitor was not assigned within 60 s')), 60_000);
+          onAssigned = () => {
+            clearTimeout(timer);
+            onAssigned = undefined;
+            resolve();
+          };
+        });
+    // The welcome may arrive with the upgrade: the handler must be in place before it.
+    const sock = await connect(`${ws}/v1/ws/visitor?token=${encodeURIComponent(t.token)}`, (d) => handler(d));
+    v.ws = sock;
+    // The server queues frames sent before its welcome, so `open` can go right away.
+    if (!s.idle) sock.send(JSON.stringify({ type: 'open' }));
+    visitors.push(v);
+    await wait;
+  });
+  post({ ev: 'ready', sockets: visitors.length + agentSockets.length });
+}
+
+async function go(g: GoMsg): Promise<void> {
+  const start = now();
+  measureFrom = start + g.warmupMs;
+  measureUntil = start + g.warmupMs + g.durationMs;
+  const stopAt = measureUntil;
+  const progress = setInterval(
+    () =>
+      post({
+        ev: 'progress',
+        sent,
+        acked: acked.size,
+        delivered: delivered.size,
+        errors,
+        hist: hist.toJSON(),
+      }),
+    1000,
+  );
+  if (g.rate === 0) {
+    closedLoop = { window: g.window, stopAt };
+    for (const v of visitors) for (let i = 0; i < g.window; i++) sendFrom(v);
+    await new Promise((r) => setTimeout(r, stopAt - now()));
+  } else {
+    // Open loop: sends follow the clock, not the acks, so queueing delay shows in the latency.
+    let next = 0;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const t = now();
+        if (t >= stopAt) {
+          resolve();
+          return;
+        }
+        const due = Math.floor(((t - start) / 1000) * g.rate);
+        while (sent < due) {
+          sendFrom(visitors[next]!);
+          next = (next + 1) % visitors.length;
+        }
+        setTimeout(tick, 2);
+      };
+      tick();
+    });
+  }
+  await new Promise((r) => setTimeout(r, g.graceMs));
+  clearInterval(progress);
+  post({
+    ev: 'done',
+    sent,
+    ackedIds: [...acked],
+    deliveredIds: [...delivered],
+    duplicated,
+    errors,
+    errorCodes,
+    hist: hist.toJSON(),
+    measuredSent,
+  });
+}
+
+process.on('message', (m: ParentMsg) => {
+  if (m.cmd === 'setup')
+    doSetup(m).catch((err: unknown) => post({ ev: 'failed', error: String((err as Error)?.stack ?? err) }));
+  else if (m.cmd === 'go')
+    go(m).catch((err: unknown) => post({ ev: 'failed', error: String((err as Error)?.stack ?? err) }));
+  else if (m.cmd === 'exit') {
+    for (const s of [...agentSockets, ...visitors.map((v) => v.ws)]) s.terminate();
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));
