@@ -47,8 +47,20 @@ export interface UnsubscribedConnection {
 export interface AgentResetConnection {
   t: 'agentReset';
 }
+/** A live session event, already serialised as an `event` frame (once per role, not per socket). */
+export interface EventToConnection {
+  t: 'event';
+  sessionId: string;
+  seq: number;
+  json: string;
+}
 export type ConnectionMsg =
-  PushToConnection | CloseConnection | AssignedToConnection | UnsubscribedConnection | AgentResetConnection;
+  | PushToConnection
+  | EventToConnection
+  | CloseConnection
+  | AssignedToConnection
+  | UnsubscribedConnection
+  | AgentResetConnection;
 
 // ---- to a session actor ---------------------------------------------------------------------
 export type SessionMsg =

@@ -185,9 +185,23 @@ export class SessionActor implements Actor {
   }
 
   private fanOut(e: StoredEvent, ctx: ActorContext): void {
+    // Serialise once per role (visitors may see less than agents), not once per socket.
+    let forVisitor: string | undefined;
+    let forStaff: string | undefined;
     for (const sub of this.subs.values()) {
-      const frame: ServerFrame = { type: 'event', event: toSessionEvent(e, sub.role) };
-      ctx.tell(sub.endpoint, { t: 'frame', frame } satisfies ConnectionMsg);
+      let json: string;
+      if (sub.role === 'visitor') {
+        json = forVisitor ??= JSON.stringify({
+          type: 'event',
+          event: toSessionEvent(e, 'visitor'),
+        } satisfies ServerFrame);
+      } else {
+        json = forStaff ??= JSON.stringify({
+          type: 'event',
+          event: toSessionEvent(e, sub.role),
+        } satisfies ServerFrame);
+      }
+      ctx.tell(sub.endpoint, { t: 'event', sessionId: e.stream, seq: e.seq, json } satisfies ConnectionMsg);
     }
   }
 

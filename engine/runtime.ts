@@ -169,7 +169,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
         w.on('message', (c: Control) => {
           switch (c.c) {
             case 'batch':
-              host.receiveBatch(c.envs);
+              host.receiveBatch(c.data);
               return;
             case 'ready':
               resolve();

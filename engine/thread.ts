@@ -32,7 +32,8 @@ export type Envelope =
 
 /** Control messages between the host and workers (not envelopes). */
 export type Control =
-  | { c: 'batch'; envs: Envelope[] }
+  /** Envelopes as one JSON text: cheaper to clone across threads than an array of objects. */
+  | { c: 'batch'; data: string }
   | { c: 'metrics'; id: number }
   | { c: 'metricsReply'; id: number; m: ThreadMetrics }
   | { c: 'drain' }
@@ -98,8 +99,12 @@ export interface Link {
 interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
-  timer: unknown;
+  deadline: number;
+  what: string;
 }
+
+/** Resolution of ask deadlines: one sweep timer instead of a timer per ask on the hot path. */
+const ASK_SWEEP_MS = 20;
 
 const TURN_SAMPLES = 2048;
 
@@ -196,13 +201,30 @@ export class ThreadNode implements KindRegistry {
     const id = this.nextAskId++;
     const timeoutMs = opts?.timeoutMs ?? DEFAULTS.askTimeoutMs;
     return new Promise<R>((resolve, reject) => {
-      const timer = this.clock.setTimeout(() => {
-        if (this.pending.delete(id))
-          reject(new SbError('SB_ERR_TIMEOUT', `ask ${to.kind}/${to.key} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        deadline: this.clock.now() + timeoutMs,
+        what: `ask ${to.kind}/${to.key} timed out after ${timeoutMs} ms`,
+      });
+      if (this.askSweep === undefined) this.scheduleAskSweep();
       this.route({ k: ENV.ASK, to, msg, from: this.thread, id });
     });
+  }
+
+  private askSweep: unknown;
+  private scheduleAskSweep(): void {
+    this.askSweep = this.clock.setTimeout(() => {
+      this.askSweep = undefined;
+      const now = this.clock.now();
+      for (const [id, p] of this.pending) {
+        if (p.deadline <= now) {
+          this.pending.delete(id);
+          p.reject(new SbError('SB_ERR_TIMEOUT', p.what));
+        }
+      }
+      if (this.pending.size > 0 && !this.closed) this.scheduleAskSweep();
+    }, ASK_SWEEP_MS);
   }
 
   private reply(from: number, id: number, value: unknown): void {
@@ -248,7 +270,7 @@ export class ThreadNode implements KindRegistry {
       return;
     }
     this.m.batchesSent++;
-    link.post({ c: 'batch', envs: q });
+    link.post({ c: 'batch', data: JSON.stringify(q) });
   }
 
   flush(): void {
@@ -263,7 +285,8 @@ export class ThreadNode implements KindRegistry {
 
   // ------------------------------------------------------------------ receiving
 
-  receiveBatch(envs: Envelope[]): void {
+  receiveBatch(data: string): void {
+    const envs = JSON.parse(data) as Envelope[];
     for (const e of envs) this.receive(e);
   }
 
@@ -274,7 +297,6 @@ export class ThreadNode implements KindRegistry {
         const p = this.pending.get(env.id);
         if (!p) return;
         this.pending.delete(env.id);
-        this.clock.clearTimeout(p.timer);
         if (env.k === ENV.REPLY) p.resolve(env.value);
         else p.reject(toSbError(env.err));
         return;
@@ -561,8 +583,8 @@ export class ThreadNode implements KindRegistry {
     );
     this.closed = true;
     this.clock.clearTimeout(this.sweepHandle);
+    this.clock.clearTimeout(this.askSweep);
     for (const [id, p] of this.pending) {
-      this.clock.clearTimeout(p.timer);
       p.reject(new SbError('SB_ERR_SHUTTING_DOWN'));
       this.pending.delete(id);
     }

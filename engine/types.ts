@@ -4,6 +4,11 @@
  */
 import type { StateStore, ReminderStore } from './store/types.ts';
 
+/*
+ * Messages between actors (and to endpoints) must be plain JSON data: they cross threads as JSON
+ * text. `undefined` fields disappear; Dates, Maps and class instances do not survive.
+ */
+
 /** Address of a virtual actor. `key` is opaque to the engine (products put the tenant first). */
 export interface ActorId {
   readonly kind: string;

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     const onControl = async (c: Control): Promise<void> => {
       switch (c.c) {
         case 'batch':
-          node.receiveBatch(c.envs);
+          node.receiveBatch(c.data);
           return;
         case 'metrics':
           parent.postMessage({ c: 'metricsReply', id: c.id, m: node.metrics() } satisfies Control);

@@ -145,9 +145,11 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
   const app = uws.App();
 
   // ------------------------------------------------------------------------------ sockets
-  const send = (c: Conn, frame: ServerFrame): void => {
+  const send = (c: Conn, frame: ServerFrame): void => sendText(c, JSON.stringify(frame));
+
+  const sendText = (c: Conn, text: string): void => {
     if (c.closed || !c.ws) return;
-    const r = c.ws.send(JSON.stringify(frame), false, false);
+    const r = c.ws.send(text, false, false);
     // 2 = dropped by uWS's own bound; either way the client is too slow: close it, it will resume.
     if (r === 2 || c.ws.getBufferedAmount() > limits.maxBackpressureBytes) {
       closeWith(c, 'SB_ERR_SLOW_CONSUMER', CLOSE_CODES.SLOW_CONSUMER);
@@ -224,6 +226,13 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
           }
         }
         send(c, f);
+        return;
+      }
+      case 'event': {
+        const last = c.subs.get(m.sessionId);
+        if (last === undefined || m.seq <= last) return;
+        c.subs.set(m.sessionId, m.seq);
+        sendText(c, m.json);
         return;
       }
       case 'assigned':
