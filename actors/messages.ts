@@ -77,6 +77,7 @@ export type SessionMsg =
   | { t: 'unsubscribe'; endpoint: EndpointId }
   | { t: 'typing'; caller: Caller; text?: string }
   | { t: 'close'; caller: Caller; reason?: string }
+  | { t: 'recall'; caller: Caller; seq: number }
   | { t: 'assign'; agentId: string; agentName: string }
   | { t: 'queuePosition'; position: number }
   | { t: 'read'; caller: Caller; afterSeq: number; limit: number };

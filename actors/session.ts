@@ -13,7 +13,7 @@ import type {
   SessionSummary,
   ServerFrame,
 } from '../protos/ws-v1.ts';
-import { DEFAULT_LIMITS } from '../protos/ws-v1.ts';
+import { DEFAULT_LIMITS, RECALL_WINDOW_MS } from '../protos/ws-v1.ts';
 import { dispatchKey, splitKey, tkey } from './ids.ts';
 import { KINDS, type Caller, type ConnectionMsg, type SessionMsg } from './messages.ts';
 
@@ -51,7 +51,9 @@ export function toSessionEvent(e: StoredEvent, forRole: Caller['role']): Session
   if (e.recalled && forRole === 'visitor' && body.kind === 'message') {
     body = { ...body, text: '' };
   }
-  return { sessionId: e.stream, seq: e.seq, at: e.at, body };
+  const out: SessionEvent = { sessionId: e.stream, seq: e.seq, at: e.at, body };
+  if (e.recalled) out.recalled = e.recalled;
+  return out;
 }
 
 function epKey(ep: EndpointId): string {
@@ -103,6 +105,8 @@ export class SessionActor implements Actor {
         return this.typing(msg.caller, msg.text, ctx);
       case 'close':
         return this.close(msg.caller, msg.reason ?? 'closed', ctx);
+      case 'recall':
+        return this.recall(msg.caller, msg.seq, ctx);
       case 'assign':
         return this.assign(msg.agentId, msg.agentName, ctx);
       case 'queuePosition':
@@ -321,6 +325,30 @@ export class SessionActor implements Actor {
       } satisfies ConnectionMsg);
     }
     return this.summary();
+  }
+
+  /**
+   * F10: an agent recalls an own message within the window. The message is marked in the store
+   * (auditors still read it) and a `recalled` event with its own seq tells every participant —
+   * live and on replay — so the visitor's window removes it.
+   */
+  private async recall(caller: Caller, seq: number, ctx: ActorContext): Promise<{ seq: number }> {
+    this.authorize(caller);
+    if (caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN', 'visitors cannot recall messages');
+    const store = messageStoreOf(ctx);
+    const [target] = await store.read(this.tenantId, this.sessionId, { afterSeq: seq - 1, limit: 1 });
+    const body = target?.body as unknown as SessionEventBody | undefined;
+    if (!target || target.seq !== seq || body?.kind !== 'message')
+      throw new SbError('SB_ERR_NOT_FOUND', `no message ${seq}`);
+    if (body.from !== 'agent' || body.senderId !== caller.id) {
+      throw new SbError('SB_ERR_FORBIDDEN', 'only the sender can recall a message');
+    }
+    if (target.recalled) return { seq: target.seq };
+    const now = ctx.clock.now();
+    if (now - target.at > RECALL_WINDOW_MS) throw new SbError('SB_ERR_RECALL_EXPIRED');
+    await store.markRecalled(this.tenantId, this.sessionId, seq, caller.id, now);
+    const res = await this.append({ kind: 'recalled', targetSeq: seq, by: caller.id }, ctx);
+    return { seq: res.event.seq };
   }
 
   private typing(caller: Caller, text: string | undefined, ctx: ActorContext): void {

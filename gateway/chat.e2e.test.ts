@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AckFrame, AssignedFrame, QueueFrame, SessionFrame } from '../protos/ws-v1.ts';
+import type { AckFrame, AssignedFrame, QueueFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
 import { Directory, seedDemo } from '../actors/index.ts';
-import { boot, login, seenEvents, TestClient, visitorToken, type Booted } from './testing.ts';
+import { boot, login, seenEvents, ShiftedClock, TestClient, visitorToken, type Booted } from './testing.ts';
 
 let env: Booted | undefined;
 const clients: TestClient[] = [];
@@ -203,5 +203,62 @@ describe('gateway tenant isolation', () => {
     expect(r.status).toBe(404);
     // The acme agent was never offered the demo visitor's session.
     expect(oa.frames.some((f) => f.type === 'assigned')).toBe(false);
+  });
+});
+
+describe('gateway message recall', () => {
+  it('gateway - an agent recalls within 2 minutes (1:59 ok, 2:01 refused); visitors lose the text, live and on replay', async () => {
+    const clock = new ShiftedClock();
+    env = await boot({ workers: 0 }, { clock });
+    const a = await agent(env, 1);
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    await a.next((f) => f.type === 'assigned');
+    const sendAgent = async (id: string, text: string): Promise<number> => {
+      a.send({ type: 'send', sessionId: sid, clientMsgId: id, text });
+      return (await a.next<AckFrame>((f) => f.type === 'ack' && f.clientMsgId === id)).seq;
+    };
+    const s1 = await sendAgent('a1', 'wrong price: 10');
+    const s2 = await sendAgent('a2', 'old message');
+    v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'v1', text: 'visitor text' });
+    const sv = (await v.c.next<AckFrame>((f) => f.type === 'ack')).seq;
+
+    clock.offsetMs = 119_000; // 1:59 after sending
+    a.send({ type: 'recall', sessionId: sid, seq: s1, ref: 'r1' });
+    const recalled = await v.c.nextEvent((e) => e.body.kind === 'recalled');
+    expect(recalled.body).toMatchObject({ targetSeq: s1, by: 'agent1' });
+
+    clock.offsetMs = 121_000; // 2:01
+    a.send({ type: 'recall', sessionId: sid, seq: s2, ref: 'r2' });
+    expect(await a.next((f) => f.type === 'error')).toMatchObject({
+      code: 'SB_ERR_RECALL_EXPIRED',
+      ref: 'r2',
+    });
+    // Not the agent's own message / not a message at all / visitors cannot recall.
+    a.send({ type: 'recall', sessionId: sid, seq: sv, ref: 'r3' });
+    expect(await a.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_FORBIDDEN', ref: 'r3' });
+    a.send({ type: 'recall', sessionId: sid, seq: 1, ref: 'r4' });
+    expect(await a.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_NOT_FOUND', ref: 'r4' });
+    v.c.send({ type: 'recall', sessionId: sid, seq: s1, ref: 'r5' });
+    expect(await v.c.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_UNKNOWN_TYPE', ref: 'r5' });
+
+    // Replay after reconnect: the visitor gets the recalled message without its text, then the recall event.
+    const again = await TestClient.connect(env.wsUrl, 'visitor', v.token);
+    clients.push(again);
+    again.send({ type: 'resume', sessionId: sid, lastSeq: 0 });
+    await again.next((f) => f.type === 'events' && !f.more);
+    const replay = seenEvents(again, sid);
+    expect(replay.find((e) => e.seq === s1)).toMatchObject({ kind: 'message', text: '' });
+    expect(replay.find((e) => e.seq === s2)).toMatchObject({ kind: 'message', text: 'old message' });
+    expect(replay.some((e) => e.kind === 'recalled')).toBe(true);
+    // Staff (admin) still read the recalled content, marked recalled.
+    const admin = await login(env.url, 'admin@demo.test');
+    const r = await fetch(`${env.url}/v1/sessions/${sid}/events?afterSeq=0`, {
+      headers: { authorization: `Bearer ${admin.token}` },
+    });
+    const { events } = (await r.json()) as { events: SessionEvent[] };
+    const msg = events.find((e) => e.seq === s1)!;
+    expect(msg.body).toMatchObject({ text: 'wrong price: 10' });
+    expect(msg.recalled).toMatchObject({ by: 'agent1' });
   });
 });

@@ -12,7 +12,7 @@ import {
 } from '../protos/ws-v1.ts';
 
 const VISITOR_TYPES = new Set(['open', 'send', 'resume', 'typing', 'close', 'ping']);
-const AGENT_TYPES = new Set(['send', 'resume', 'typing', 'close', 'status', 'ping']);
+const AGENT_TYPES = new Set(['send', 'resume', 'typing', 'close', 'status', 'ping', 'recall']);
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const CLIENT_MSG_ID_RE = /^[\x21-\x7e]{1,64}$/;
 
@@ -113,6 +113,11 @@ export function validateFrame(o: Record<string, unknown>, role: Role, limits: Li
     }
     case 'close':
       return withRef({ type: 'close', sessionId: sessionId(o) });
+    case 'recall': {
+      const seq = o['seq'];
+      field(typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 1, 'seq must be an integer ≥ 1');
+      return withRef({ type: 'recall', sessionId: sessionId(o), seq: seq as number });
+    }
     case 'status': {
       const s = o['status'];
       field(

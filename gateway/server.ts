@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type * as Uws from 'uWebSockets.js';
 import { createRuntime } from '../engine/index.ts';
-import type { EndpointId, Runtime } from '../engine/types.ts';
+import type { Clock, EndpointId, Runtime } from '../engine/types.ts';
 import {
   DESK_PRODUCT_MODULE,
   Directory,
@@ -108,11 +108,21 @@ function loadOrCreateSecret(dataDir: string): string {
   }
 }
 
-export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog): Promise<Server> {
+export interface ServerOptions {
+  /** Clock of the actor runtime (tests; honoured with workers = 0). */
+  clock?: Clock;
+}
+
+export async function startServer(
+  cfg: ServerConfig,
+  log: ServerLog = consoleLog,
+  opts: ServerOptions = {},
+): Promise<Server> {
   const uws = loadNativeUws();
   mkdirSync(cfg.dataDir, { recursive: true });
   const signer = new TokenSigner(cfg.tokenSecret ?? loadOrCreateSecret(cfg.dataDir));
   const runtime = await createRuntime({
+    ...(opts.clock ? { clock: opts.clock } : {}),
     workers: cfg.workers,
     productModule: DESK_PRODUCT_MODULE,
     config:
@@ -370,6 +380,11 @@ export async function startServer(cfg: ServerConfig, log: ServerLog = consoleLog
               ? { type: 'session', session: s }
               : { type: 'session', session: s, ref: f.ref },
           );
+          return;
+        }
+        case 'recall': {
+          const m: SessionMsg = { t: 'recall', caller: c.caller, seq: f.seq };
+          await runtime.ask({ kind: KINDS.session, key: tkey(tenant, f.sessionId) }, m);
           return;
         }
         case 'status': {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { ServerFrame, SessionEvent, TokenResponse } from '../protos/ws-v1.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
-import { startServer, type Server } from './server.ts';
+import { startServer, type Server, type ServerOptions } from './server.ts';
 
 export interface Booted {
   server: Server;
@@ -20,10 +20,10 @@ export interface Booted {
 
 const quiet = { info: () => {}, error: (m: string, e?: unknown) => console.error(m, e) };
 
-export async function boot(overrides: Partial<ServerConfig> = {}): Promise<Booted> {
+export async function boot(overrides: Partial<ServerConfig> = {}, opts: ServerOptions = {}): Promise<Booted> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'sb-test-'));
   const cfg = loadConfig({}, { port: 0, workers: 0, ...overrides, dataDir });
-  const server = await startServer(cfg, quiet);
+  const server = await startServer(cfg, quiet, opts);
   return {
     server,
     url: server.url,
@@ -172,4 +172,20 @@ export function seenEvents(
     }
   }
   return out;
+}
+
+/** Wall clock with an adjustable offset, for tests of time windows (timers stay real). */
+export class ShiftedClock {
+  offsetMs = 0;
+  now(): number {
+    return Date.now() + this.offsetMs;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  }
+  clearTimeout(h: unknown): void {
+    clearTimeout(h as NodeJS.Timeout);
+  }
 }

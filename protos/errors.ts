@@ -46,6 +46,12 @@ export const ERRORS = {
   SB_ERR_BAD_CREDENTIALS: { http: 401, close: 0, grpc: 16, text: 'Email or password is wrong.' },
   SB_ERR_FORBIDDEN: { http: 403, close: 0, grpc: 7, text: 'The caller may not act on this resource.' },
   SB_ERR_NOT_FOUND: { http: 404, close: 0, grpc: 5, text: 'No such tenant, session, agent or route.' },
+  SB_ERR_RECALL_EXPIRED: {
+    http: 409,
+    close: 0,
+    grpc: 9,
+    text: 'Only messages sent in the last 2 minutes can be recalled.',
+  },
   SB_ERR_SESSION_CLOSED: { http: 409, close: 0, grpc: 9, text: 'The session is closed; open a new one.' },
   SB_ERR_SEQ_CONFLICT: {
     http: 409,

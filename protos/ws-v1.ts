@@ -7,6 +7,9 @@ import type { ErrorCode } from './errors.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 
+/** An agent may recall an own message for this long after the server stored it (server clock). */
+export const RECALL_WINDOW_MS = 2 * 60_000;
+
 /** Default limits; the server announces the ones in force in `welcome.limits`. */
 export const DEFAULT_LIMITS = {
   /** Largest accepted frame, bytes. Larger frames close the socket with 4009. */
@@ -62,6 +65,8 @@ export interface SessionEvent {
   /** Server time, ms since epoch. */
   at: number;
   body: SessionEventBody;
+  /** Set on a message that its sender recalled: visitors get it without text, staff with it. */
+  recalled?: { at: number; by: string };
 }
 
 export interface SessionSummary {
@@ -110,6 +115,13 @@ export interface TypingFrame {
   sessionId: string;
   text?: string;
 }
+/** Agent only: recall an own message (within {@link RECALL_WINDOW_MS} of sending it). Answer: `recalled` event. */
+export interface RecallFrame {
+  type: 'recall';
+  sessionId: string;
+  seq: number;
+  ref?: string;
+}
 export interface CloseSessionFrame {
   type: 'close';
   sessionId: string;
@@ -130,7 +142,7 @@ export interface PingFrame {
 export type VisitorClientFrame =
   OpenFrame | SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | PingFrame;
 export type AgentClientFrame =
-  SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | StatusFrame | PingFrame;
+  SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | StatusFrame | PingFrame | RecallFrame;
 export type ClientFrame = VisitorClientFrame | AgentClientFrame;
 
 // ---------------------------------------------------------------------------------------------
