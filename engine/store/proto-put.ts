@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 const mode = process.argv[2] ?? 'put';
 const dir = mkdtempSync(join(tmpdir(), 'sb-put-'));
-const root = open({ path: dir, maxDbs: 16 });
+const root = open({ path: dir, maxDbs: 16, trackMetrics: true } as never);
 const msgs = root.openDB<unknown, Array<string|number>>({ name: 'm', keyEncoding: 'ordered-binary', encoding: 'msgpack' });
 const next = new Array(1000).fill(1); let acked = 0; const end = performance.now() + 5000; const t0 = performance.now();
 const lat: number[] = [];
@@ -21,4 +21,5 @@ await Promise.all(Array.from({length:Number(process.argv[3] ?? 256)}, async (_, 
 }));
 lat.sort((a,b)=>a-b);
 console.log(mode, Math.round(acked / ((performance.now() - t0) / 1000)), 'appends/s', 'p50', lat[lat.length>>1]?.toFixed(2));
+const st = (root as unknown as { getStats(): Record<string, unknown> }).getStats(); delete st.root; delete st.free; console.log(st);
 await root.close();
