@@ -100,7 +100,8 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
   deadline: number;
-  what: string;
+  to: ActorId;
+  timeoutMs: number;
 }
 
 /** Resolution of ask deadlines: one sweep timer instead of a timer per ask on the hot path. */
@@ -205,7 +206,8 @@ export class ThreadNode implements KindRegistry {
         resolve: resolve as (v: unknown) => void,
         reject,
         deadline: this.clock.now() + timeoutMs,
-        what: `ask ${to.kind}/${to.key} timed out after ${timeoutMs} ms`,
+        to,
+        timeoutMs,
       });
       if (this.askSweep === undefined) this.scheduleAskSweep();
       this.route({ k: ENV.ASK, to, msg, from: this.thread, id });
@@ -220,7 +222,9 @@ export class ThreadNode implements KindRegistry {
       for (const [id, p] of this.pending) {
         if (p.deadline <= now) {
           this.pending.delete(id);
-          p.reject(new SbError('SB_ERR_TIMEOUT', p.what));
+          p.reject(
+            new SbError('SB_ERR_TIMEOUT', `ask ${p.to.kind}/${p.to.key} timed out after ${p.timeoutMs} ms`),
+          );
         }
       }
       if (this.pending.size > 0 && !this.closed) this.scheduleAskSweep();
