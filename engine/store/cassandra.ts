@@ -232,7 +232,7 @@ export class CassandraMessageStore implements MessageStore {
         [event.tenant, event.stream, types.Long.fromNumber(event.seq)],
       );
       if (taken.rowLength > 0) throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${event.seq} is taken`);
-      const ttl = this.opts.ttlSecFor?.(event.tenant);
+      const ttl = event.ttlSec ?? this.opts.ttlSecFor?.(event.tenant);
       const using = ttl ? ` USING TTL ${Math.floor(ttl)}` : '';
       const params = [
         event.tenant,
@@ -266,33 +266,44 @@ export class CassandraMessageStore implements MessageStore {
 
   async read(tenant: string, stream: string, opts: ReadOptions = {}): Promise<StoredEvent[]> {
     checkScope(tenant, stream);
-    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1000);
+    const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), 1000);
     const backward = opts.direction === 'backward' || opts.beforeSeq !== undefined;
-    let cql = `SELECT seq, at, client_msg_id, body, recalled_at, recalled_by FROM ${this.ks}.messages WHERE tenant = ? AND stream = ?`;
-    const params: unknown[] = [tenant, stream];
-    if (backward) {
-      if (opts.beforeSeq !== undefined) {
-        cql += ' AND seq < ?';
-        params.push(types.Long.fromNumber(opts.beforeSeq));
-      }
-      cql += ' ORDER BY seq DESC';
-    } else {
-      cql += ' AND seq > ?';
-      params.push(types.Long.fromNumber(opts.afterSeq ?? 0));
-      cql += ' ORDER BY seq ASC';
-    }
-    cql += ` LIMIT ${limit}`;
+    const cols = `SELECT seq, at, client_msg_id, body, recalled_at, recalled_by FROM ${this.ks}.messages WHERE tenant = ? AND stream = ?`;
+    const cql = backward
+      ? `${cols} AND seq < ? ORDER BY seq DESC LIMIT ${limit}`
+      : `${cols} AND seq > ? ORDER BY seq ASC LIMIT ${limit}`;
+    let cursor = backward ? (opts.beforeSeq ?? Number.MAX_SAFE_INTEGER) : (opts.afterSeq ?? 0);
+    const out: StoredEvent[] = [];
     try {
-      const rs = await this.client.execute(cql, params);
-      return rs.rows.map((r) => rowToEvent(tenant, stream, r));
+      // Events outside the visible window are skipped, and the page is filled from further on.
+      for (;;) {
+        const rs = await this.client.execute(cql, [tenant, stream, types.Long.fromNumber(cursor)]);
+        for (const r of rs.rows) {
+          const e = rowToEvent(tenant, stream, r);
+          cursor = e.seq;
+          if (opts.notBefore !== undefined && e.at < opts.notBefore) continue;
+          out.push(e);
+          if (out.length === limit) return out;
+        }
+        if (rs.rowLength < limit) return out;
+      }
     } catch (err) {
       throw unavailable(err);
     }
   }
 
   async lastSeq(tenant: string, stream: string): Promise<number> {
-    const [e] = await this.read(tenant, stream, { direction: 'backward', limit: 1 });
-    return e?.seq ?? 0;
+    checkScope(tenant, stream);
+    try {
+      const rs = await this.client.execute(
+        `SELECT seq FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? ORDER BY seq DESC LIMIT 1`,
+        [tenant, stream],
+      );
+      const row = rs.first();
+      return row ? Number(row.get('seq')) : 0;
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   async findByClientMsgId(

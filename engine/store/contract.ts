@@ -145,6 +145,29 @@ export function describeMessageStoreContract(name: string, factory: Factory<Mess
       });
     });
 
+    it('store - retention: TTL drops events, the visible window hides older ones, seq never goes back', async () => {
+      await withStore(factory, async ({ store }) => {
+        const now = Date.now();
+        const old: StoredEvent = { ...ev('t1', 'ret', 1, 'short-lived', 'x1'), ttlSec: 1 };
+        await store.append(old);
+        await store.append({ ...ev('t1', 'ret', 2, 'kept'), at: now - 10_000 });
+        await store.append({ ...ev('t1', 'ret', 3, 'recent'), at: now });
+        expect((await store.read('t1', 'ret')).map((e) => e.seq)).toEqual([1, 2, 3]);
+        // Visible window: only events at or after notBefore, and the page fills past the hidden ones.
+        expect(
+          (await store.read('t1', 'ret', { notBefore: now - 1000, limit: 1 })).map((e) => e.seq),
+        ).toEqual([3]);
+        expect(
+          (await store.read('t1', 'ret', { direction: 'backward', notBefore: now - 60_000 })).map(
+            (e) => e.seq,
+          ),
+        ).toEqual([3, 2]);
+        await new Promise((r) => setTimeout(r, 2100));
+        expect((await store.read('t1', 'ret')).map((e) => e.seq)).toEqual([2, 3]);
+        expect(await store.lastSeq('t1', 'ret')).toBe(3);
+      });
+    });
+
     it('store - recall marks the event and keeps its content', async () => {
       await withStore(factory, async ({ store }) => {
         await store.append(ev('t1', 's', 1, 'oops', 'r'));

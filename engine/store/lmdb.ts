@@ -33,6 +33,12 @@ interface StoredRow {
   cm?: string;
   body: Json;
   rec?: { at: number; by: string };
+  /** Expiry (ms epoch, wall clock) from the write's ttlSec; expired rows are not served. */
+  exp?: number;
+}
+
+function expired(r: StoredRow): boolean {
+  return r.exp !== undefined && r.exp <= Date.now();
 }
 
 function invalid(msg: string): SbError {
@@ -116,6 +122,7 @@ export class LmdbMessageStore implements MessageStore {
           }
           const row: StoredRow = { at: e.at, body: e.body };
           if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+          if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
           written.push([
             key,
             row,
@@ -149,24 +156,36 @@ export class LmdbMessageStore implements MessageStore {
           start: [tenant, stream, (opts.beforeSeq ?? MAX_SEQ + 1) - 1],
           end: [tenant, stream, 0],
           reverse: true,
-          limit,
         })
       : this.messages.getRange({
           start: [tenant, stream, (opts.afterSeq ?? 0) + 1],
           end: [tenant, stream, MAX_SEQ],
-          limit,
         });
+    // Expired rows and rows outside the visible window are skipped; the page fills from further on.
     for (const { key, value } of range) {
       const k = key as Key;
       if (k[0] !== tenant || k[1] !== stream) break;
+      if (expired(value) || (opts.notBefore !== undefined && value.at < opts.notBefore)) continue;
       out.push(toEvent(tenant, stream, k[2] as number, value));
+      if (out.length === limit) break;
     }
     return out;
   }
 
+  /** Highest seq ever written, expired or not: sequence numbers never go back. */
   async lastSeq(tenant: string, stream: string): Promise<number> {
-    const [e] = await this.read(tenant, stream, { direction: 'backward', limit: 1 });
-    return e?.seq ?? 0;
+    checkName(tenant, 'tenant');
+    checkName(stream, 'stream');
+    for (const { key } of this.messages.getRange({
+      start: [tenant, stream, MAX_SEQ],
+      end: [tenant, stream, 0],
+      reverse: true,
+      limit: 1,
+    })) {
+      const k = key as Key;
+      if (k[0] === tenant && k[1] === stream) return k[2] as number;
+    }
+    return 0;
   }
 
   async findByClientMsgId(

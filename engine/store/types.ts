@@ -55,6 +55,11 @@ export interface StoredEvent {
   body: Json;
   /** Set by recall: the content is no longer served to visitors; auditors still see it. */
   recalled?: { at: number; by: string };
+  /**
+   * Write directive (not read back): keep the event this many seconds, then the store may drop it
+   * (retention). Undefined = keep until deleted.
+   */
+  ttlSec?: number;
 }
 
 export interface AppendResult {
@@ -72,6 +77,11 @@ export interface ReadOptions {
   limit?: number;
   /** Default 'forward'. 'backward' returns newest first. */
   direction?: 'forward' | 'backward';
+  /**
+   * Visible window: events with `at` before this (ms epoch) are not returned, even if still stored.
+   * Paging continues past them.
+   */
+  notBefore?: number;
 }
 
 /** Append-only event log per (tenant, stream): the message history of a session. */
