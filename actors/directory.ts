@@ -24,6 +24,8 @@ export interface TenantRecord {
   createdAt: number;
   /** Default max concurrent sessions for new agents. */
   defaultMaxConcurrent: number;
+  /** History retention in days (F12): default 180, extendable (e.g. 1095 for three years). Applies to new writes. */
+  retentionDays?: number;
 }
 
 export interface MemberRecord {

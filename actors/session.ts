@@ -37,6 +37,10 @@ interface Subscriber {
   role: Caller['role'];
 }
 
+/** F12: history is visible for 180 days unless the tenant's retention says otherwise. */
+export const DEFAULT_RETENTION_DAYS = 180;
+const DAY_MS = 86_400_000;
+
 /** Recent clientMsgIds kept in memory; older ones are found through the store's index. */
 const RECENT_IDS = 256;
 
@@ -68,6 +72,13 @@ export class SessionActor implements Actor {
   private readonly tenantId: string;
   private readonly sessionId: string;
   private lastQueuePosition = 0;
+  /** Tenant's history retention (F12), read at activation. */
+  private retentionDays = DEFAULT_RETENTION_DAYS;
+
+  /** Events older than this (ms epoch) are not served, even if still stored. */
+  private visibleFrom(ctx: ActorContext): number {
+    return ctx.clock.now() - this.retentionDays * DAY_MS;
+  }
 
   constructor(readonly id: ActorId) {
     const k = splitKey(id.key);
@@ -76,6 +87,12 @@ export class SessionActor implements Actor {
   }
 
   async onActivate(ctx: ActorContext): Promise<void> {
+    const tenant = await ctx.stores.state.get<{ retentionDays?: number }>(
+      this.tenantId,
+      'tenant',
+      this.tenantId,
+    );
+    this.retentionDays = tenant?.retentionDays ?? DEFAULT_RETENTION_DAYS;
     this.s = await ctx.loadState<SessionState_>();
     this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
     if (this.s?.state === 'queued') {
@@ -116,6 +133,7 @@ export class SessionActor implements Actor {
         const events = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
           afterSeq: msg.afterSeq,
           limit: msg.limit + 1,
+          notBefore: this.visibleFrom(ctx),
         });
         const more = events.length > msg.limit;
         return { events: events.slice(0, msg.limit).map((e) => toSessionEvent(e, msg.caller.role)), more };
@@ -168,6 +186,7 @@ export class SessionActor implements Actor {
       seq: this.lastSeq + 1,
       at: ctx.clock.now(),
       body: body as unknown as StoredEvent['body'],
+      ttlSec: this.retentionDays * 86_400,
     };
     if (clientMsgId !== undefined) ev.clientMsgId = clientMsgId;
     let res;
@@ -299,19 +318,27 @@ export class SessionActor implements Actor {
     const store = messageStoreOf(ctx);
     let after = lastSeq;
     const page = DEFAULT_LIMITS.resumePageSize;
+    const notBefore = this.visibleFrom(ctx);
+    let lastFrameMore = true;
     while (after < this.lastSeq) {
-      const events = await store.read(this.tenantId, this.sessionId, { afterSeq: after, limit: page });
+      const events = await store.read(this.tenantId, this.sessionId, {
+        afterSeq: after,
+        limit: page,
+        notBefore,
+      });
       if (events.length === 0) break;
       after = events[events.length - 1]!.seq;
+      lastFrameMore = after < this.lastSeq;
       const frame: ServerFrame = {
         type: 'events',
         sessionId: this.sessionId,
         events: events.map((e) => toSessionEvent(e, caller.role)),
-        more: after < this.lastSeq,
+        more: lastFrameMore,
       };
       ctx.tell(endpoint, { t: 'frame', frame } satisfies ConnectionMsg);
     }
-    if (after === lastSeq) {
+    // Always end the replay with a page that says `more: false` (possibly empty).
+    if (lastFrameMore) {
       ctx.tell(endpoint, {
         t: 'frame',
         frame: { type: 'events', sessionId: this.sessionId, events: [], more: false },

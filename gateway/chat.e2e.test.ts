@@ -240,7 +240,10 @@ describe('gateway message recall', () => {
     a.send({ type: 'recall', sessionId: sid, seq: 1, ref: 'r4' });
     expect(await a.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_NOT_FOUND', ref: 'r4' });
     v.c.send({ type: 'recall', sessionId: sid, seq: s1, ref: 'r5' });
-    expect(await v.c.next((f) => f.type === 'error')).toMatchObject({ code: 'SB_ERR_UNKNOWN_TYPE', ref: 'r5' });
+    expect(await v.c.next((f) => f.type === 'error')).toMatchObject({
+      code: 'SB_ERR_UNKNOWN_TYPE',
+      ref: 'r5',
+    });
 
     // Replay after reconnect: the visitor gets the recalled message without its text, then the recall event.
     const again = await TestClient.connect(env.wsUrl, 'visitor', v.token);
@@ -260,5 +263,46 @@ describe('gateway message recall', () => {
     const msg = events.find((e) => e.seq === s1)!;
     expect(msg.body).toMatchObject({ text: 'wrong price: 10' });
     expect(msg.recalled).toMatchObject({ by: 'agent1' });
+  });
+});
+
+describe('gateway history retention', () => {
+  it('gateway - history older than the tenant’s window is not served; an extended tenant keeps it', async () => {
+    const clock = new ShiftedClock();
+    env = await boot({ workers: 0 }, { clock });
+    const dir = new Directory(env.server.runtime.stores.state);
+    await seedDemo(
+      dir,
+      { tenantId: 'longco', password: 'switchboard', agents: 1, agentMaxConcurrent: 5 },
+      Date.now(),
+    );
+    await dir.putTenant({ ...(await dir.getTenant('longco'))!, retentionDays: 1095 });
+    const chatIn = async (tenantId: string): Promise<{ sid: string; token: string }> => {
+      const t = await visitorToken(env!.url, tenantId);
+      const c = await TestClient.connect(env!.wsUrl, 'visitor', t.token);
+      clients.push(c);
+      const sid = await openSession(c);
+      c.send({ type: 'send', sessionId: sid, clientMsgId: 'm1', text: 'hello' });
+      await c.next((f) => f.type === 'ack');
+      return { sid, token: t.token };
+    };
+    const demo = await chatIn('demo');
+    const long = await chatIn('longco');
+    const history = async (s: { sid: string; token: string }): Promise<SessionEvent[]> => {
+      const r = await fetch(`${env!.url}/v1/sessions/${s.sid}/events?afterSeq=0`, {
+        headers: { authorization: `Bearer ${s.token}` },
+      });
+      return ((await r.json()) as { events: SessionEvent[] }).events;
+    };
+    expect((await history(demo)).some((e) => e.body.kind === 'message')).toBe(true);
+    clock.offsetMs = 181 * 86_400_000;
+    expect(await history(demo)).toEqual([]);
+    expect((await history(long)).some((e) => e.body.kind === 'message')).toBe(true);
+    // A resume over the socket sees the same window and still ends its replay.
+    const again = await TestClient.connect(env.wsUrl, 'visitor', demo.token);
+    clients.push(again);
+    again.send({ type: 'resume', sessionId: demo.sid, lastSeq: 0 });
+    const page = await again.next((f) => f.type === 'events' && !f.more);
+    expect(page.type === 'events' && page.events).toEqual([]);
   });
 });
