@@ -8,3 +8,5 @@ export type { DeskConfig } from './product.ts';
 
 /** URL of the product module the runtime loads on every thread. */
 export const DESK_PRODUCT_MODULE = new URL('./product.ts', import.meta.url);
+export { searchHistory, MAX_RANGE_DAYS } from './history.ts';
+export type { HistoryEntry, HistoryQuery, HistoryPage } from './history.ts';

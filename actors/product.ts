@@ -46,7 +46,7 @@ const product: ProductModule = {
     return {
       state: s.state,
       reminders: s.reminders,
-      extra: { messages: s.messages },
+      extra: { messages: s.messages, index: s.index },
       close: () => s.close(),
     };
   },

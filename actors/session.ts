@@ -4,7 +4,8 @@
  * connections subscribed to the session. Being one actor, it needs no locks: turns are serial.
  */
 import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.ts';
-import type { MessageStore, StoredEvent } from '../engine/store/types.ts';
+import type { IndexStore, MessageStore, StoredEvent } from '../engine/store/types.ts';
+import { indexClosedSession, type HistoryEntry } from './history.ts';
 import { SbError } from '../protos/errors.ts';
 import type {
   SessionEvent,
@@ -48,6 +49,12 @@ export function messageStoreOf(ctx: ActorContext): MessageStore {
   const s = ctx.stores.extra['messages'];
   if (!s) throw new SbError('SB_ERR_INTERNAL', 'no message store configured');
   return s as MessageStore;
+}
+
+export function indexStoreOf(ctx: ActorContext): IndexStore {
+  const s = ctx.stores.extra['index'];
+  if (!s) throw new SbError('SB_ERR_INTERNAL', 'no index store configured');
+  return s as IndexStore;
 }
 
 export function toSessionEvent(e: StoredEvent, forRole: Caller['role']): SessionEvent {
@@ -405,6 +412,20 @@ export class SessionActor implements Actor {
     await this.save(ctx);
     const by = caller.role === 'visitor' ? 'visitor' : 'agent';
     await this.append({ kind: 'closed', by, reason: reason.slice(0, 200) }, ctx);
+    const entry: HistoryEntry = {
+      sessionId: s.sessionId,
+      visitorId: s.visitorId,
+      visitorName: s.visitorName,
+      channel: s.channel,
+      createdAt: s.createdAt,
+      closedAt: s.closedAt,
+      closedBy: by,
+      tags: [],
+      lastSeq: this.lastSeq,
+    };
+    if (s.agentId !== undefined) entry.agentId = s.agentId;
+    if (s.agentName !== undefined) entry.agentName = s.agentName;
+    await indexClosedSession(indexStoreOf(ctx), this.tenantId, entry);
     if (wasQueued)
       ctx.tell(
         { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },

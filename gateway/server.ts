@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import type * as Uws from 'uWebSockets.js';
 import { createRuntime } from '../engine/index.ts';
 import type { Clock, EndpointId, Runtime } from '../engine/types.ts';
+import type { IndexStore } from '../engine/store/types.ts';
 import {
   DESK_PRODUCT_MODULE,
   Directory,
@@ -17,11 +18,13 @@ import {
   assertId,
   isValidId,
   newId,
+  searchHistory,
   seedDemo,
   tkey,
   type AgentConnectResult,
   type AgentMsg,
   type Caller,
+  type HistoryQuery,
   type ConnectionMsg,
   type SessionMsg,
   type VisitorMsg,
@@ -670,6 +673,43 @@ export async function startServer(
           limit,
         } satisfies SessionMsg);
         sendJson(g, 200, r);
+      } catch (err) {
+        sendError(g, err, internal);
+      }
+    })();
+  });
+
+  app.get('/v1/history/sessions', (res, req) => {
+    const g = guard(res);
+    const auth = req.getHeader('authorization');
+    const q: HistoryQuery = {};
+    const str = (name: keyof HistoryQuery & string, max = 64): void => {
+      const v = req.getQuery(name);
+      if (v === undefined || v === '') return;
+      if (v.length > max) throw new SbError('SB_ERR_INVALID_FIELD', `${name} is too long`);
+      (q as Record<string, unknown>)[name] = v;
+    };
+    let parseError: unknown;
+    try {
+      for (const n of ['from', 'to', 'channel', 'agentId', 'visitorId', 'tag'] as const) str(n);
+      str('cursor', 512);
+      const limit = req.getQuery('limit');
+      if (limit) q.limit = Number(limit);
+    } catch (err) {
+      parseError = err;
+    }
+    void (async () => {
+      try {
+        if (parseError) throw parseError;
+        const claims = signer.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+        const caller: Caller = {
+          role: claims.role,
+          tenantId: claims.tenantId,
+          id: claims.sub,
+          name: claims.name,
+        };
+        const index = runtime.stores.extra['index'] as IndexStore;
+        sendJson(g, 200, await searchHistory(index, caller, q, Date.now()));
       } catch (err) {
         sendError(g, err, internal);
       }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { ensureCassandra, javaAvailable, stopCassandra } from '../../scripts/services.ts';
 import { openCassandraStores, type CassandraOptions, type CassandraStores } from './cassandra.ts';
 import {
+  describeIndexStoreContract,
   describeMessageStoreContract,
   describeReminderStoreContract,
   describeStateStoreContract,
@@ -52,6 +53,10 @@ describe.runIf(haveJava)('cassandra stores', () => {
   describeMessageStoreContract(
     'cassandra',
     harness((s) => s.messages, ['messages', 'message_ids']),
+  );
+  describeIndexStoreContract(
+    'cassandra',
+    harness((s) => s.index, ['index_entries']),
   );
   describeStateStoreContract(
     'cassandra',

@@ -19,6 +19,7 @@ import cassandra from 'cassandra-driver';
 import { SbError } from '../../protos/errors.ts';
 import type {
   AppendResult,
+  IndexStore,
   Json,
   MessageStore,
   ReadOptions,
@@ -69,6 +70,14 @@ export const MIGRATIONS: ReadonlyArray<{ id: number; name: string; cql: string[]
       `CREATE TABLE IF NOT EXISTS {ks}.reminders_by_due (day int, due_at timestamp, tenant text, kind text, key text, name text, msg text,
          PRIMARY KEY ((day), due_at, tenant, kind, key, name))`,
       `CREATE TABLE IF NOT EXISTS {ks}.reminder_days (k int, day int, PRIMARY KEY ((k), day))`,
+    ],
+  },
+  {
+    id: 2,
+    name: 'secondary indexes (history search)',
+    cql: [
+      `CREATE TABLE IF NOT EXISTS {ks}.index_entries (tenant text, partition text, sort_key text, value text,
+         PRIMARY KEY ((tenant, partition), sort_key))`,
     ],
   },
 ];
@@ -525,8 +534,71 @@ export class CassandraReminderStore implements ReminderStore {
   async close(): Promise<void> {}
 }
 
+export class CassandraIndexStore implements IndexStore {
+  private readonly ks: string;
+  constructor(
+    private readonly client: CqlClient,
+    opts: CassandraOptions,
+  ) {
+    this.ks = opts.keyspace;
+  }
+
+  async put(tenant: string, partition: string, sortKey: string, value: unknown): Promise<void> {
+    checkScope(tenant, partition);
+    try {
+      await this.client.execute(
+        `INSERT INTO ${this.ks}.index_entries (tenant, partition, sort_key, value) VALUES (?, ?, ?, ?)`,
+        [tenant, partition, sortKey, JSON.stringify(value)],
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async delete(tenant: string, partition: string, sortKey: string): Promise<void> {
+    checkScope(tenant, partition);
+    try {
+      await this.client.execute(
+        `DELETE FROM ${this.ks}.index_entries WHERE tenant = ? AND partition = ? AND sort_key = ?`,
+        [tenant, partition, sortKey],
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async range(
+    tenant: string,
+    partition: string,
+    opts: { after?: string; reverse?: boolean; limit?: number } = {},
+  ): Promise<Array<{ sortKey: string; value: unknown }>> {
+    checkScope(tenant, partition);
+    const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), 1000);
+    const base = `SELECT sort_key, value FROM ${this.ks}.index_entries WHERE tenant = ? AND partition = ?`;
+    const params: unknown[] = [tenant, partition];
+    let cql = base;
+    if (opts.after !== undefined) {
+      cql += opts.reverse ? ' AND sort_key < ?' : ' AND sort_key > ?';
+      params.push(opts.after);
+    }
+    cql += opts.reverse ? ` ORDER BY sort_key DESC LIMIT ${limit}` : ` ORDER BY sort_key ASC LIMIT ${limit}`;
+    try {
+      const rs = await this.client.execute(cql, params);
+      return rs.rows.map((r) => ({
+        sortKey: r.get('sort_key') as string,
+        value: JSON.parse(r.get('value') as string) as unknown,
+      }));
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
 export interface CassandraStores {
   client: CqlClient;
+  index: CassandraIndexStore;
   state: CassandraStateStore;
   reminders: CassandraReminderStore;
   messages: CassandraMessageStore;
@@ -537,6 +609,7 @@ export async function openCassandraStores(opts: CassandraOptions): Promise<Cassa
   const client = await openCassandraClient(opts);
   return {
     client,
+    index: new CassandraIndexStore(client, opts),
     state: new CassandraStateStore(client, opts),
     reminders: new CassandraReminderStore(client, opts),
     messages: new CassandraMessageStore(client, opts),

@@ -4,7 +4,7 @@
  * handle on the same data, to prove durability across restarts.
  */
 import { describe, expect, it } from 'vitest';
-import type { MessageStore, ReminderStore, StateStore, StoredEvent } from './types.ts';
+import type { IndexStore, MessageStore, ReminderStore, StateStore, StoredEvent } from './types.ts';
 
 export interface Harness<S> {
   store: S;
@@ -286,6 +286,33 @@ export function describeReminderStoreContract(name: string, factory: Factory<Rem
         await store.remove('t1', 'session', 't1:a', 'x');
         expect((await store.due(10_000, 10)).map((x) => x.name)).toEqual(['y']);
         if (reopen) expect((await (await reopen()).due(10_000, 10)).map((x) => x.name)).toEqual(['y']);
+      });
+    });
+  });
+}
+
+export function describeIndexStoreContract(name: string, factory: Factory<IndexStore>): void {
+  describe(`${name} IndexStore contract`, () => {
+    it('store - index entries page in order both ways with cursors, per tenant and partition', async () => {
+      await withStore(factory, async ({ store }) => {
+        for (const k of ['b', 'd', 'a', 'c', 'e']) await store.put('t1', 'day:2026-11-24', k, { k });
+        await store.put('t1', 'day:2026-11-25', 'a', { k: 'other day' });
+        await store.put('t2', 'day:2026-11-24', 'a', { k: 'other tenant' });
+        const keys = async (o: { after?: string; reverse?: boolean; limit?: number }): Promise<string[]> =>
+          (await store.range('t1', 'day:2026-11-24', o)).map((e) => e.sortKey);
+        expect(await keys({})).toEqual(['a', 'b', 'c', 'd', 'e']);
+        expect(await keys({ limit: 2 })).toEqual(['a', 'b']);
+        expect(await keys({ after: 'b', limit: 2 })).toEqual(['c', 'd']);
+        expect(await keys({ reverse: true, limit: 2 })).toEqual(['e', 'd']);
+        expect(await keys({ reverse: true, after: 'd', limit: 10 })).toEqual(['c', 'b', 'a']);
+        expect((await store.range('t2', 'day:2026-11-24')).map((e) => e.value)).toEqual([
+          { k: 'other tenant' },
+        ]);
+        await store.put('t1', 'day:2026-11-24', 'c', { k: 'replaced' });
+        await store.delete('t1', 'day:2026-11-24', 'a');
+        const all = await store.range('t1', 'day:2026-11-24');
+        expect(all.map((e) => e.sortKey)).toEqual(['b', 'c', 'd', 'e']);
+        expect(all[1]!.value).toEqual({ k: 'replaced' });
       });
     });
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import {
+  describeIndexStoreContract,
   describeMessageStoreContract,
   describeReminderStoreContract,
   describeStateStoreContract,
@@ -35,6 +36,10 @@ function lmdbHarness<S>(pick: (s: LmdbStores) => S): () => Promise<Harness<S>> {
 describeMessageStoreContract(
   'lmdb',
   lmdbHarness((s) => s.messages),
+);
+describeIndexStoreContract(
+  'lmdb',
+  lmdbHarness((s) => s.index),
 );
 describeStateStoreContract(
   'lmdb',

@@ -16,6 +16,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { SbError } from '../../protos/errors.ts';
 import type {
   AppendResult,
+  IndexStore,
   Json,
   MessageStore,
   ReadOptions,
@@ -316,7 +317,54 @@ export class LmdbReminderStore implements ReminderStore {
   async close(): Promise<void> {}
 }
 
+export class LmdbIndexStore implements IndexStore {
+  constructor(private readonly db: Database<unknown, Key>) {}
+
+  async put(tenant: string, partition: string, sortKey: string, value: unknown): Promise<void> {
+    checkName(tenant, 'tenant');
+    checkName(partition, 'partition');
+    await this.db.put([tenant, partition, sortKey], value);
+  }
+
+  async delete(tenant: string, partition: string, sortKey: string): Promise<void> {
+    checkName(tenant, 'tenant');
+    checkName(partition, 'partition');
+    await this.db.remove([tenant, partition, sortKey]);
+  }
+
+  async range(
+    tenant: string,
+    partition: string,
+    opts: { after?: string; reverse?: boolean; limit?: number } = {},
+  ): Promise<Array<{ sortKey: string; value: unknown }>> {
+    checkName(tenant, 'tenant');
+    checkName(partition, 'partition');
+    const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), 1000);
+    const out: Array<{ sortKey: string; value: unknown }> = [];
+    const lo: Key = [tenant, partition, ''];
+    const hi: Key = [tenant, partition, '\uffff\uffff'];
+    const range = opts.reverse
+      ? this.db.getRange({
+          start: opts.after !== undefined ? [tenant, partition, opts.after] : hi,
+          end: lo,
+          reverse: true,
+        })
+      : this.db.getRange({ start: opts.after !== undefined ? [tenant, partition, opts.after] : lo, end: hi });
+    for (const { key, value } of range) {
+      const k = key as Key;
+      if (k[0] !== tenant || k[1] !== partition) break;
+      if (opts.after !== undefined && k[2] === opts.after) continue;
+      out.push({ sortKey: k[2] as string, value });
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
 export interface LmdbStores {
+  index: LmdbIndexStore;
   state: LmdbStateStore;
   reminders: LmdbReminderStore;
   messages: LmdbMessageStore;
@@ -332,8 +380,10 @@ export function openLmdbStores(opts: { path: string }): LmdbStores {
   const state = root.openDB<unknown, Key>({ name: 'state', ...dbOpts });
   const reminders = root.openDB<ReminderRow, Key>({ name: 'reminders', ...dbOpts });
   const remdue = root.openDB<number, Key>({ name: 'remdue', ...dbOpts });
+  const index = root.openDB<unknown, Key>({ name: 'index', ...dbOpts });
   let closed = false;
   return {
+    index: new LmdbIndexStore(index),
     state: new LmdbStateStore(state),
     reminders: new LmdbReminderStore(reminders, remdue),
     messages: new LmdbMessageStore(messages, ids),

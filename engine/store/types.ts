@@ -103,3 +103,23 @@ export interface MessageStore {
   markRecalled(tenant: string, stream: string, seq: number, by: string, at: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * Ordered secondary indexes: entries sorted by `sortKey` inside a partition of a tenant (for
+ * example closed sessions of one day). Partitions keep each query on one bounded range.
+ */
+export interface IndexStore {
+  /** Inserts or replaces an entry. Durable when the promise resolves. */
+  put(tenant: string, partition: string, sortKey: string, value: unknown): Promise<void>;
+  delete(tenant: string, partition: string, sortKey: string): Promise<void>;
+  /**
+   * Entries of one partition in sortKey order (`reverse`: descending), strictly after the cursor
+   * `after` in that order, at most `limit` (default 100, max 1000).
+   */
+  range(
+    tenant: string,
+    partition: string,
+    opts?: { after?: string; reverse?: boolean; limit?: number },
+  ): Promise<Array<{ sortKey: string; value: unknown }>>;
+  close(): Promise<void>;
+}
