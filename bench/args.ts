@@ -58,6 +58,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'grace',
   ],
   idle: ['connections', 'procs', 'json', 'url', 'target', 'server-cpus', 'client-cpus', 'workers', 'hold'],
+  history: ['store', 'duration', 'concurrency', 'sessions', 'reads', 'json'],
 };
 
 export function checkFlags(p: ParsedArgs): void {

@@ -6,6 +6,7 @@
  *   chat --visitors V --agents A --rate R|max --duration S [--warmup S] [--target engine|raw-relay|both]
  *        [--procs P] [--workers W] [--window N] [--store embedded|cassandra] [--url http://…] [--json]
  *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--json]
+ *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkFlags, num, parseArgs, str } from './args.ts';
 import { Histogram } from './histogram.ts';
+import { runHistory } from './history.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -448,6 +450,24 @@ async function main(): Promise<void> {
       out = { ...out, raw_relay: results[0], engine_vs_raw_ratio: Math.round(ratio * 1000) / 1000 };
     }
     if (json) console.log(JSON.stringify(out));
+  } else if (parsed.scenario === 'history') {
+    const store = str(parsed.flags, 'store', 'embedded');
+    if (store !== 'embedded' && store !== 'cassandra')
+      throw new Error('--store must be embedded or cassandra');
+    const r = await runHistory({
+      store,
+      durationS: num(parsed.flags, 'duration', 20),
+      concurrency: num(parsed.flags, 'concurrency', 256),
+      sessions: num(parsed.flags, 'sessions', 1000),
+      reads: num(parsed.flags, 'reads', 2000),
+      log,
+    });
+    console.log(
+      `history on ${r.store}: ${r.writes} acknowledged writes in ${r.duration_s} s = ${r.writes_per_s}/s (errors ${r.write_errors}); ` +
+        `ack p50 ${r.write_ack_ms.p50} / p99 ${r.write_ack_ms.p99} ms; last-50 read p50 ${r.read_last50_ms.p50} / p99 ${r.read_last50_ms.p99} ms; ` +
+        `history page p99 ${r.history_page_ms.p99} ms`,
+    );
+    if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'idle') {
     const r = await idle(parsed.flags);
     console.log(
