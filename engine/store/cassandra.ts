@@ -80,6 +80,11 @@ export const MIGRATIONS: ReadonlyArray<{ id: number; name: string; cql: string[]
          PRIMARY KEY ((tenant, partition), sort_key))`,
     ],
   },
+  {
+    id: 3,
+    name: 'idempotency keys as a static map of the session partition (one mutation per append)',
+    cql: [`ALTER TABLE {ks}.messages ADD client_ids map<text, bigint> static`],
+  },
 ];
 
 const DAY_MS = 86_400_000;
@@ -214,6 +219,42 @@ export class CassandraMessageStore implements MessageStore {
     this.ks = opts.keyspace;
   }
 
+  /**
+   * Per-stream state of streams written through this process: last seq and every clientMsgId →
+   * seq. Loaded with one read the first time a stream is appended to here; afterwards appends to
+   * the stream are serialised in this process (one writer per stream), so the cache is exact and an
+   * append costs one write. Bounded: least recently used streams are dropped and reloaded on demand.
+   */
+  private readonly streams = new Map<string, { last: number; ids: Map<string, number> }>();
+  private static readonly STREAM_CACHE = 5000;
+
+  private async streamState(
+    tenant: string,
+    stream: string,
+  ): Promise<{ last: number; ids: Map<string, number> }> {
+    const sk = `${tenant}\u0000${stream}`;
+    let st = this.streams.get(sk);
+    if (st) {
+      this.streams.delete(sk);
+    } else {
+      const rs = await this.client.execute(
+        `SELECT seq, client_ids FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? ORDER BY seq DESC LIMIT 1`,
+        [tenant, stream],
+      );
+      const row = rs.first();
+      const ids = new Map<string, number>();
+      const m = row?.get('client_ids') as Record<string, { toNumber(): number } | number> | null | undefined;
+      if (m) for (const [k, v] of Object.entries(m)) ids.set(k, typeof v === 'number' ? v : v.toNumber());
+      st = { last: row ? Number(row.get('seq')) : 0, ids };
+    }
+    this.streams.set(sk, st);
+    if (this.streams.size > CassandraMessageStore.STREAM_CACHE) {
+      const oldest = this.streams.keys().next();
+      if (!oldest.done) this.streams.delete(oldest.value);
+    }
+    return st;
+  }
+
   append(event: StoredEvent): Promise<AppendResult> {
     try {
       checkScope(event.tenant, event.stream);
@@ -231,44 +272,55 @@ export class CassandraMessageStore implements MessageStore {
   }
 
   private async appendNow(event: StoredEvent): Promise<AppendResult> {
+    const sk = `${event.tenant}\u0000${event.stream}`;
     try {
+      const st = await this.streamState(event.tenant, event.stream);
       if (event.clientMsgId !== undefined) {
-        const prior = await this.findByClientMsgId(event.tenant, event.stream, event.clientMsgId);
-        if (prior) return { event: prior, duplicate: true };
+        const prior = st.ids.get(event.clientMsgId);
+        if (prior !== undefined) {
+          const [e] = await this.read(event.tenant, event.stream, { afterSeq: prior - 1, limit: 1 });
+          if (e && e.seq === prior) return { event: e, duplicate: true };
+        }
       }
-      const taken = await this.client.execute(
-        `SELECT seq FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? AND seq = ?`,
-        [event.tenant, event.stream, types.Long.fromNumber(event.seq)],
-      );
-      if (taken.rowLength > 0) throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${event.seq} is taken`);
+      if (event.seq <= st.last) {
+        // Below the last seq: taken unless it is a gap (seqs are dense in practice); check it.
+        const taken = await this.client.execute(
+          `SELECT seq FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? AND seq = ?`,
+          [event.tenant, event.stream, types.Long.fromNumber(event.seq)],
+        );
+        if (taken.rowLength > 0) throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${event.seq} is taken`);
+      }
       const ttl = event.ttlSec ?? this.opts.ttlSecFor?.(event.tenant);
       const using = ttl ? ` USING TTL ${Math.floor(ttl)}` : '';
-      const params = [
-        event.tenant,
-        event.stream,
-        types.Long.fromNumber(event.seq),
-        new Date(event.at),
-        event.clientMsgId ?? null,
-        JSON.stringify(event.body),
-      ];
-      // Two tables, same partition key: both writes must succeed before the caller acknowledges.
-      const writes: Array<Promise<unknown>> = [
-        this.client.execute(
-          `INSERT INTO ${this.ks}.messages (tenant, stream, seq, at, client_msg_id, body) VALUES (?, ?, ?, ?, ?, ?)${using}`,
-          params,
-        ),
-      ];
+      const seq = types.Long.fromNumber(event.seq);
+      // One mutation of one partition: the event row and, in the partition's static map, its
+      // idempotency key. Acknowledged only when the write reached the configured consistency.
       if (event.clientMsgId !== undefined) {
-        writes.push(
-          this.client.execute(
-            `INSERT INTO ${this.ks}.message_ids (tenant, stream, client_msg_id, seq) VALUES (?, ?, ?, ?)${using}`,
-            [event.tenant, event.stream, event.clientMsgId, types.Long.fromNumber(event.seq)],
-          ),
+        await this.client.execute(
+          `UPDATE ${this.ks}.messages${using} SET at = ?, client_msg_id = ?, body = ?, client_ids[?] = ? WHERE tenant = ? AND stream = ? AND seq = ?`,
+          [
+            new Date(event.at),
+            event.clientMsgId,
+            JSON.stringify(event.body),
+            event.clientMsgId,
+            seq,
+            event.tenant,
+            event.stream,
+            seq,
+          ],
+        );
+        st.ids.set(event.clientMsgId, event.seq);
+      } else {
+        await this.client.execute(
+          `UPDATE ${this.ks}.messages${using} SET at = ?, body = ? WHERE tenant = ? AND stream = ? AND seq = ?`,
+          [new Date(event.at), JSON.stringify(event.body), event.tenant, event.stream, seq],
         );
       }
-      await Promise.all(writes);
+      st.last = Math.max(st.last, event.seq);
       return { event, duplicate: false };
     } catch (err) {
+      // An unconfirmed write may still land: drop the cached state so the next append reloads it.
+      this.streams.delete(sk);
       throw unavailable(err);
     }
   }
@@ -323,12 +375,14 @@ export class CassandraMessageStore implements MessageStore {
     checkScope(tenant, stream);
     try {
       const rs = await this.client.execute(
-        `SELECT seq FROM ${this.ks}.message_ids WHERE tenant = ? AND stream = ? AND client_msg_id = ?`,
-        [tenant, stream, clientMsgId],
+        `SELECT client_ids FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? LIMIT 1`,
+        [tenant, stream],
       );
-      const row = rs.first();
-      if (!row) return undefined;
-      const seq = Number(row.get('seq'));
+      const m = rs.first()?.get('client_ids') as
+        Record<string, { toNumber(): number } | number> | null | undefined;
+      const v = m?.[clientMsgId];
+      if (v === undefined) return undefined;
+      const seq = typeof v === 'number' ? v : v.toNumber();
       const [e] = await this.read(tenant, stream, { afterSeq: seq - 1, limit: 1 });
       return e && e.seq === seq ? e : undefined;
     } catch (err) {
