@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { checkFlags, num, parseArgs, str } from './args.ts';
 import { Histogram } from './histogram.ts';
 import { runHistory } from './history.ts';
+import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
+
+const CHAT_CASSANDRA_PORT = 19045;
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -210,6 +213,14 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
     SB_WORKERS: String(workers),
     SB_STORE: store,
   };
+  let stopCassandraAfter = false;
+  if (store === 'cassandra' && target === 'engine' && typeof explicitUrl !== 'string') {
+    log('[bench] starting Cassandra…');
+    await ensureCassandra({ port: CHAT_CASSANDRA_PORT, storagePort: 17003, wipe: true });
+    stopCassandraAfter = true;
+    env['SB_CASSANDRA_PORT'] = String(CHAT_CASSANDRA_PORT);
+    env['SB_CASSANDRA_KEYSPACE'] = 'sb_chat_bench';
+  }
   const server = typeof explicitUrl === 'string' ? undefined : await startServer(target, serverCpus, env);
   const url = typeof explicitUrl === 'string' ? explicitUrl : server!.url;
   try {
@@ -336,6 +347,7 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
     };
   } finally {
     await server?.stop();
+    if (stopCassandraAfter) await stopCassandra({ port: CHAT_CASSANDRA_PORT, wipe: true });
   }
 }
 
