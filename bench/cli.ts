@@ -53,7 +53,13 @@ interface Started {
 async function startServer(target: string, cpusList: string, env: Record<string, string>): Promise<Started> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sb-bench-'));
   const entry = target === 'raw-relay' ? 'bench/raw-relay.ts' : 'gateway/main.ts';
-  const [cmd, args] = pinned(cpusList, [process.execPath, '--import', 'tsx', entry]);
+  const [cmd, args] = pinned(cpusList, [
+    process.execPath,
+    ...(process.env['BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
+    '--import',
+    'tsx',
+    entry,
+  ]);
   const child = spawn(cmd, args, {
     cwd: root,
     env: { ...process.env, SB_PORT: '0', SB_DATA_DIR: dataDir, SB_STATIC_DIR: dataDir, ...env },
