@@ -8,6 +8,7 @@ import { realClock } from './clock.ts';
 import {
   ENV,
   ThreadNode,
+  emptyMetrics,
   summarize,
   type Control,
   type Link,
@@ -214,21 +215,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
         new Promise<ThreadMetrics>((resolve) => {
           const t = setTimeout(() => {
             metricWaiters.delete(id);
-            resolve({
-              ...host.metrics(),
-              thread: idx + 1,
-              activations: 0,
-              activeActors: 0,
-              deactivations: 0,
-              messagesProcessed: 0,
-              envelopesSent: 0,
-              batchesSent: 0,
-              mailboxDepthMax: 0,
-              handlerErrors: 0,
-              droppedTells: 0,
-              remindersFired: 0,
-              turnSamples: [],
-            });
+            resolve(emptyMetrics(idx + 1));
           }, 2000);
           metricWaiters.set(id, (m) => {
             clearTimeout(t);

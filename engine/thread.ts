@@ -149,20 +149,7 @@ export class ThreadNode implements KindRegistry {
     this.stores = o.stores;
     this.links = o.links;
     this.reminderControl = o.reminderControl;
-    this.m = {
-      thread: o.thread,
-      activations: 0,
-      activeActors: 0,
-      deactivations: 0,
-      messagesProcessed: 0,
-      envelopesSent: 0,
-      batchesSent: 0,
-      mailboxDepthMax: 0,
-      handlerErrors: 0,
-      droppedTells: 0,
-      remindersFired: 0,
-      turnSamples: [],
-    };
+    this.m = emptyMetrics(o.thread);
     this.scheduleSweep();
   }
 
@@ -594,6 +581,24 @@ export class ThreadNode implements KindRegistry {
     }
     this.flush();
   }
+}
+
+/** Zeroed counters of a thread (also stands in for a worker that did not answer a metrics request). */
+export function emptyMetrics(thread: number): ThreadMetrics {
+  return {
+    thread,
+    activations: 0,
+    activeActors: 0,
+    deactivations: 0,
+    messagesProcessed: 0,
+    envelopesSent: 0,
+    batchesSent: 0,
+    mailboxDepthMax: 0,
+    handlerErrors: 0,
+    droppedTells: 0,
+    remindersFired: 0,
+    turnSamples: [],
+  };
 }
 
 export function summarize(all: ThreadMetrics[], elapsedSec: number): MetricsSnapshot {
