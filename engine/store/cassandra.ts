@@ -17,6 +17,7 @@
  */
 import cassandra from 'cassandra-driver';
 import { SbError } from '../../protos/errors.ts';
+import { KeyedQueue } from './keyed-queue.ts';
 import type {
   AppendResult,
   IndexStore,
@@ -172,21 +173,6 @@ async function migrate(client: CqlClient, opts: CassandraOptions): Promise<void>
       m.name,
       new Date(),
     ]);
-  }
-}
-
-/** Serialises async work per key (one writer per stream inside this process). */
-class KeyedQueue {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return next;
   }
 }
 

@@ -14,6 +14,7 @@
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { SbError } from '../../protos/errors.ts';
+import { KeyedQueue } from './keyed-queue.ts';
 import type {
   AppendResult,
   IndexStore,
@@ -76,8 +77,58 @@ export class LmdbMessageStore implements MessageStore {
     private readonly ids: Database<number, Key>,
   ) {}
 
-  append(event: StoredEvent): Promise<AppendResult> {
-    return this.appendBatch([event]).then((r) => r[0]!);
+  private readonly q = new KeyedQueue();
+
+  /**
+   * The hot path: the idempotency check reads committed data, then one conditional write (the
+   * event row only if its key is free, plus its idempotency key) joins lmdb's next batched commit —
+   * no JavaScript runs inside the write transaction. Appends to one stream are serialised in this
+   * thread; across threads the conditional write still refuses a taken seq.
+   */
+  append(e: StoredEvent): Promise<AppendResult> {
+    try {
+      checkName(e.tenant, 'tenant');
+      checkName(e.stream, 'stream');
+      checkSeq(e.seq);
+      if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
+      if (typeof e.at !== 'number') throw invalid('at must be a number');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
+  }
+
+  private duplicateOf(e: StoredEvent): AppendResult | undefined {
+    if (e.clientMsgId === undefined) return undefined;
+    const prior = this.ids.get([e.tenant, e.stream, e.clientMsgId]);
+    if (prior === undefined) return undefined;
+    const row = this.messages.get([e.tenant, e.stream, prior]);
+    return row ? { event: toEvent(e.tenant, e.stream, prior, row), duplicate: true } : undefined;
+  }
+
+  private async appendOne(e: StoredEvent): Promise<AppendResult> {
+    const dup = this.duplicateOf(e);
+    if (dup) return dup;
+    const key: Key = [e.tenant, e.stream, e.seq];
+    const row: StoredRow = { at: e.at, body: e.body };
+    if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+    if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+    let written: boolean;
+    try {
+      written = await this.messages.ifNoExists(key, () => {
+        this.messages.put(key, row);
+        if (e.clientMsgId !== undefined) this.ids.put([e.tenant, e.stream, e.clientMsgId], e.seq);
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!written) {
+      // Another thread got there first: the same message (a resend) or a different one.
+      const again = this.duplicateOf(e);
+      if (again) return again;
+      throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
+    }
+    return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
   }
 
   async appendBatch(events: StoredEvent[]): Promise<AppendResult[]> {
