@@ -72,7 +72,8 @@ export type SessionMsg =
       entry?: string;
     }
   | { t: 'summary'; caller: Caller }
-  | { t: 'send'; caller: Caller; clientMsgId: string; text: string }
+  /** `endpoint`: the sending socket; it gets the ack (which carries the seq) instead of the event. */
+  | { t: 'send'; caller: Caller; clientMsgId: string; text: string; endpoint?: EndpointId }
   | { t: 'subscribe'; caller: Caller; endpoint: EndpointId; lastSeq: number }
   | { t: 'unsubscribe'; endpoint: EndpointId }
   | { t: 'typing'; caller: Caller; text?: string }

@@ -119,7 +119,7 @@ export class SessionActor implements Actor {
         this.authorize(msg.caller);
         return this.summary();
       case 'send':
-        return this.send(msg.caller, msg.clientMsgId, msg.text, ctx);
+        return this.send(msg.caller, msg.clientMsgId, msg.text, ctx, msg.endpoint);
       case 'subscribe':
         return this.subscribe(msg.caller, msg.endpoint, msg.lastSeq, ctx);
       case 'unsubscribe':
@@ -186,6 +186,7 @@ export class SessionActor implements Actor {
     body: SessionEventBody,
     ctx: ActorContext,
     clientMsgId?: string,
+    skip?: EndpointId,
   ): Promise<{ event: StoredEvent; duplicate: boolean }> {
     const ev: StoredEvent = {
       tenant: this.tenantId,
@@ -209,16 +210,18 @@ export class SessionActor implements Actor {
     }
     if (!res.duplicate) {
       this.lastSeq = res.event.seq;
-      this.fanOut(res.event, ctx);
+      this.fanOut(res.event, ctx, skip);
     }
     return res;
   }
 
-  private fanOut(e: StoredEvent, ctx: ActorContext): void {
+  private fanOut(e: StoredEvent, ctx: ActorContext, skip?: EndpointId): void {
     // Serialise once per role (visitors may see less than agents), not once per socket.
     let forVisitor: string | undefined;
     let forStaff: string | undefined;
-    for (const sub of this.subs.values()) {
+    const skipKey = skip ? epKey(skip) : undefined;
+    for (const [key, sub] of this.subs) {
+      if (key === skipKey) continue;
       let json: string;
       if (sub.role === 'visitor') {
         json = forVisitor ??= JSON.stringify({
@@ -277,7 +280,13 @@ export class SessionActor implements Actor {
     return this.summary();
   }
 
-  private async send(caller: Caller, clientMsgId: string, text: string, ctx: ActorContext): Promise<unknown> {
+  private async send(
+    caller: Caller,
+    clientMsgId: string,
+    text: string,
+    ctx: ActorContext,
+    from_?: EndpointId,
+  ): Promise<unknown> {
     this.authorize(caller);
     const known = this.recentIds.get(clientMsgId);
     if (known !== undefined) {
@@ -301,6 +310,7 @@ export class SessionActor implements Actor {
       { kind: 'message', from, senderId: caller.id, text, clientMsgId },
       ctx,
       clientMsgId,
+      from_,
     );
     this.recentIds.set(clientMsgId, res.event.seq);
     if (this.recentIds.size > RECENT_IDS) {

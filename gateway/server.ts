@@ -344,10 +344,16 @@ export async function startServer(
         }
         case 'send': {
           const m: SessionMsg = { t: 'send', caller: c.caller, clientMsgId: f.clientMsgId, text: f.text };
+          if (c.endpoint) m.endpoint = c.endpoint;
           const r = await runtime.ask<{ seq: number; at: number; duplicate: boolean }>(
             { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
             m,
           );
+          // The sender gets the ack instead of its own event. Every earlier event of the session was
+          // told to this socket before this answer (same actor, same ordered channel), so the ack's
+          // seq is now this socket's position in the session.
+          const last = c.subs.get(f.sessionId);
+          if (!r.duplicate && last !== undefined && r.seq > last) c.subs.set(f.sessionId, r.seq);
           send(c, {
             type: 'ack',
             sessionId: f.sessionId,

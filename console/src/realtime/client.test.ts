@@ -209,3 +209,27 @@ describe('realtime client typing', () => {
     ]);
   });
 });
+
+describe('realtime client acks', () => {
+  it('client - an ack advances the session position (own messages are not echoed as events)', () => {
+    const { client, sockets } = setup();
+    client.connect();
+    sockets[0]!.serverOpen();
+    sockets[0]!.push(welcome(['s1']));
+    const p = client.sendMessage('s1', 'mine');
+    sockets[0]!.push({
+      type: 'ack',
+      sessionId: 's1',
+      clientMsgId: p.clientMsgId,
+      seq: 7,
+      at: 0,
+      duplicate: false,
+    });
+    expect(client.seqOf('s1')).toBe(7);
+    const seen: number[] = [];
+    client.on('event', (e) => seen.push(e.seq));
+    sockets[0]!.push({ type: 'event', event: msg('s1', 7, 'mine') });
+    sockets[0]!.push({ type: 'event', event: msg('s1', 8, 'reply') });
+    expect(seen).toEqual([8]);
+  });
+});

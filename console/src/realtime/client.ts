@@ -231,10 +231,15 @@ export class RealtimeClient {
       case 'events':
         for (const e of f.events) this.deliver(e);
         break;
-      case 'ack':
-        if (this.pending.delete(f.clientMsgId))
+      case 'ack': {
+        // The sender's own message comes back as this ack, not as an event: it advances the seq.
+        const last = this.lastSeq.get(f.sessionId);
+        if (last !== undefined && f.seq > last) this.lastSeq.set(f.sessionId, f.seq);
+        if (this.pending.delete(f.clientMsgId)) {
           this.emit('ack', { sessionId: f.sessionId, clientMsgId: f.clientMsgId, seq: f.seq });
+        }
         break;
+      }
       case 'session':
       case 'assigned':
         this.track(f.session.sessionId);
