@@ -112,6 +112,12 @@ export class SessionActor implements Actor {
 
   async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {
     const msg = raw as SessionMsg;
+    if (!this.s && msg.t !== 'create') {
+      // Unknown id (a guess, another tenant's id, a typo): answer and do not stay resident.
+      ctx.deactivate();
+      if (msg.t === 'unsubscribe' || msg.t === 'assign' || msg.t === 'queuePosition') return undefined;
+      throw new SbError('SB_ERR_NOT_FOUND', 'no such session');
+    }
     switch (msg.t) {
       case 'create':
         return this.create(msg, ctx);

@@ -308,3 +308,20 @@ describe('gateway history retention', () => {
     expect(page.type === 'events' && page.events).toEqual([]);
   });
 });
+
+describe('gateway unknown sessions', () => {
+  it('gateway - asking about sessions that do not exist leaves no actors behind', async () => {
+    env = await boot({ workers: 0 });
+    const v = await visitor(env);
+    const before = (await env.server.runtime.metrics()).activeActors;
+    for (let i = 0; i < 50; i++) {
+      v.c.send({ type: 'resume', sessionId: `guess${i}`, lastSeq: 0, ref: `r${i}` });
+      expect(await v.c.next((f) => f.type === 'error')).toMatchObject({
+        code: 'SB_ERR_NOT_FOUND',
+        ref: `r${i}`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await env.server.runtime.metrics()).activeActors).toBeLessThanOrEqual(before + 1);
+  });
+});
