@@ -75,6 +75,8 @@ interface Conn {
   limiter: RateLimiter;
   lastActivity: number;
   pinged: boolean;
+  /** Frames produced in this tick, written together under one cork (one syscall per socket per tick). */
+  out: string[];
 }
 
 interface UserData {
@@ -160,12 +162,38 @@ export async function startServer(
   // ------------------------------------------------------------------------------ sockets
   const send = (c: Conn, frame: ServerFrame): void => sendText(c, JSON.stringify(frame));
 
+  const dirty = new Set<Conn>();
+  let flushScheduled = false;
+
+  const flushConn = (c: Conn): void => {
+    const ws = c.ws;
+    const q = c.out;
+    if (q.length === 0) return;
+    c.out = [];
+    if (c.closed || !ws) return;
+    let dropped = false;
+    ws.cork(() => {
+      for (const text of q) if (ws.send(text, false, false) === 2) dropped = true;
+    });
+    // 2 = dropped by uWS's own bound; either way the client is too slow: close it, it will resume.
+    if (dropped || ws.getBufferedAmount() > limits.maxBackpressureBytes) {
+      closeWith(c, 'SB_ERR_SLOW_CONSUMER', CLOSE_CODES.SLOW_CONSUMER);
+    }
+  };
+
+  const flushAll = (): void => {
+    flushScheduled = false;
+    for (const c of dirty) flushConn(c);
+    dirty.clear();
+  };
+
   const sendText = (c: Conn, text: string): void => {
     if (c.closed || !c.ws) return;
-    const r = c.ws.send(text, false, false);
-    // 2 = dropped by uWS's own bound; either way the client is too slow: close it, it will resume.
-    if (r === 2 || c.ws.getBufferedAmount() > limits.maxBackpressureBytes) {
-      closeWith(c, 'SB_ERR_SLOW_CONSUMER', CLOSE_CODES.SLOW_CONSUMER);
+    c.out.push(text);
+    dirty.add(c);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
     }
   };
 
@@ -179,6 +207,7 @@ export async function startServer(
 
   const closeWith = (c: Conn, code: keyof typeof ERRORS, closeCode: number): void => {
     if (c.closed || !c.ws) return;
+    if (code !== 'SB_ERR_SLOW_CONSUMER') flushConn(c);
     const ws = c.ws;
     c.closed = true;
     closedBy.set(code, (closedBy.get(code) ?? 0) + 1);
@@ -262,6 +291,7 @@ export async function startServer(
         return;
       case 'close':
         if (c.ws) {
+          flushConn(c);
           c.closed = true;
           c.ws.end(m.code, m.reason);
         }
@@ -479,6 +509,7 @@ export async function startServer(
         limiter: new RateLimiter(limits.framesPerSecond, limits.framesPerSecond * 2, now),
         lastActivity: now,
         pinged: false,
+        out: [],
       };
       res.upgrade<UserData>({ conn }, key, protocol, ext, context);
     },
@@ -788,6 +819,7 @@ export async function startServer(
       clearInterval(sweep);
       for (const c of [...conns]) {
         if (c.ws && !c.closed) {
+          flushConn(c);
           c.closed = true;
           c.ws.end(CLOSE_CODES.SHUTTING_DOWN, 'SB_ERR_SHUTTING_DOWN');
         }
