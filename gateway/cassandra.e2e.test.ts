@@ -4,20 +4,13 @@
  * In CI (CI=true) this never skips.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureCassandra, javaAvailable, stopCassandra } from '../scripts/services.ts';
+import { ensureCassandra, cassandraTestsCanRun, stopCassandra } from '../scripts/services.ts';
 import type { AckFrame, ErrorFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
 import { boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
 
 const PORT = 19043;
 const STORAGE_PORT = 17001;
-const haveJava = javaAvailable();
-if (!haveJava) {
-  if (process.env['CI'])
-    throw new Error('CI=true but Java is not available: the Cassandra chat tests must run in CI');
-  console.warn(
-    '\n*** SKIPPING chat-on-Cassandra tests: no Java on this machine (install openjdk-17-jre) ***\n',
-  );
-}
+const haveJava = cassandraTestsCanRun('the chat-on-Cassandra tests');
 
 describe.runIf(haveJava)('gateway on cassandra', () => {
   let env: Booted;

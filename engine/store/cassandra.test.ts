@@ -3,7 +3,7 @@
  * In CI (CI=true) this never skips: a machine without Java fails the run.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { ensureCassandra, javaAvailable, stopCassandra } from '../../scripts/services.ts';
+import { ensureCassandra, cassandraTestsCanRun, stopCassandra } from '../../scripts/services.ts';
 import { openCassandraStores, type CassandraOptions, type CassandraStores } from './cassandra.ts';
 import {
   describeIndexStoreContract,
@@ -14,14 +14,7 @@ import {
 } from './contract.ts';
 
 const PORT = 19042;
-const haveJava = javaAvailable();
-if (!haveJava) {
-  if (process.env['CI'])
-    throw new Error('CI=true but Java is not available: the Cassandra contract tests must run in CI');
-  console.warn(
-    '\n*** SKIPPING the Cassandra store contract: no Java on this machine (install openjdk-17-jre) ***\n',
-  );
-}
+const haveJava = cassandraTestsCanRun('the Cassandra store contract');
 
 const opts: CassandraOptions = {
   contactPoints: ['127.0.0.1'],
