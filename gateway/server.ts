@@ -619,68 +619,62 @@ export async function startServer(
   // ------------------------------------------------------------------------------ HTTP
   const internal = (e: unknown): void => log.error('http: internal error', e);
 
-  app.post('/v1/auth/login', (res, req) => {
-    const g = guard(res);
-    const ct = req.getHeader('content-type');
-    void (async () => {
-      try {
-        const body = await readJsonBody(g, cfg.maxHttpBodyBytes, ct);
-        const email = body['email'];
-        const password = body['password'];
-        if (
-          typeof email !== 'string' ||
-          email.length > 254 ||
-          typeof password !== 'string' ||
-          password.length > 256
-        ) {
-          throw new SbError('SB_ERR_INVALID_FIELD', 'email and password are required strings');
+  /** A JSON POST route: bounded body, typed errors, the handler's value as the 200 answer. */
+  const postJsonRoute = (path: string, handle: (body: Record<string, unknown>) => Promise<unknown>): void => {
+    app.post(path, (res, req) => {
+      const g = guard(res);
+      const ct = req.getHeader('content-type');
+      void (async () => {
+        try {
+          sendJson(g, 200, await handle(await readJsonBody(g, cfg.maxHttpBodyBytes, ct)));
+        } catch (err) {
+          sendError(g, err, internal);
         }
-        const m = await dir.login(email, password);
-        const exp = Date.now() + cfg.tokenTtlSec * 1000;
-        const claims: Claims = { role: m.role, tenantId: m.tenantId, sub: m.memberId, name: m.name, exp };
-        sendJson(g, 200, {
-          token: signer.sign(claims),
-          tenantId: m.tenantId,
-          id: m.memberId,
-          name: m.name,
-          role: m.role,
-          expiresAt: exp,
-        } satisfies TokenResponse);
-      } catch (err) {
-        sendError(g, err, internal);
-      }
-    })();
+      })();
+    });
+  };
+
+  const issueToken = (c: Omit<Claims, 'exp'>): TokenResponse => {
+    const claims: Claims = { ...c, exp: Date.now() + cfg.tokenTtlSec * 1000 };
+    return {
+      token: signer.sign(claims),
+      tenantId: claims.tenantId,
+      id: claims.sub,
+      name: claims.name,
+      role: claims.role,
+      expiresAt: claims.exp,
+    };
+  };
+
+  postJsonRoute('/v1/auth/login', async (body) => {
+    const email = body['email'];
+    const password = body['password'];
+    if (
+      typeof email !== 'string' ||
+      email.length > 254 ||
+      typeof password !== 'string' ||
+      password.length > 256
+    ) {
+      throw new SbError('SB_ERR_INVALID_FIELD', 'email and password are required strings');
+    }
+    const m = await dir.login(email, password);
+    return issueToken({ role: m.role, tenantId: m.tenantId, sub: m.memberId, name: m.name });
   });
 
-  app.post('/v1/visitor/token', (res, req) => {
-    const g = guard(res);
-    const ct = req.getHeader('content-type');
-    void (async () => {
-      try {
-        const body = await readJsonBody(g, cfg.maxHttpBodyBytes, ct);
-        const tenantId = assertId(body['tenantId'], 'tenantId');
-        if (!(await dir.getTenant(tenantId))) throw new SbError('SB_ERR_NOT_FOUND', 'no such tenant');
-        const vid = body['visitorId'];
-        if (vid !== undefined && !isValidId(vid))
-          throw new SbError('SB_ERR_INVALID_FIELD', 'visitorId must be 1–64 letters, digits, - or _');
-        const nm = body['name'];
-        if (nm !== undefined && (typeof nm !== 'string' || nm.length > 64))
-          throw new SbError('SB_ERR_INVALID_FIELD', 'name must be at most 64 characters');
-        const visitorId = (vid as string | undefined) ?? `v${newId()}`;
-        const name = (nm as string | undefined)?.trim() || `Visitor ${visitorId.slice(-4)}`;
-        const exp = Date.now() + cfg.tokenTtlSec * 1000;
-        sendJson(g, 200, {
-          token: signer.sign({ role: 'visitor', tenantId, sub: visitorId, name, exp }),
-          tenantId,
-          id: visitorId,
-          name,
-          role: 'visitor',
-          expiresAt: exp,
-        } satisfies TokenResponse);
-      } catch (err) {
-        sendError(g, err, internal);
-      }
-    })();
+  postJsonRoute('/v1/visitor/token', async (body) => {
+    const tenantId = assertId(body['tenantId'], 'tenantId');
+    if (!(await dir.getTenant(tenantId))) throw new SbError('SB_ERR_NOT_FOUND', 'no such tenant');
+    const vid = body['visitorId'];
+    if (vid !== undefined && !isValidId(vid)) {
+      throw new SbError('SB_ERR_INVALID_FIELD', 'visitorId must be 1–64 letters, digits, - or _');
+    }
+    const nm = body['name'];
+    if (nm !== undefined && (typeof nm !== 'string' || nm.length > 64)) {
+      throw new SbError('SB_ERR_INVALID_FIELD', 'name must be at most 64 characters');
+    }
+    const visitorId = (vid as string | undefined) ?? `v${newId()}`;
+    const name = (nm as string | undefined)?.trim() || `Visitor ${visitorId.slice(-4)}`;
+    return issueToken({ role: 'visitor', tenantId, sub: visitorId, name });
   });
 
   app.get('/v1/sessions/:sessionId/events', (res, req) => {
