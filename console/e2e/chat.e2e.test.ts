@@ -91,6 +91,17 @@ describe.runIf(haveChromium)('console in chromium', () => {
       .toBe(1);
     await expect.poll(() => agent.getByText('发送中').count()).toBe(0);
 
+    // Recall (within 2 minutes): the visitor's window replaces the text.
+    await agent.getByLabel(/输入消息/).fill('错误的价格：10 元');
+    await agent.keyboard.press('Enter');
+    await visitor.locator('.line.agent .bubble', { hasText: '错误的价格' }).waitFor();
+    await agent
+      .locator('.line.agent', { hasText: '错误的价格' })
+      .getByRole('button', { name: '撤回' })
+      .click();
+    await visitor.getByText('消息已撤回').waitFor();
+    expect(await visitor.locator('.line.agent .bubble', { hasText: '错误的价格' }).count()).toBe(0);
+
     await agent.screenshot({ path: `${shots}/agent-workspace-zh-CN-desktop.png` });
     await visitor.screenshot({ path: `${shots}/visitor-chat-zh-CN-phone.png` });
     await visitor.setViewportSize(DESKTOP);

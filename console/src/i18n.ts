@@ -26,6 +26,7 @@ const zhCN = {
     closed: '会话已结束',
     pending: '发送中',
     recalled: '消息已撤回',
+    recall: '撤回',
   },
   conn: { reconnecting: '连接中断，正在重连…', closed: '连接已关闭' },
   visitor: {
@@ -73,6 +74,7 @@ const en: Schema<Messages> = {
     closed: 'Session closed',
     pending: 'sending',
     recalled: 'Message recalled',
+    recall: 'Recall',
   },
   conn: { reconnecting: 'Connection lost, reconnecting…', closed: 'Connection closed' },
   visitor: {
