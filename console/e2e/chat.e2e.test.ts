@@ -1,9 +1,13 @@
 /**
- * The console in a real browser: Debian Chromium driven by playwright-core against a real server.
- * A visitor (one browser context) and an agent (another) chat both ways; the typing preview shows;
- * screenshots of each screen at desktop and phone size go to test-results/screenshots/.
+ * The console in a real browser: Debian Chromium driven by playwright-core against a real server
+ * (port 0, temp data dir). Visitors and an agent, each in their own browser context: queue position,
+ * assignment, messages both ways with delivery state, the visitor's typing preview at the agent, the
+ * agent's typing indicator at the visitor, unread counts, recall, close, a server restart in the
+ * middle of a conversation, and English. Screenshots at desktop and phone size go to
+ * test-results/screenshots/.
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
@@ -22,20 +26,57 @@ if (!haveChromium) {
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const shots = `${root}test-results/screenshots`;
+const dist = `${root}test-results/console-dist`;
 const DESKTOP = { width: 1366, height: 800 };
 const PHONE = { width: 390, height: 844 };
+
+/** A TCP proxy to the server whose connections can be cut (and new ones refused) to fake a network loss. */
+async function cuttableProxy(
+  target: number,
+): Promise<{ port: number; cut(down: boolean): void; close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  let down = false;
+  const server = createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(target, '127.0.0.1');
+    open.add(client).add(upstream);
+    const drop = (): void => {
+      open.delete(client);
+      open.delete(upstream);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  if (!addr || typeof addr === 'string') throw new Error('proxy: no port');
+  return {
+    port: addr.port,
+    cut(d) {
+      down = d;
+      if (d) for (const s of open) s.destroy();
+    },
+    close: () => {
+      for (const s of open) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
 
 describe.runIf(haveChromium)('console in chromium', () => {
   let env: Booted;
   let browser: Browser;
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
-    await build({
-      configFile: `${root}console/vite.config.ts`,
-      logLevel: 'warn',
-      build: { outDir: `${root}test-results/console-dist` },
-    });
-    env = await boot({ staticDir: `${root}test-results/console-dist` });
+    await build({ configFile: `${root}console/vite.config.ts`, logLevel: 'warn', build: { outDir: dist } });
+    env = await boot({ staticDir: dist });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -55,77 +96,188 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await env?.stop();
   });
 
-  async function agentPage(size: { width: number; height: number }, lang: string): Promise<Page> {
+  async function newPage(size: { width: number; height: number }, lang: string): Promise<Page> {
     const ctx = await browser.newContext({ viewport: size, locale: lang });
     const page = await ctx.newPage();
-    await page.goto(`${env.url}/`);
-    await page.screenshot({ path: `${shots}/agent-login-${lang}-${size.width}.png` });
-    await page.getByLabel(/邮箱|Email/).fill('agent1@demo.test');
-    await page.getByLabel(/密码|Password/).fill('switchboard');
-    await page.getByRole('button', { name: /登录|Sign in/ }).click();
-    await page.locator('header').waitFor();
+    page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
     return page;
   }
 
-  it('console - visitor and agent chat both ways with a live typing preview', async () => {
-    const agent = await agentPage(DESKTOP, 'zh-CN');
-    const vctx = await browser.newContext({ viewport: PHONE, locale: 'zh-CN' });
-    const visitor = await vctx.newPage();
-    await visitor.goto(`${env.url}/chat.html?tenant=demo`);
-    await visitor.getByText(/为您服务/).waitFor({ timeout: 15_000 });
-    await agent.locator('.sessions li button').first().waitFor();
+  async function agentPage(
+    size: { width: number; height: number },
+    lang: string,
+    email = 'agent1@demo.test',
+  ): Promise<Page> {
+    const page = await newPage(size, lang);
+    await page.goto(`${env.url}/`);
+    await page.getByLabel(/邮箱|Email/).waitFor();
+    await page.screenshot({ path: `${shots}/agent-login-${lang}-${size.width}.png` });
+    await page.getByLabel(/邮箱|Email/).fill(email);
+    await page.getByLabel(/密码|Password/).fill('switchboard');
+    await page.getByRole('button', { name: /登录|Sign in/ }).click();
+    await page.locator('.topbar').waitFor();
+    return page;
+  }
 
-    await visitor.getByPlaceholder('请输入您的问题').pressSequentially('我的订单', { delay: 30 });
+  it('console - queue, assignment, both ways with typing indicators, unread, recall and close', async () => {
+    // Two visitors arrive before any agent is online: they queue.
+    const va = await newPage(PHONE, 'zh-CN');
+    await va.goto(`${env.url}/chat.html?tenant=demo`);
+    await va.getByRole('status').filter({ hasText: '下一位就是您' }).waitFor({ timeout: 15_000 });
+    const vb = await newPage(DESKTOP, 'zh-CN');
+    await vb.goto(`${env.url}/chat.html?tenant=demo&entry=sales`);
+    await vb.getByRole('status').filter({ hasText: '您前面还有 1 位' }).waitFor({ timeout: 15_000 });
+    await va.screenshot({ path: `${shots}/visitor-queue-zh-CN-phone.png` });
+    await vb.screenshot({ path: `${shots}/visitor-queue-zh-CN-desktop.png` });
+
+    // An agent signs in (online): both are assigned.
+    const agent = await agentPage(DESKTOP, 'zh-CN');
+    await va.getByRole('status').filter({ hasText: '为您服务' }).waitFor({ timeout: 15_000 });
+    await vb.getByRole('status').filter({ hasText: '为您服务' }).waitFor({ timeout: 15_000 });
+    await expect.poll(() => agent.locator('.sessions li').count()).toBe(2);
+
+    // The visitor's draft shows live at the agent: in the list, then in the open chat.
+    const box = va.getByPlaceholder('请输入您的问题');
+    await box.pressSequentially('我的订单', { delay: 40 });
+    await agent
+      .locator('.sessions li', { hasText: '我的订单' })
+      .locator('button.session')
+      .click({ timeout: 10_000 });
+    const itemA = agent.locator('.sessions li.active');
     await expect
       .poll(() => agent.locator('.preview').textContent(), { timeout: 10_000 })
       .toContain('我的订单');
-    await visitor.keyboard.press('Enter');
+    await box.press('Enter');
     await agent.locator('.line.visitor .bubble', { hasText: '我的订单' }).waitFor();
+    await va.locator('.line.mine', { hasText: '我的订单' }).getByText('已送达').waitFor();
+    await expect.poll(() => agent.locator('.preview').count()).toBe(0);
+    await expect.poll(() => itemA.locator('.wait').textContent()).toMatch(/已等待 \d+s/);
 
-    await agent.getByLabel(/输入消息/).fill('您好，请提供订单号');
-    await agent.keyboard.press('Enter');
-    await visitor.locator('.line.agent .bubble', { hasText: '请提供订单号' }).waitFor();
-    // Both sides show the message once, acknowledged.
-    await expect
-      .poll(() => agent.locator('.line.agent .bubble', { hasText: '请提供订单号' }).count())
-      .toBe(1);
+    // The agent types (the visitor sees the indicator, not the text) and answers.
+    const composer = agent.getByLabel(/输入消息/);
+    await composer.pressSequentially('您好，请提供订单号', { delay: 20 });
+    await va.getByText('客服正在输入').waitFor({ timeout: 10_000 });
+    await composer.press('Enter');
+    await va.locator('.line.agent .bubble', { hasText: '请提供订单号' }).waitFor();
+    await expect.poll(() => agent.locator('.line.agent', { hasText: '请提供订单号' }).count()).toBe(1);
     await expect.poll(() => agent.getByText('发送中').count()).toBe(0);
+    await expect.poll(() => itemA.locator('.wait').textContent()).toBe('已回复');
+    await expect.poll(() => va.getByText('客服正在输入').count()).toBe(0);
+
+    // Shift+Enter is a new line, not a send.
+    await composer.press('Shift+Enter');
+    expect(await agent.locator('.line.agent').count()).toBe(1);
+    await composer.fill('');
+
+    // The other visitor writes while the agent looks at the first: an unread badge.
+    await vb.getByPlaceholder('请输入您的问题').fill('还在吗？');
+    await vb.keyboard.press('Enter');
+    const itemB = agent.locator('.sessions li', { hasText: '还在吗？' });
+    await expect.poll(() => itemB.locator('.badge').textContent(), { timeout: 10_000 }).toMatch(/^\s*1/);
+    await expect.poll(() => agent.title()).toMatch(/^\(1\)/);
 
     // Recall (within 2 minutes): the visitor's window replaces the text.
-    await agent.getByLabel(/输入消息/).fill('错误的价格：10 元');
-    await agent.keyboard.press('Enter');
-    await visitor.locator('.line.agent .bubble', { hasText: '错误的价格' }).waitFor();
+    await composer.fill('错误的价格：10 元');
+    await composer.press('Enter');
+    await va.locator('.line.agent .bubble', { hasText: '错误的价格' }).waitFor();
     await agent
       .locator('.line.agent', { hasText: '错误的价格' })
       .getByRole('button', { name: '撤回' })
       .click();
-    await visitor.getByText('消息已撤回').waitFor();
-    expect(await visitor.locator('.line.agent .bubble', { hasText: '错误的价格' }).count()).toBe(0);
+    await va.getByText('消息已撤回').waitFor();
+    expect(await va.locator('.line.agent .bubble', { hasText: '错误的价格' }).count()).toBe(0);
 
     await agent.screenshot({ path: `${shots}/agent-workspace-zh-CN-desktop.png` });
-    await visitor.screenshot({ path: `${shots}/visitor-chat-zh-CN-phone.png` });
-    await visitor.setViewportSize(DESKTOP);
-    await visitor.screenshot({ path: `${shots}/visitor-chat-zh-CN-desktop.png` });
+    await va.screenshot({ path: `${shots}/visitor-chat-zh-CN-phone.png` });
+    await va.setViewportSize(DESKTOP);
+    await va.screenshot({ path: `${shots}/visitor-chat-zh-CN-desktop.png` });
+    await va.setViewportSize(PHONE);
     await agent.setViewportSize(PHONE);
-    await agent.screenshot({ path: `${shots}/agent-workspace-zh-CN-phone.png` });
-
+    await agent.screenshot({ path: `${shots}/agent-chat-zh-CN-phone.png` });
+    await agent.getByRole('button', { name: /‹/ }).click();
+    await agent.screenshot({ path: `${shots}/agent-list-zh-CN-phone.png` });
+    await itemA.locator('button.session').click();
     await agent.setViewportSize(DESKTOP);
+
+    // Closing asks first; the visitor sees the end and may start again.
+    agent.once('dialog', (d) => void d.accept());
     await agent.getByRole('button', { name: '结束会话' }).click();
-    await visitor.getByText('会话已结束').first().waitFor();
-    await visitor.screenshot({ path: `${shots}/visitor-closed-zh-CN-desktop.png` });
-  }, 90_000);
+    await va.getByRole('status').filter({ hasText: '会话已结束' }).waitFor();
+    await va.getByRole('button', { name: '重新咨询' }).waitFor();
+    await agent.locator('.sessions li.closed').waitFor();
+    await va.screenshot({ path: `${shots}/visitor-closed-zh-CN-phone.png` });
+    await agent.getByRole('button', { name: /移出列表/ }).click();
+    await expect.poll(() => agent.locator('.sessions li').count()).toBe(1);
+    await agent.context().close();
+    await va.context().close();
+    await vb.context().close();
+  }, 120_000);
+
+  it('console - a message written while the network is down is delivered once after reconnecting', async () => {
+    // The pages talk to the server through a TCP proxy that can cut every connection.
+    const proxy = await cuttableProxy(Number(new URL(env.url).port));
+    const base = `http://127.0.0.1:${proxy.port}`;
+    try {
+      const agent = await newPage(DESKTOP, 'zh-CN');
+      await agent.goto(`${base}/`);
+      await agent.getByLabel('邮箱').fill('agent1@demo.test');
+      await agent.getByLabel('密码').fill('switchboard');
+      await agent.getByRole('button', { name: '登录' }).click();
+      const visitor = await newPage(PHONE, 'zh-CN');
+      await visitor.goto(`${base}/chat.html?tenant=demo`);
+      await visitor.getByRole('status').filter({ hasText: '为您服务' }).waitFor({ timeout: 15_000 });
+      await visitor.getByPlaceholder('请输入您的问题').fill('断线前');
+      await visitor.keyboard.press('Enter');
+      await agent
+        .locator('.sessions li', { hasText: '断线前' })
+        .locator('button.session')
+        .click({ timeout: 10_000 });
+      await agent.locator('.line.visitor .bubble', { hasText: '断线前' }).waitFor({ timeout: 10_000 });
+
+      proxy.cut(true);
+      await visitor.getByText('连接中断，正在重连').waitFor({ timeout: 15_000 });
+      await agent.getByText('连接中断，正在重连').waitFor({ timeout: 15_000 });
+      await visitor.getByPlaceholder('请输入您的问题').fill('断线时写的');
+      await visitor.keyboard.press('Enter');
+      await visitor.locator('.line.mine', { hasText: '断线时写的' }).getByText('发送中').waitFor();
+      await visitor.screenshot({ path: `${shots}/visitor-reconnecting-zh-CN-phone.png` });
+      await agent.screenshot({ path: `${shots}/agent-reconnecting-zh-CN-desktop.png` });
+      proxy.cut(false);
+
+      await visitor
+        .locator('.line.mine', { hasText: '断线时写的' })
+        .getByText('已送达')
+        .waitFor({ timeout: 30_000 });
+      await agent.locator('.line.visitor .bubble', { hasText: '断线时写的' }).waitFor({ timeout: 30_000 });
+      await expect.poll(() => visitor.getByText('连接中断').count()).toBe(0);
+      // Exactly once on both sides, and nothing from before the cut doubled by the resume.
+      expect(await agent.locator('.line.visitor', { hasText: '断线时写的' }).count()).toBe(1);
+      expect(await agent.locator('.line.visitor', { hasText: '断线前' }).count()).toBe(1);
+      expect(await visitor.locator('.line.mine', { hasText: '断线前' }).count()).toBe(1);
+      expect(await visitor.locator('.line.system').count()).toBe(1);
+      await agent.context().close();
+      await visitor.context().close();
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
 
   it('console - English throughout when chosen', async () => {
-    const agent = await agentPage(DESKTOP, 'en');
-    await agent.getByText('Current sessions').waitFor();
-    await agent.screenshot({ path: `${shots}/agent-workspace-en-desktop.png` });
-    const vctx = await browser.newContext({ viewport: PHONE });
-    const visitor = await vctx.newPage();
+    const agent = await agentPage(DESKTOP, 'en', 'agent2@demo.test');
+    await agent.getByRole('heading', { name: /Current sessions/ }).waitFor();
+    const visitor = await newPage(PHONE, 'en');
     await visitor.goto(`${env.url}/chat.html?tenant=demo&lang=en`);
     await visitor
-      .getByText(/is helping you|Connecting|queue/)
-      .first()
+      .getByRole('status')
+      .filter({ hasText: /is helping you|queue/ })
       .waitFor({ timeout: 15_000 });
+    await visitor.getByPlaceholder('Type your question').fill('Hello');
+    await visitor.keyboard.press('Enter');
+    await visitor.locator('.line.mine').getByText('delivered').waitFor();
+    await agent.getByLabel('Language').selectOption('zh-CN');
+    await agent.getByRole('heading', { name: /当前会话/ }).waitFor();
+    await agent.getByLabel('语言').selectOption('en');
+    await agent.screenshot({ path: `${shots}/agent-workspace-en-desktop.png` });
     await visitor.screenshot({ path: `${shots}/visitor-chat-en-phone.png` });
   }, 60_000);
 });

@@ -1,43 +1,76 @@
 /**
  * UI text in zh-CN and English. zh-CN is the schema: the English table must have exactly its keys
- * (a missing key is a type error).
+ * (a missing key is a type error), and `t()` only accepts keys that exist (a typo is a type error).
  */
-import { ref } from 'vue';
+import { ref, watch } from 'vue';
 
 const zhCN = {
   appName: '客服工作台',
-  login: { title: '客服登录', email: '邮箱', password: '密码', submit: '登录', failed: '邮箱或密码不正确' },
+  login: {
+    title: '客服登录',
+    email: '邮箱',
+    password: '密码',
+    submit: '登录',
+    busy: '正在登录…',
+    failed: '邮箱或密码不正确',
+    network: '无法连接服务器，请稍后再试',
+    expired: '登录已失效，请重新登录',
+    replaced: '您已在其他窗口登录，此窗口已断开',
+  },
   status: {
-    online: '空闲',
+    label: '在线状态',
+    online: '在线',
     busy: '忙碌',
     away: '离开',
     invisible: '隐身',
     offline: '离线',
-    label: '在线状态',
   },
-  sessions: { current: '当前会话', empty: '暂无会话', waiting: '等待', unread: '未读' },
+  sessions: {
+    current: '当前会话',
+    empty: '暂无会话。状态为“在线”时，新访客会自动分配给您。',
+    waiting: '已等待 {t}',
+    replied: '已回复',
+    unread: '{n} 条未读',
+    dismiss: '移出列表',
+    ended: '已结束',
+  },
   chat: {
     placeholder: '输入消息，Enter 发送，Shift+Enter 换行',
     send: '发送',
     close: '结束会话',
-    typing: '正在输入…',
+    closeConfirm: '确定结束与该访客的会话吗？',
     preview: '访客正在输入：',
     pick: '从左侧选择一个会话',
     closed: '会话已结束',
+    assigned: '会话已分配给 {name}',
     pending: '发送中',
+    sent: '已送达',
+    failed: '发送失败',
     recalled: '消息已撤回',
     recall: '撤回',
+    you: '我',
+    visitor: '访客',
+    messages: '消息记录',
   },
-  conn: { reconnecting: '连接中断，正在重连…', closed: '连接已关闭' },
+  conn: {
+    connecting: '正在连接…',
+    reconnecting: '连接中断，正在重连…',
+    retryNow: '立即重连',
+    closed: '连接已关闭',
+  },
   visitor: {
     title: '在线客服',
     queue: '排队中，您前面还有 {n} 位',
+    queueNext: '排队中，下一位就是您',
     connecting: '正在为您接通客服…',
     assigned: '客服 {name} 为您服务',
     closed: '会话已结束，感谢您的咨询',
     newChat: '重新咨询',
     placeholder: '请输入您的问题',
-    agentTyping: '客服正在输入…',
+    agentTyping: '客服正在输入',
+    unavailable: '暂时无法连接客服，请稍后再试',
+    retry: '重试',
+    agent: '客服',
   },
   logout: '退出',
   language: '语言',
@@ -45,6 +78,11 @@ const zhCN = {
 
 export type Messages = typeof zhCN;
 type Schema<T> = { [K in keyof T]: T[K] extends string ? string : Schema<T[K]> };
+/** Every dotted path to a string in the schema: `'chat.send' | 'status.online' | …`. */
+type Leaves<T, P extends string = ''> = {
+  [K in keyof T & string]: T[K] extends string ? `${P}${K}` : Leaves<T[K], `${P}${K}.`>;
+}[keyof T & string];
+export type MessageKey = Leaves<Messages>;
 
 const en: Schema<Messages> = {
   appName: 'Agent workspace',
@@ -53,58 +91,107 @@ const en: Schema<Messages> = {
     email: 'Email',
     password: 'Password',
     submit: 'Sign in',
+    busy: 'Signing in…',
     failed: 'Wrong email or password',
+    network: 'Cannot reach the server; try again later',
+    expired: 'Your sign-in expired; please sign in again',
+    replaced: 'You signed in in another window; this one was disconnected',
   },
   status: {
+    label: 'Status',
     online: 'Online',
     busy: 'Busy',
     away: 'Away',
     invisible: 'Invisible',
     offline: 'Offline',
-    label: 'Status',
   },
-  sessions: { current: 'Current sessions', empty: 'No sessions', waiting: 'waiting', unread: 'unread' },
+  sessions: {
+    current: 'Current sessions',
+    empty: 'No sessions. While you are online, new visitors are assigned to you.',
+    waiting: 'waiting {t}',
+    replied: 'replied',
+    unread: '{n} unread',
+    dismiss: 'Remove from list',
+    ended: 'ended',
+  },
   chat: {
-    placeholder: 'Type a message — Enter sends, Shift+Enter for a new line',
+    placeholder: 'Type a message — Enter sends, Shift+Enter adds a line',
     send: 'Send',
     close: 'Close session',
-    typing: 'typing…',
+    closeConfirm: 'Close the session with this visitor?',
     preview: 'Visitor is typing: ',
     pick: 'Pick a session on the left',
     closed: 'Session closed',
+    assigned: 'Session assigned to {name}',
     pending: 'sending',
+    sent: 'delivered',
+    failed: 'not sent',
     recalled: 'Message recalled',
     recall: 'Recall',
+    you: 'Me',
+    visitor: 'Visitor',
+    messages: 'Messages',
   },
-  conn: { reconnecting: 'Connection lost, reconnecting…', closed: 'Connection closed' },
+  conn: {
+    connecting: 'Connecting…',
+    reconnecting: 'Connection lost, reconnecting…',
+    retryNow: 'Retry now',
+    closed: 'Connection closed',
+  },
   visitor: {
     title: 'Customer service',
     queue: 'You are in the queue: {n} ahead of you',
+    queueNext: 'You are in the queue: you are next',
     connecting: 'Connecting you to an agent…',
     assigned: '{name} is helping you',
     closed: 'The conversation has ended. Thank you!',
     newChat: 'Start a new chat',
     placeholder: 'Type your question',
-    agentTyping: 'Agent is typing…',
+    agentTyping: 'Agent is typing',
+    unavailable: 'Customer service cannot be reached right now; please try again later',
+    retry: 'Try again',
+    agent: 'Agent',
   },
   logout: 'Sign out',
   language: 'Language',
 };
 
-export type Locale = 'zh-CN' | 'en';
+export const LOCALES = ['zh-CN', 'en'] as const;
+export type Locale = (typeof LOCALES)[number];
 const tables: Record<Locale, Schema<Messages>> = { 'zh-CN': zhCN, en };
 
 export const locale = ref<Locale>('zh-CN');
+watch(
+  locale,
+  (l) => {
+    if (typeof document !== 'undefined') document.documentElement.lang = l;
+  },
+  { immediate: true },
+);
 
+/** Chinese for any `zh…` preference, English for anything else given, Chinese when nothing is. */
 export function pickLocale(preferred: string | null | undefined): Locale {
-  if (preferred === 'en' || preferred?.startsWith('en')) return 'en';
-  return 'zh-CN';
+  if (!preferred) return 'zh-CN';
+  return preferred.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
 }
 
-/** Looks up a dotted key (`chat.send`) and fills `{name}` placeholders. */
-export function t(key: string, vars: Record<string, string | number> = {}): string {
+/** Looks up a key (`chat.send`) in the current locale and fills `{name}` placeholders. */
+export function t(key: MessageKey, vars: Record<string, string | number> = {}): string {
   let v: unknown = tables[locale.value];
-  for (const part of key.split('.')) v = (v as Record<string, unknown> | undefined)?.[part];
+  for (const part of key.split('.')) v = (v as Record<string, unknown>)[part];
   const s = typeof v === 'string' ? v : key;
   return s.replace(/\{(\w+)\}/g, (_, k: string) => String(vars[k] ?? ''));
+}
+
+/** A short duration: `45s`, `12m`, `3h`. */
+export function shortDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  return `${Math.floor(s / 3600)}h`;
+}
+
+/** Clock time of a server timestamp in the current locale. */
+export function clockTime(at: number): string {
+  return new Date(at).toLocaleTimeString(locale.value, { hour: '2-digit', minute: '2-digit' });
 }

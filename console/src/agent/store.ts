@@ -1,89 +1,156 @@
 /**
- * Agent workspace state: the agent's sessions, their events, unread counts and typing previews,
- * updated from protocol frames. Plain reactive state, testable without mounting components.
+ * Agent workspace state: the agent's sessions, their events, unread counts, waiting times and typing
+ * previews, updated from protocol frames. Plain reactive state, testable without mounting components.
  */
-import { reactive } from 'vue';
+import { computed, reactive, type ComputedRef } from 'vue';
 import type { AgentStatus, ServerFrame, SessionEvent, SessionSummary } from '../../../protos/ws-v1.ts';
-import type { PendingMessage } from '../realtime/client.ts';
+import type { AckInfo, PendingMessage } from '../realtime/client.ts';
+
+/** Delivery of an own message: on its way, durably stored (acked), or refused for good. */
+export type Delivery = 'pending' | 'sent' | 'failed';
 
 export interface ChatLine {
+  /** clientMsgId for messages that have one, `s<seq>` otherwise. */
   key: string;
   seq?: number;
   at: number;
   from: 'visitor' | 'agent' | 'system';
   text: string;
-  pending?: boolean;
+  /** Own messages only. */
+  delivery?: Delivery;
   recalled?: boolean;
+  /** System lines: what happened (rendered in the UI language). */
+  notice?: { kind: 'assigned'; name: string } | { kind: 'closed' };
 }
 
 export interface SessionView {
   summary: SessionSummary;
   lines: ChatLine[];
   unread: number;
+  /** The visitor's draft (typing preview); '' when not typing. */
   preview: string;
   closed: boolean;
+  /** Server time of the oldest visitor message not answered yet; undefined when nobody waits. */
+  waitingSince: number | undefined;
 }
 
 export interface AgentState {
   status: AgentStatus;
   sessions: Record<string, SessionView>;
+  /** Session ids, newest assignment first. */
   order: string[];
   selected: string | undefined;
 }
 
-export function createAgentStore(): {
+export interface AgentStore {
   state: AgentState;
+  /** Unread visitor messages over all sessions. */
+  totalUnread: ComputedRef<number>;
   applyFrame(f: ServerFrame): void;
   applyEvent(e: SessionEvent): void;
   addPending(p: PendingMessage): void;
-  acked(clientMsgId: string, seq: number): void;
+  acked(a: Pick<AckInfo, 'clientMsgId' | 'seq' | 'at'>): void;
+  failed(clientMsgId: string): void;
   select(sessionId: string): void;
-} {
+  /** Removes a closed session from the list. */
+  dismiss(sessionId: string): void;
+  reset(): void;
+}
+
+export function createAgentStore(): AgentStore {
   const state = reactive<AgentState>({ status: 'offline', sessions: {}, order: [], selected: undefined });
 
   const ensure = (s: SessionSummary): SessionView => {
-    let v = state.sessions[s.sessionId];
-    if (!v) {
-      v = { summary: s, lines: [], unread: 0, preview: '', closed: s.state === 'closed' };
-      state.sessions[s.sessionId] = v;
-      state.order.unshift(s.sessionId);
-      if (!state.selected) state.selected = s.sessionId;
+    const known = state.sessions[s.sessionId];
+    if (known) {
+      known.summary = { ...known.summary, ...s };
+      if (s.state === 'closed') known.closed = true;
+      return known;
     }
+    state.sessions[s.sessionId] = {
+      summary: s,
+      lines: [],
+      unread: 0,
+      preview: '',
+      closed: s.state === 'closed',
+      waitingSince: undefined,
+    };
+    state.order.unshift(s.sessionId);
+    if (!state.selected) state.selected = s.sessionId;
     return state.sessions[s.sessionId]!;
+  };
+
+  const findLine = (clientMsgId: string): ChatLine | undefined => {
+    for (const v of Object.values(state.sessions)) {
+      const l = v.lines.find((x) => x.key === clientMsgId);
+      if (l) return l;
+    }
+    return undefined;
   };
 
   const applyEvent = (e: SessionEvent): void => {
     const v = state.sessions[e.sessionId];
     if (!v) return;
     const b = e.body;
-    if (b.kind === 'message') {
-      const own = b.clientMsgId ? v.lines.find((l) => l.key === b.clientMsgId) : undefined;
-      if (own) {
-        own.pending = false;
-        own.seq = e.seq;
+    switch (b.kind) {
+      case 'message': {
+        const own = b.clientMsgId ? v.lines.find((l) => l.key === b.clientMsgId) : undefined;
+        if (own) {
+          own.delivery = 'sent';
+          own.seq = e.seq;
+          own.at = e.at;
+          return;
+        }
+        v.lines.push({
+          key: b.clientMsgId ?? `s${e.seq}`,
+          seq: e.seq,
+          at: e.at,
+          from: b.from,
+          text: b.text,
+          recalled: Boolean(e.recalled),
+          ...(b.from === 'agent' ? { delivery: 'sent' as const } : {}),
+        });
+        if (b.from === 'visitor') {
+          v.preview = '';
+          v.waitingSince ??= e.at;
+          if (state.selected !== e.sessionId) v.unread++;
+        } else if (b.from === 'agent') {
+          v.waitingSince = undefined;
+        }
         return;
       }
-      v.lines.push({
-        key: b.clientMsgId ?? `s${e.seq}`,
-        seq: e.seq,
-        at: e.at,
-        from: b.from,
-        text: b.text,
-        recalled: Boolean(e.recalled),
-      });
-      if (b.from === 'visitor') {
-        v.preview = '';
-        if (state.selected !== e.sessionId) v.unread++;
+      case 'recalled': {
+        const target = v.lines.find((l) => l.seq === b.targetSeq);
+        if (target) target.recalled = true;
+        return;
       }
-    } else if (b.kind === 'recalled') {
-      const target = v.lines.find((l) => l.seq === b.targetSeq);
-      if (target) target.recalled = true;
-    } else if (b.kind === 'closed') {
-      v.closed = true;
-      v.summary = { ...v.summary, state: 'closed' };
-      v.lines.push({ key: `s${e.seq}`, seq: e.seq, at: e.at, from: 'system', text: 'closed' });
-    } else if (b.kind === 'assigned') {
-      v.summary = { ...v.summary, state: 'in_progress', agentId: b.agentId };
+      case 'assigned':
+        v.summary = { ...v.summary, state: 'in_progress', agentId: b.agentId };
+        v.lines.push({
+          key: `s${e.seq}`,
+          seq: e.seq,
+          at: e.at,
+          from: 'system',
+          text: '',
+          notice: { kind: 'assigned', name: b.agentName },
+        });
+        return;
+      case 'closed':
+        v.closed = true;
+        v.preview = '';
+        v.waitingSince = undefined;
+        v.summary = { ...v.summary, state: 'closed' };
+        v.lines.push({
+          key: `s${e.seq}`,
+          seq: e.seq,
+          at: e.at,
+          from: 'system',
+          text: '',
+          notice: { kind: 'closed' },
+        });
+        return;
+      default:
+        return;
     }
   };
 
@@ -101,14 +168,14 @@ export function createAgentStore(): {
         break;
       case 'typing': {
         const v = state.sessions[f.sessionId];
-        if (v && f.from === 'visitor') v.preview = f.text ?? '';
+        if (v && f.from === 'visitor' && !v.closed) v.preview = f.text ?? '';
         break;
       }
       case 'session': {
         const v = state.sessions[f.session.sessionId];
         if (v) {
           v.summary = f.session;
-          v.closed = f.session.state === 'closed';
+          if (f.session.state === 'closed') v.closed = true;
         }
         break;
       }
@@ -117,27 +184,47 @@ export function createAgentStore(): {
     }
   };
 
+  const totalUnread = computed(() => Object.values(state.sessions).reduce((n, v) => n + v.unread, 0));
+
   return {
     state,
+    totalUnread,
     applyFrame,
     applyEvent,
     addPending(p) {
       const v = state.sessions[p.sessionId];
-      if (v) v.lines.push({ key: p.clientMsgId, at: p.sentAt, from: 'agent', text: p.text, pending: true });
+      if (!v) return;
+      v.lines.push({ key: p.clientMsgId, at: p.sentAt, from: 'agent', text: p.text, delivery: 'pending' });
+      v.waitingSince = undefined;
     },
-    acked(clientMsgId, seq) {
-      for (const v of Object.values(state.sessions)) {
-        const l = v.lines.find((x) => x.key === clientMsgId);
-        if (l) {
-          l.pending = false;
-          l.seq = seq;
-        }
+    acked(a) {
+      const l = findLine(a.clientMsgId);
+      if (l) {
+        l.delivery = 'sent';
+        l.seq = a.seq;
+        l.at = a.at;
       }
+    },
+    failed(clientMsgId) {
+      const l = findLine(clientMsgId);
+      if (l) l.delivery = 'failed';
     },
     select(sessionId) {
       state.selected = sessionId;
       const v = state.sessions[sessionId];
       if (v) v.unread = 0;
+    },
+    dismiss(sessionId) {
+      if (!state.sessions[sessionId]?.closed) return;
+      delete state.sessions[sessionId];
+      state.order = state.order.filter((id) => id !== sessionId);
+      if (state.selected === sessionId) state.selected = state.order[0];
+    },
+    reset() {
+      state.status = 'offline';
+      state.sessions = {};
+      state.order = [];
+      state.selected = undefined;
     },
   };
 }
