@@ -147,6 +147,7 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await expect
       .poll(() => agent.locator('.preview').textContent(), { timeout: 10_000 })
       .toContain('我的订单');
+    await agent.screenshot({ path: `${shots}/agent-typing-preview-zh-CN-desktop.png` });
     await box.press('Enter');
     await agent.locator('.line.visitor .bubble', { hasText: '我的订单' }).waitFor();
     await va.locator('.line.mine', { hasText: '我的订单' }).getByText('已送达').waitFor();
@@ -157,6 +158,7 @@ describe.runIf(haveChromium)('console in chromium', () => {
     const composer = agent.getByLabel(/输入消息/);
     await composer.pressSequentially('您好，请提供订单号', { delay: 20 });
     await va.getByText('客服正在输入').waitFor({ timeout: 10_000 });
+    await va.screenshot({ path: `${shots}/visitor-agent-typing-zh-CN-phone.png` });
     await composer.press('Enter');
     await va.locator('.line.agent .bubble', { hasText: '请提供订单号' }).waitFor();
     await expect.poll(() => agent.locator('.line.agent', { hasText: '请提供订单号' }).count()).toBe(1);
