@@ -15,6 +15,15 @@ export default defineConfig({
     emptyOutDir: true,
     rollupOptions: {
       input: { index: `${root}index.html`, chat: `${root}chat.html` },
+      output: {
+        // Vue, the realtime client, texts and base styles are shared by both pages: one cacheable chunk.
+        manualChunks: (id) =>
+          /node_modules|modulepreload-polyfill|export-helper|\/protos\/|\/console\/src\/(realtime\/|i18n\.ts|base\.css)/.test(
+            id,
+          )
+            ? 'shared'
+            : undefined,
+      },
     },
   },
   server: {
