@@ -257,6 +257,12 @@ describe.runIf(haveChromium)('console in chromium', () => {
       expect(await agent.locator('.line.visitor', { hasText: '断线前' }).count()).toBe(1);
       expect(await visitor.locator('.line.mine', { hasText: '断线前' }).count()).toBe(1);
       expect(await visitor.locator('.line.system').count()).toBe(1);
+
+      // A reload keeps the visitor (localStorage) and replays the open conversation.
+      await visitor.reload();
+      await visitor.locator('.line.mine', { hasText: '断线时写的' }).getByText('已送达').waitFor();
+      expect(await visitor.locator('.line.mine').count()).toBe(2);
+      await visitor.getByRole('status').filter({ hasText: '为您服务' }).waitFor();
       await agent.context().close();
       await visitor.context().close();
     } finally {
