@@ -68,3 +68,121 @@ export function checkFlags(p: ParsedArgs): void {
   for (const k of p.flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k} for ${p.scenario}`);
 }
+
+/** The bench only ever talks to this machine: refuse anything but a loopback address. */
+export function assertLoopback(url: string): void {
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    throw new Error(`--url "${url}" is not a URL`);
+  }
+  if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(host))
+    throw new Error(`--url must be a loopback address (127.x.x.x, localhost, [::1]), got ${host}`);
+}
+
+type Flags = Map<string, string | true>;
+
+/** Default pinning: on a machine with ≥ 2 cores the server gets CPU 0 and the load the rest. */
+export function defaultCpus(cpuCount: number): { server: string; client: string } {
+  if (cpuCount < 2) return { server: '', client: '' };
+  return {
+    server: '0',
+    client: Array.from({ length: cpuCount - 1 }, (_, i) => i + 1).join(','),
+  };
+}
+
+/** Sockets one load process holds at most by default (the open-files cap is 20,000 per process). */
+export const SOCKETS_PER_PROC = 15_000;
+
+export type ChatTarget = 'engine' | 'raw-relay';
+
+/** Validated options of the `chat` scenario. */
+export interface ChatConfig {
+  visitors: number;
+  agents: number;
+  /** Aggregate messages/s, or 'max' for the closed-loop saturation mode. */
+  rate: number | 'max';
+  /** Measured window, s. */
+  duration: number;
+  /** Sending before the measured window, s (not counted in latency or throughput). */
+  warmup: number;
+  /** Wait after the last send for acks and deliveries, s. */
+  grace: number;
+  /** Messages in flight per visitor in saturation mode. */
+  window: number;
+  workers: number;
+  store: 'embedded' | 'cassandra';
+  targets: ChatTarget[];
+  procs: number;
+  serverCpus: string;
+  clientCpus: string;
+  /** HTTP base of a running server; the harness starts its own when absent. */
+  url: string | undefined;
+  json: boolean;
+}
+
+/** Accepts `http(s)://` and `ws(s)://` bases; returns the HTTP one without a trailing slash. */
+export function httpBase(url: string): string {
+  assertLoopback(url);
+  return url.replace(/^ws(s?):\/\//, 'http$1://').replace(/\/+$/, '');
+}
+
+function positiveInt(flags: Flags, name: string, def: number, min = 1): number {
+  const n = num(flags, name, def);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
+  return n;
+}
+
+export function chatConfig(flags: Flags, cpuCount: number): ChatConfig {
+  const visitors = positiveInt(flags, 'visitors', 100);
+  const agents = positiveInt(flags, 'agents', 10);
+  if (agents > visitors) throw new Error('--agents must not exceed --visitors (idle agents measure nothing)');
+  const rateFlag = str(flags, 'rate', '1000');
+  let rate: number | 'max';
+  if (rateFlag === 'max') rate = 'max';
+  else {
+    rate = Number(rateFlag);
+    if (!Number.isFinite(rate) || rate <= 0) throw new Error('--rate must be a number > 0 or "max"');
+  }
+  const duration = num(flags, 'duration', 10);
+  if (duration <= 0) throw new Error('--duration must be > 0');
+  const target = str(flags, 'target', 'engine');
+  const targets: ChatTarget[] =
+    target === 'both'
+      ? ['raw-relay', 'engine']
+      : target === 'engine' || target === 'raw-relay'
+        ? [target]
+        : ((): never => {
+            throw new Error('--target must be engine, raw-relay or both');
+          })();
+  const store = str(flags, 'store', 'embedded');
+  if (store !== 'embedded' && store !== 'cassandra') throw new Error('--store must be embedded or cassandra');
+  const rawUrl = flags.get('url');
+  if (rawUrl === true) throw new Error('--url needs a value');
+  if (rawUrl !== undefined && targets.length > 1)
+    throw new Error('--target both starts its own servers: drop --url');
+  const cpus = defaultCpus(cpuCount);
+  return {
+    visitors,
+    agents,
+    rate,
+    duration,
+    warmup: num(flags, 'warmup', 3),
+    grace: num(flags, 'grace', 3),
+    window: positiveInt(flags, 'window', 4),
+    workers: positiveInt(flags, 'workers', 1, 0),
+    store,
+    targets,
+    procs: positiveInt(flags, 'procs', Math.max(1, Math.ceil((visitors + agents) / SOCKETS_PER_PROC))),
+    serverCpus: str(flags, 'server-cpus', cpus.server),
+    clientCpus: str(flags, 'client-cpus', cpus.client),
+    url: rawUrl === undefined ? undefined : httpBase(rawUrl),
+    json: flags.has('json'),
+  };
+}
+
+/** Splits `n` into `parts` near-equal integer shares (the first ones get the remainder). */
+export function split(n: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+}

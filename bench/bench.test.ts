@@ -1,33 +1,169 @@
 import { describe, expect, it } from 'vitest';
-import { checkFlags, num, parseArgs } from './args.ts';
-import { Histogram } from './histogram.ts';
+import {
+  assertLoopback,
+  chatConfig,
+  checkFlags,
+  defaultCpus,
+  httpBase,
+  num,
+  parseArgs,
+  split,
+} from './args.ts';
+import { Histogram, SUB_BUCKETS } from './histogram.ts';
 
-describe('bench harness', () => {
-  it('bench - histogram percentiles and merge', () => {
-    const a = new Histogram();
-    const b = new Histogram();
-    for (let i = 1; i <= 100; i++) (i % 2 ? a : b).record(i);
-    a.merge(b.toJSON());
-    expect(a.count).toBe(100);
-    expect(a.percentile(50)).toBeCloseTo(50, 1);
-    expect(a.percentile(99)).toBeCloseTo(99, 1);
-    const s = a.summary();
-    expect(s.max).toBe(100);
-    const big = new Histogram();
-    big.record(5000);
-    big.record(1);
-    expect(big.percentile(100)).toBe(5000);
+const flags = (...argv: string[]): Map<string, string | true> => parseArgs(['chat', ...argv]).flags;
+
+describe('bench histogram', () => {
+  it('bench - histogram percentiles of a uniform range', () => {
+    const h = new Histogram();
+    for (let i = 1; i <= 1000; i++) h.record(i / 10); // 0.1 … 100 ms
+    expect(h.count).toBe(1000);
+    expect(h.percentile(50)).toBeCloseTo(50, 0);
+    expect(h.percentile(99)).toBeCloseTo(99, 0);
+    expect(h.percentile(100)).toBe(100);
+    expect(h.max).toBe(100);
+    expect(h.min).toBeCloseTo(0.1, 5);
+    expect(h.mean).toBeCloseTo(50.05, 5);
   });
 
-  it('bench - arguments', () => {
+  it('bench - histogram relative error stays under one sub-bucket from 1 µs to an hour', () => {
+    for (let ms = 0.001; ms < 3_600_000; ms *= 1.37) {
+      const h = new Histogram();
+      h.record(ms);
+      h.record(ms * 10); // so that the reported value is the bucket edge, not the exact max
+      const got = h.percentile(50);
+      expect(got).toBeGreaterThanOrEqual(ms - 0.0005);
+      expect((got - ms) / ms).toBeLessThanOrEqual(1 / SUB_BUCKETS + 0.001 / ms);
+    }
+  });
+
+  it('bench - histogram sub-millisecond values keep microsecond precision', () => {
+    const h = new Histogram();
+    h.record(0.056);
+    h.record(0.057);
+    h.record(1);
+    expect(h.percentile(33)).toBeCloseTo(0.056, 6);
+    expect(h.percentile(66)).toBeCloseTo(0.057, 6);
+  });
+
+  it('bench - histogram merges exactly across processes (via JSON)', () => {
+    const a = new Histogram();
+    const b = new Histogram();
+    const all = new Histogram();
+    for (let i = 1; i <= 10_000; i++) {
+      const v = (i * 7919) % 5000;
+      (i % 3 ? a : b).record(v / 7);
+      all.record(v / 7);
+    }
+    const merged = Histogram.fromJSON(JSON.parse(JSON.stringify(a.toJSON())));
+    merged.merge(JSON.parse(JSON.stringify(b.toJSON())));
+    expect(merged.count).toBe(all.count);
+    for (const p of [0, 1, 50, 90, 99, 99.9, 100]) expect(merged.percentile(p)).toBe(all.percentile(p));
+    expect(merged.max).toBe(all.max);
+    expect(merged.min).toBe(all.min);
+    expect(merged.mean).toBeCloseTo(all.mean, 9);
+  });
+
+  it('bench - histogram edge cases: empty, negative, huge, reset, bad input', () => {
+    const h = new Histogram();
+    expect(h.percentile(99)).toBe(0);
+    expect(h.summary()).toEqual({ p50: 0, p95: 0, p99: 0, max: 0, count: 0 });
+    h.record(-3); // clock skew between processes: counts as 0
+    expect(h.percentile(50)).toBe(0);
+    h.record(1e9); // beyond the range: clamped into the last bucket, exact max kept
+    expect(h.percentile(100)).toBeLessThanOrEqual(1e9);
+    expect(h.max).toBe(1e9);
+    expect(h.toJSON().counts.length).toBe(2);
+    h.reset();
+    expect(h.count).toBe(0);
+    expect(() => h.merge({ counts: [[1e6, 1]], max: 1, min: 1, sum: 1 })).toThrow(RangeError);
+    const empty = new Histogram();
+    empty.merge(new Histogram().toJSON());
+    expect(empty.min).toBe(0);
+  });
+});
+
+describe('bench arguments', () => {
+  it('bench - arguments: flags with values, =values and booleans', () => {
     const p = parseArgs(['chat', '--visitors', '10', '--json', '--rate=max']);
     expect(p.scenario).toBe('chat');
     expect(num(p.flags, 'visitors', 0)).toBe(10);
     expect(p.flags.get('json')).toBe(true);
     expect(p.flags.get('rate')).toBe('max');
     checkFlags(p);
+    expect(parseArgs([]).scenario).toBe('help');
+    expect(() => parseArgs(['chat', 'stray'])).toThrow(/unexpected argument/);
     expect(() => checkFlags(parseArgs(['chat', '--nope', '1']))).toThrow(/unknown flag/);
     expect(() => checkFlags(parseArgs(['fly']))).toThrow(/unknown scenario/);
     expect(() => num(parseArgs(['chat', '--visitors', 'x']).flags, 'visitors', 0)).toThrow();
+    expect(() => num(parseArgs(['chat', '--visitors']).flags, 'visitors', 0)).toThrow();
+  });
+
+  it('bench - chat config defaults and echo', () => {
+    const c = chatConfig(
+      flags('--visitors', '2000', '--agents', '200', '--rate', '5000', '--duration', '60'),
+      2,
+    );
+    expect(c).toMatchObject({
+      visitors: 2000,
+      agents: 200,
+      rate: 5000,
+      duration: 60,
+      warmup: 3,
+      grace: 3,
+      window: 4,
+      targets: ['engine'],
+      procs: 1,
+      serverCpus: '0',
+      clientCpus: '1',
+      url: undefined,
+      json: false,
+    });
+  });
+
+  it('bench - chat config: saturation, both targets, process count, pinning', () => {
+    const c = chatConfig(
+      flags('--visitors', '40000', '--agents', '400', '--rate', 'max', '--target', 'both'),
+      4,
+    );
+    expect(c.rate).toBe('max');
+    expect(c.targets).toEqual(['raw-relay', 'engine']);
+    expect(c.procs).toBe(3); // ≤ 15,000 sockets per load process
+    expect(c.clientCpus).toBe('1,2,3');
+    expect(
+      chatConfig(flags('--procs', '4', '--server-cpus', '0,1', '--client-cpus', '2,3'), 4),
+    ).toMatchObject({
+      procs: 4,
+      serverCpus: '0,1',
+      clientCpus: '2,3',
+    });
+    expect(defaultCpus(1)).toEqual({ server: '', client: '' });
+  });
+
+  it('bench - chat config rejects nonsense', () => {
+    expect(() => chatConfig(flags('--rate', '0'), 2)).toThrow(/--rate/);
+    expect(() => chatConfig(flags('--rate', 'fast'), 2)).toThrow(/--rate/);
+    expect(() => chatConfig(flags('--visitors', '0'), 2)).toThrow(/--visitors/);
+    expect(() => chatConfig(flags('--visitors', '5', '--agents', '6'), 2)).toThrow(/--agents/);
+    expect(() => chatConfig(flags('--duration', '0'), 2)).toThrow(/--duration/);
+    expect(() => chatConfig(flags('--target', 'nginx'), 2)).toThrow(/--target/);
+    expect(() => chatConfig(flags('--store', 'redis'), 2)).toThrow(/--store/);
+    expect(() => chatConfig(flags('--procs', '1.5'), 2)).toThrow(/--procs/);
+    expect(() => chatConfig(flags('--target', 'both', '--url', 'http://127.0.0.1:1'), 2)).toThrow(/--url/);
+  });
+
+  it('bench - --url accepts loopback http and ws bases only', () => {
+    expect(chatConfig(flags('--url', 'ws://127.0.0.1:8080/'), 2).url).toBe('http://127.0.0.1:8080');
+    expect(httpBase('http://localhost:9')).toBe('http://localhost:9');
+    expect(httpBase('wss://[::1]:9')).toBe('https://[::1]:9');
+    expect(() => assertLoopback('http://10.0.0.5:8080')).toThrow(/loopback/);
+    expect(() => assertLoopback('http://example.com')).toThrow(/loopback/);
+    expect(() => assertLoopback('not a url')).toThrow(/not a URL/);
+  });
+
+  it('bench - split shares add up', () => {
+    expect(split(10, 3)).toEqual([4, 3, 3]);
+    expect(split(2, 4)).toEqual([1, 1, 0, 0]);
+    expect(split(5000, 2).reduce((a, b) => a + b, 0)).toBe(5000);
   });
 });

@@ -3,36 +3,103 @@
  * its own cores, drives it from load processes pinned to others, prints progress every second, a
  * human summary, and with --json a last line holding one JSON object.
  *
- *   chat --visitors V --agents A --rate R|max --duration S [--warmup S] [--target engine|raw-relay|both]
- *        [--procs P] [--workers W] [--window N] [--store embedded|cassandra] [--url http://…] [--json]
- *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--json]
+ *   chat --visitors V --agents A --rate R|max --duration S [--warmup S] [--grace S]
+ *        [--target engine|raw-relay|both] [--procs P] [--window N] [--workers W]
+ *        [--store embedded|cassandra] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
+ *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--url URL] [--json]
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
+ *
+ * chat: V visitors open sessions that A agents serve; visitors send R messages/s in total
+ *   (open loop: sends follow the clock), or with `--rate max` keep N messages in flight each
+ *   (closed loop, saturation). Latency is visitor send → agent receive. `lost` counts acked
+ *   messages no agent received by the end of the grace period; `duplicated` counts second
+ *   deliveries. `--target both` runs the raw relay, then the engine, and prints their ratio.
+ * idle: N authenticated visitor sockets (each waits for its welcome); server RSS per connection.
+ * Defaults: visitors 100, agents 10, rate 1000, duration 10, warmup 3, grace 3, window 4,
+ *   procs = one per 15,000 sockets (idle: 10,000), server on CPU 0 and load on the others when the
+ *   machine has ≥ 2 cores (`--server-cpus '' --client-cpus ''` turns pinning off).
+ * `--url` (http:// or ws://, loopback only) drives a running server instead of starting one; its
+ *   RSS/CPU are sampled when a local process listens on that port.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkFlags, num, parseArgs, str } from './args.ts';
+import {
+  chatConfig,
+  checkFlags,
+  defaultCpus,
+  httpBase,
+  num,
+  parseArgs,
+  split,
+  str,
+  type ChatConfig,
+  type ChatTarget,
+} from './args.ts';
 import { Histogram } from './histogram.ts';
 import { runHistory } from './history.ts';
+import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
 
 const CHAT_CASSANDRA_PORT = 19045;
-import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const HARD_TIMEOUT_MS = 30 * 60_000;
 const log = (s: string): void => void process.stderr.write(s + '\n');
 
 const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+/** Kills every process this harness started and removes its temporary data directories. */
 function cleanup(): void {
   for (const c of children) c.kill('SIGKILL');
+  children.clear();
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
 }
 process.on('exit', cleanup);
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.on(sig, () => {
+    log(`[bench] ${sig}: stopping`);
+    cleanup();
+    process.exit(130);
+  });
+
+/** PID of the process listening on `port` on this machine, found through /proc (Linux), if any. */
+function pidListeningOn(port: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || cols[3] !== '0A') continue;
+      if (parseInt(cols[1]!.split(':')[1]!, 16) === port) inodes.add(`socket:[${cols[9]}]`);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid);
+      } catch {
+        // The descriptor closed while we looked.
+      }
+    }
+  }
+  return undefined;
+}
 
 function hasTaskset(): boolean {
   return spawnSync('taskset', ['-V']).status === 0;
@@ -52,6 +119,7 @@ interface Started {
 
 async function startServer(target: string, cpusList: string, env: Record<string, string>): Promise<Started> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sb-bench-'));
+  tempDirs.add(dataDir);
   const entry = target === 'raw-relay' ? 'bench/raw-relay.ts' : 'gateway/main.ts';
   const [cmd, args] = pinned(cpusList, [
     process.execPath,
@@ -66,38 +134,50 @@ async function startServer(target: string, cpusList: string, env: Record<string,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
+  let stopping = false;
+  let out = '';
+  const keep = (d: Buffer): void => {
+    // Keep the tail only: a chatty server must not grow the harness's memory.
+    out = (out + d.toString()).slice(-20_000);
+  };
   const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
     const t = setTimeout(() => reject(new Error(`server did not start within 120 s:\n${out}`)), 120_000);
-    const onData = (d: Buffer): void => {
-      out += d.toString();
+    child.stdout!.on('data', (d: Buffer) => {
+      keep(d);
       const m = /SB_LISTENING (\S+)/.exec(out);
       if (m) {
         clearTimeout(t);
         resolve(m[1]!);
       }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`server exited (${code}):\n${out}`)));
+    });
+    child.stderr!.on('data', keep);
+    child.once('exit', (code, sig) => reject(new Error(`server exited (${code ?? sig}):\n${out}`)));
+  });
+  child.once('exit', (code, sig) => {
+    children.delete(child);
+    if (!stopping) log(`[bench] the server exited during the run (${code ?? sig}); its last output:\n${out}`);
   });
   return {
     url,
     pid: child.pid!,
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => {
-        const t = setTimeout(() => {
-          child.kill('SIGKILL');
-          r(undefined);
-        }, 10_000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          r(undefined);
+      stopping = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            child.kill('SIGKILL');
+            r(undefined);
+          }, 10_000);
+          child.once('exit', () => {
+            clearTimeout(t);
+            r(undefined);
+          });
         });
-      });
+      }
       children.delete(child);
       rmSync(dataDir, { recursive: true, force: true });
+      tempDirs.delete(dataDir);
     },
   };
 }
@@ -120,34 +200,39 @@ const CLK_TCK = 100;
 
 interface LoadProc {
   child: ChildProcess;
-  ready: Promise<number>;
+  ready: Promise<{ sockets: number; failed: number }>;
   done: Promise<Done>;
   progress: Progress | undefined;
+  /** Visitors connected (and, in chat, assigned) so far during setup. */
+  setupProgress: number | undefined;
 }
 
 function startLoad(cpusList: string): LoadProc {
   const [cmd, args] = pinned(cpusList, [process.execPath, '--import', 'tsx', 'bench/load.ts']);
   const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(child);
-  const p: LoadProc = {
-    child,
-    ready: undefined as unknown as Promise<number>,
-    done: undefined as unknown as Promise<Done>,
-    progress: undefined,
-  };
-  let readyRes!: (n: number) => void;
+  let readyRes!: (r: { sockets: number; failed: number }) => void;
   let doneRes!: (d: Done) => void;
   let fail!: (e: Error) => void;
   const failed = new Promise<never>((_, rej) => (fail = rej));
-  p.ready = Promise.race([new Promise<number>((r) => (readyRes = r)), failed]);
-  p.done = Promise.race([new Promise<Done>((r) => (doneRes = r)), failed]);
+  const p: LoadProc = {
+    child,
+    ready: Promise.race([new Promise<{ sockets: number; failed: number }>((r) => (readyRes = r)), failed]),
+    done: Promise.race([new Promise<Done>((r) => (doneRes = r)), failed]),
+    progress: undefined,
+    setupProgress: undefined,
+  };
   child.on('message', (m: ChildMsg) => {
-    if (m.ev === 'ready') readyRes(m.sockets);
+    if (m.ev === 'ready') readyRes({ sockets: m.sockets, failed: m.failed });
+    else if (m.ev === 'setup') p.setupProgress = m.visitors;
     else if (m.ev === 'progress') p.progress = m;
     else if (m.ev === 'done') doneRes(m);
     else if (m.ev === 'failed') fail(new Error(m.error));
   });
-  child.once('exit', (code) => fail(new Error(`load process exited (${code})`)));
+  child.once('exit', (code, sig) => {
+    children.delete(child);
+    fail(new Error(`load process exited (${code ?? sig})`));
+  });
   p.ready.catch(() => {});
   p.done.catch(() => {});
   return p;
@@ -157,26 +242,58 @@ function send(p: LoadProc, m: ParentMsg): void {
   p.child.send(m);
 }
 
-function split(n: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+const cpuCount = cpus().length;
+
+/** Server under test: one the harness started, or a running one found by its port. */
+interface Target {
+  url: string;
+  /** PID to sample in /proc; undefined when a `--url` server could not be found locally. */
+  pid: number | undefined;
+  stop(): Promise<void>;
 }
 
-const cpuCount = cpus().length;
-const defaultServerCpus = cpuCount >= 2 ? '0' : '';
-const defaultClientCpus =
-  cpuCount >= 2 ? Array.from({ length: cpuCount - 1 }, (_, i) => i + 1).join(',') : '';
+async function targetFor(url: string | undefined, start: () => Promise<Started>): Promise<Target> {
+  if (url === undefined) return start();
+  const pid = pidListeningOn(Number(new URL(url).port || 80));
+  if (pid === undefined)
+    log(`[bench] no local process found listening on ${url}: server RSS/CPU not sampled`);
+  return { url, pid, stop: async () => {} };
+}
 
-interface ChatResult {
+/** CPU time (s) of a process and its RSS. */
+function cpuSeconds(s: ProcSample): number {
+  return s.cpuTicks / CLK_TCK;
+}
+
+/** CPU use between two samples as % of one core. */
+function cpuPct(a: ProcSample | undefined, b: ProcSample | undefined): number {
+  if (!a || !b || b.at <= a.at) return 0;
+  return Math.round(((cpuSeconds(b) - cpuSeconds(a)) / ((b.at - a.at) / 1000)) * 100);
+}
+
+function trySample(pid: number | undefined): ProcSample | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    return sampleProc(pid);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ChatResult {
   scenario: 'chat';
-  target: string;
+  target: ChatTarget;
   store: string;
   visitors: number;
   agents: number;
   rate: number | 'max';
+  window: number | null;
   duration_s: number;
   warmup_s: number;
+  grace_s: number;
   procs: number;
   workers: number;
+  url: string | null;
   sent: number;
   acked: number;
   delivered: number;
@@ -185,52 +302,50 @@ interface ChatResult {
   errors: number;
   error_codes: Record<string, number>;
   msgs_per_s: number;
-  latency_ms: { p50: number; p95: number; p99: number; max: number };
-  server_rss_mb: number;
-  server_cpu_pct: number;
+  latency_ms: { p50: number; p95: number; p99: number; max: number; mean: number };
+  setup_s: number;
+  server_rss_mb: number | null;
+  server_cpu_pct: number | null;
+  client_cpu_pct: number;
   server_cpus: string;
   client_cpus: string;
 }
 
-async function chat(flags: Map<string, string | true>, target: string): Promise<ChatResult> {
-  const visitors = num(flags, 'visitors', 100);
-  const agents = num(flags, 'agents', 10);
-  const rateFlag = str(flags, 'rate', '1000');
-  const rate = rateFlag === 'max' ? 0 : Number(rateFlag);
-  const duration = num(flags, 'duration', 10);
-  const warmup = num(flags, 'warmup', 3);
-  const grace = num(flags, 'grace', 3);
-  const workers = num(flags, 'workers', 1);
-  const window = num(flags, 'window', 4);
-  const store = str(flags, 'store', 'embedded');
-  const serverCpus = str(flags, 'server-cpus', defaultServerCpus);
-  const clientCpus = str(flags, 'client-cpus', defaultClientCpus);
-  const procs = num(flags, 'procs', Math.max(1, Math.ceil((visitors + agents) / 15_000)));
-  const explicitUrl = flags.get('url');
-  if (agents < 1 || visitors < 1) throw new Error('--visitors and --agents must be ≥ 1');
-  if (agents > visitors * 100) throw new Error('more agents than visitors can keep busy');
-
+async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
+  const { visitors, agents, duration, warmup, grace, workers, window, store, procs } = cfg;
+  const { serverCpus, clientCpus } = cfg;
+  const perProc = Math.ceil((visitors + agents) / procs);
+  if (perProc > 19_000)
+    throw new Error(`${perProc} sockets per load process is over the open-files cap: raise --procs`);
+  if (visitors + agents > 19_000 && cfg.url === undefined)
+    log(
+      `[bench] warning: ${visitors + agents} sockets on one server process exceed the ~19,000 open-files cap`,
+    );
   log(
-    `[bench] chat target=${target} store=${store} visitors=${visitors} agents=${agents} rate=${rateFlag} duration=${duration}s warmup=${warmup}s procs=${procs}`,
+    `[bench] chat target=${target} store=${store} visitors=${visitors} agents=${agents} rate=${cfg.rate}` +
+      `${cfg.rate === 'max' ? ` window=${window}` : ''} duration=${duration}s warmup=${warmup}s procs=${procs}` +
+      ` server-cpus=${serverCpus || 'any'} client-cpus=${clientCpus || 'any'}`,
   );
   const env: Record<string, string> = {
     SB_DEMO_AGENTS: String(agents),
+    // Head-room over the even share: assignment is not perfectly even while sessions open at once.
     SB_DEMO_AGENT_MAX: String(Math.min(200, Math.ceil(visitors / agents) + 2)),
     SB_WORKERS: String(workers),
     SB_STORE: store,
   };
   let stopCassandraAfter = false;
-  if (store === 'cassandra' && target === 'engine' && typeof explicitUrl !== 'string') {
+  if (store === 'cassandra' && target === 'engine' && cfg.url === undefined) {
     log('[bench] starting Cassandra…');
     await ensureCassandra({ port: CHAT_CASSANDRA_PORT, storagePort: 17003, wipe: true });
     stopCassandraAfter = true;
     env['SB_CASSANDRA_PORT'] = String(CHAT_CASSANDRA_PORT);
     env['SB_CASSANDRA_KEYSPACE'] = 'sb_chat_bench';
   }
-  const server = typeof explicitUrl === 'string' ? undefined : await startServer(target, serverCpus, env);
-  const url = typeof explicitUrl === 'string' ? explicitUrl : server!.url;
+  const server = await targetFor(cfg.url, () => startServer(target, serverCpus, env));
+  const url = server.url;
+  const loads: LoadProc[] = [];
   try {
-    const loads = Array.from({ length: procs }, () => startLoad(clientCpus));
+    for (let i = 0; i < procs; i++) loads.push(startLoad(clientCpus));
     const vShare = split(visitors, procs);
     const agentIds = Array.from({ length: agents }, (_, i) => i + 1);
     const aShare = split(agents, procs);
@@ -248,12 +363,19 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
       a0 += aShare[i]!;
     });
     const t0 = Date.now();
-    await Promise.all(loads.map((p) => p.ready));
-    log(
-      `[bench] ${visitors} visitors assigned to ${agents} agents in ${((Date.now() - t0) / 1000).toFixed(1)} s; sending`,
-    );
+    const setupTimer = setInterval(() => {
+      const opened = loads.reduce((n, p) => n + (p.setupProgress ?? 0), 0);
+      log(`[bench] setting up: ${opened}/${visitors} visitors assigned`);
+    }, 1000);
+    try {
+      await Promise.all(loads.map((p) => p.ready));
+    } finally {
+      clearInterval(setupTimer);
+    }
+    const setupS = (Date.now() - t0) / 1000;
+    log(`[bench] ${visitors} visitors assigned to ${agents} agents in ${setupS.toFixed(1)} s; sending`);
 
-    const rShare = split(rate, procs);
+    const rShare = cfg.rate === 'max' ? loads.map(() => 0) : split(cfg.rate, procs);
     loads.forEach((p, i) =>
       send(p, {
         cmd: 'go',
@@ -264,9 +386,12 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
         graceMs: grace * 1000,
       }),
     );
-    const pid = server?.pid;
+    const pid = server.pid;
+    const loadPids = loads.map((p) => p.child.pid).filter((x): x is number => x !== undefined);
     let before: ProcSample | undefined;
     let after: ProcSample | undefined;
+    let clientBefore: ProcSample[] | undefined;
+    let clientAfter: ProcSample[] | undefined;
     let maxRss = 0;
     const started = Date.now();
     let last = { sent: 0, at: started };
@@ -286,19 +411,29 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
       const r = ((tot.sent - last.sent) / (now - last.at)) * 1000;
       last = { sent: tot.sent, at: now };
       const el = (now - started) / 1000;
-      if (pid) {
-        const s = sampleProc(pid);
-        maxRss = Math.max(maxRss, s.rssKb);
-        if (!before && el >= warmup) before = s;
-        if (el <= warmup + duration) after = s;
+      const s = trySample(pid);
+      if (s) maxRss = Math.max(maxRss, s.rssKb);
+      const inWindow = el >= warmup && el <= warmup + duration;
+      if (inWindow) {
+        const cs = loadPids.map(trySample).filter((x): x is ProcSample => x !== undefined);
+        if (!before) {
+          before = s;
+          clientBefore = cs;
+        }
+        after = s;
+        clientAfter = cs;
       }
+      const phase = el < warmup ? 'warmup' : el <= warmup + duration ? 'measure' : 'grace';
       log(
-        `[bench] ${el.toFixed(0).padStart(3)}s sent=${tot.sent} acked=${tot.acked} delivered=${tot.delivered} errors=${tot.errors} rate=${r.toFixed(0)}/s p99=${h.percentile(99).toFixed(2)}ms`,
+        `[bench] ${el.toFixed(0).padStart(3)}s ${phase.padEnd(7)} sent=${tot.sent} acked=${tot.acked} delivered=${tot.delivered} errors=${tot.errors} rate=${r.toFixed(0)}/s p99=${h.percentile(99).toFixed(2)}ms${s ? ` rss=${(s.rssKb / 1024).toFixed(0)}MB` : ''}`,
       );
     }, 1000);
-    const done = await Promise.all(loads.map((p) => p.done));
-    clearInterval(timer);
-    for (const p of loads) send(p, { cmd: 'exit' });
+    let done: Done[];
+    try {
+      done = await Promise.all(loads.map((p) => p.done));
+    } finally {
+      clearInterval(timer);
+    }
 
     const acked = new Set<string>();
     const delivered = new Set<string>();
@@ -310,6 +445,7 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
     for (const d of done) {
       for (const id of d.ackedIds) acked.add(id);
       for (const id of d.deliveredIds) {
+        // The same message delivered to agents in two load processes.
         if (delivered.has(id)) duplicated++;
         delivered.add(id);
       }
@@ -321,22 +457,25 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
     }
     let lost = 0;
     for (const id of acked) if (!delivered.has(id)) lost++;
-    const cpuPct =
-      before && after && after.at > before.at
-        ? ((after.cpuTicks - before.cpuTicks) / CLK_TCK / ((after.at - before.at) / 1000)) * 100
-        : 0;
+    let clientPct = 0;
+    if (clientBefore && clientAfter)
+      for (let i = 0; i < Math.min(clientBefore.length, clientAfter.length); i++)
+        clientPct += cpuPct(clientBefore[i], clientAfter[i]);
     const s = hist.summary();
     return {
       scenario: 'chat',
       target,
-      store,
+      store: target === 'engine' ? store : 'none',
       visitors,
       agents,
-      rate: rate === 0 ? 'max' : rate,
+      rate: cfg.rate,
+      window: cfg.rate === 'max' ? window : null,
       duration_s: duration,
       warmup_s: warmup,
+      grace_s: grace,
       procs,
       workers,
+      url: cfg.url ?? null,
       sent,
       acked: acked.size,
       delivered: delivered.size,
@@ -345,39 +484,81 @@ async function chat(flags: Map<string, string | true>, target: string): Promise<
       errors,
       error_codes: errorCodes,
       msgs_per_s: Math.round(hist.count / duration),
-      latency_ms: { p50: s.p50, p95: s.p95, p99: s.p99, max: s.max },
-      server_rss_mb: Math.round(maxRss / 102.4) / 10,
-      server_cpu_pct: Math.round(cpuPct),
-      server_cpus: serverCpus,
+      latency_ms: {
+        p50: s.p50,
+        p95: s.p95,
+        p99: s.p99,
+        max: s.max,
+        mean: Math.round(hist.mean * 100) / 100,
+      },
+      setup_s: Math.round(setupS * 10) / 10,
+      server_rss_mb: pid === undefined ? null : Math.round(maxRss / 102.4) / 10,
+      server_cpu_pct: pid === undefined ? null : cpuPct(before, after),
+      client_cpu_pct: clientPct,
+      server_cpus: cfg.url === undefined ? serverCpus : 'external',
       client_cpus: clientCpus,
     };
   } finally {
-    await server?.stop();
+    for (const p of loads) if (p.child.connected) send(p, { cmd: 'exit' });
+    await server.stop();
     if (stopCassandraAfter) await stopCassandra({ port: CHAT_CASSANDRA_PORT, wipe: true });
   }
 }
 
 function summarizeChat(r: ChatResult): string {
+  const rate = r.rate === 'max' ? `max (closed loop, ${r.window} in flight per visitor)` : `${r.rate} msgs/s`;
   return [
-    `chat on ${r.target} (${r.store}): ${r.visitors} visitors, ${r.agents} agents, rate ${r.rate}, ${r.duration_s}s measured`,
-    `  sent ${r.sent}, acked ${r.acked}, delivered ${r.delivered}, lost ${r.lost}, duplicated ${r.duplicated}, errors ${r.errors}`,
+    `chat on ${r.target}${r.target === 'engine' ? ` (${r.store})` : ''}: ${r.visitors} visitors, ${r.agents} agents, rate ${rate}, ${r.duration_s} s measured after ${r.warmup_s} s warm-up`,
+    `  sent ${r.sent}, acked ${r.acked}, delivered ${r.delivered}, lost ${r.lost}, duplicated ${r.duplicated}, errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.error_codes)}` : ''}`,
     `  throughput ${r.msgs_per_s} msgs/s; latency visitor→agent p50 ${r.latency_ms.p50} ms, p95 ${r.latency_ms.p95} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`,
-    `  server RSS ${r.server_rss_mb} MB, CPU ${r.server_cpu_pct}% (cpus ${r.server_cpus || 'any'}; clients on ${r.client_cpus || 'any'})`,
+    `  server RSS ${r.server_rss_mb ?? '?'} MB, CPU ${r.server_cpu_pct ?? '?'}% (cpus ${r.server_cpus || 'any'}); load generators CPU ${r.client_cpu_pct}% (cpus ${r.client_cpus || 'any'}, ${r.procs} procs)`,
   ].join('\n');
 }
 
-async function idle(flags: Map<string, string | true>): Promise<Record<string, unknown>> {
+interface IdleResult {
+  scenario: 'idle';
+  target: ChatTarget;
+  connections: number;
+  requested: number;
+  failed: number;
+  procs: number;
+  open_s: number;
+  connections_per_s: number;
+  server_rss_before_mb: number;
+  server_rss_after_mb: number;
+  rss_kb_per_connection: number;
+  server_cpus: string;
+  client_cpus: string;
+}
+
+async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
   const connections = num(flags, 'connections', 1000);
+  if (!Number.isInteger(connections) || connections < 1)
+    throw new Error('--connections must be an integer ≥ 1');
   const target = str(flags, 'target', 'engine');
+  if (target !== 'engine' && target !== 'raw-relay') throw new Error('--target must be engine or raw-relay');
   const procs = num(flags, 'procs', Math.max(1, Math.ceil(connections / 10_000)));
+  if (Math.ceil(connections / procs) > 19_000)
+    throw new Error('over 19,000 sockets per load process: raise --procs');
+  if (connections > 19_000)
+    log('[bench] warning: more than ~19,000 sockets exceed the open-files cap of one server process');
   const hold = num(flags, 'hold', 5);
-  const serverCpus = str(flags, 'server-cpus', defaultServerCpus);
-  const clientCpus = str(flags, 'client-cpus', defaultClientCpus);
+  const cpus = defaultCpus(cpuCount);
+  const serverCpus = str(flags, 'server-cpus', cpus.server);
+  const clientCpus = str(flags, 'client-cpus', cpus.client);
+  const rawUrl = flags.get('url');
+  if (rawUrl === true) throw new Error('--url needs a value');
+  const url = rawUrl === undefined ? undefined : httpBase(rawUrl);
   log(`[bench] idle target=${target} connections=${connections} procs=${procs}`);
-  const server = await startServer(target, serverCpus, {
-    SB_DEMO_AGENTS: '1',
-    SB_WORKERS: String(num(flags, 'workers', 1)),
-  });
+  const server = await targetFor(url, () =>
+    startServer(target, serverCpus, {
+      SB_DEMO_AGENTS: '1',
+      SB_WORKERS: String(num(flags, 'workers', 1)),
+    }),
+  );
+  if (server.pid === undefined) throw new Error('idle needs the server PID to sample its RSS');
+  const pid = server.pid;
+  const loads: LoadProc[] = [];
   try {
     // Warm the server (JIT, allocator, one connection of each kind) before the baseline.
     const warm = startLoad(clientCpus);
@@ -393,8 +574,8 @@ async function idle(flags: Map<string, string | true>): Promise<Record<string, u
     await warm.ready;
     send(warm, { cmd: 'exit' });
     await new Promise((r) => setTimeout(r, 2000));
-    const base = sampleProc(server.pid);
-    const loads = Array.from({ length: procs }, () => startLoad(clientCpus));
+    const base = sampleProc(pid);
+    for (let i = 0; i < procs; i++) loads.push(startLoad(clientCpus));
     const share = split(connections, procs);
     const t0 = Date.now();
     loads.forEach((p, i) =>
@@ -408,28 +589,44 @@ async function idle(flags: Map<string, string | true>): Promise<Record<string, u
         idle: true,
       }),
     );
-    const progress = setInterval(
-      () => log(`[bench] opening… rss=${(sampleProc(server.pid).rssKb / 1024).toFixed(0)} MB`),
-      1000,
-    );
-    const opened = (await Promise.all(loads.map((p) => p.ready))).reduce((a, b) => a + b, 0);
-    clearInterval(progress);
+    const progress = setInterval(() => {
+      const opened = loads.reduce((n, p) => n + (p.setupProgress ?? 0), 0);
+      log(
+        `[bench] ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s opened ${opened}/${connections} rss=${(sampleProc(pid).rssKb / 1024).toFixed(0)} MB`,
+      );
+    }, 1000);
+    let opened = 0;
+    let failed = 0;
+    try {
+      for (const r of await Promise.all(loads.map((p) => p.ready))) {
+        opened += r.sockets;
+        failed += r.failed;
+      }
+    } finally {
+      clearInterval(progress);
+    }
     const openSec = (Date.now() - t0) / 1000;
+    log(`[bench] ${opened} open (${failed} failed) in ${openSec.toFixed(1)} s; holding ${hold} s`);
     await new Promise((r) => setTimeout(r, hold * 1000));
-    const held = sampleProc(server.pid);
-    for (const p of loads) send(p, { cmd: 'exit' });
-    const perConnKb = (held.rssKb - base.rssKb) / opened;
+    const held = sampleProc(pid);
+    const perConnKb = opened ? (held.rssKb - base.rssKb) / opened : 0;
     return {
       scenario: 'idle',
       target,
       connections: opened,
+      requested: connections,
+      failed,
+      procs,
       open_s: Math.round(openSec * 10) / 10,
       connections_per_s: Math.round(opened / openSec),
       server_rss_before_mb: Math.round(base.rssKb / 102.4) / 10,
       server_rss_after_mb: Math.round(held.rssKb / 102.4) / 10,
       rss_kb_per_connection: Math.round(perConnKb * 100) / 100,
+      server_cpus: url === undefined ? serverCpus : 'external',
+      client_cpus: clientCpus,
     };
   } finally {
+    for (const p of loads) if (p.child.connected) send(p, { cmd: 'exit' });
     await server.stop();
   }
 }
@@ -446,29 +643,51 @@ async function main(): Promise<void> {
   }
   checkFlags(parsed);
   const json = parsed.flags.has('json');
-  const hard = setTimeout(() => {
-    log('[bench] hard timeout reached; stopping');
-    cleanup();
-    process.exit(3);
-  }, HARD_TIMEOUT_MS);
-  hard.unref();
+  const armHardTimeout = (ms: number): void => {
+    const hard = setTimeout(() => {
+      log(`[bench] hard timeout (${Math.round(ms / 1000)} s) reached; stopping`);
+      cleanup();
+      process.exit(3);
+    }, ms);
+    hard.unref();
+  };
   if (parsed.scenario === 'chat') {
-    const target = str(parsed.flags, 'target', 'engine');
-    const targets = target === 'both' ? ['raw-relay', 'engine'] : [target];
+    const cfg = chatConfig(parsed.flags, cpuCount);
+    // Server start, setup (generous per visitor), the run itself, grace, and shutdown; per target.
+    const perTarget =
+      120 +
+      (cfg.store === 'cassandra' ? 300 : 0) +
+      cfg.visitors / 50 +
+      cfg.warmup +
+      cfg.duration +
+      cfg.grace +
+      60;
+    armHardTimeout(perTarget * cfg.targets.length * 1000);
     const results: ChatResult[] = [];
-    for (const t of targets) {
-      const r = await chat(parsed.flags, t);
+    for (const t of cfg.targets) {
+      const r = await chat(cfg, t);
       results.push(r);
       console.log(summarizeChat(r));
     }
     let out: Record<string, unknown> = { ...results[results.length - 1]! };
     if (results.length === 2) {
-      const ratio = results[1]!.msgs_per_s / Math.max(1, results[0]!.msgs_per_s);
-      console.log(`engine / raw relay throughput: ${(ratio * 100).toFixed(0)}%`);
-      out = { ...out, raw_relay: results[0], engine_vs_raw_ratio: Math.round(ratio * 1000) / 1000 };
+      const [raw, engine] = results as [ChatResult, ChatResult];
+      const ratio = engine.msgs_per_s / Math.max(1, raw.msgs_per_s);
+      console.log(
+        `ratio: engine ${engine.msgs_per_s} msgs/s / raw relay ${raw.msgs_per_s} msgs/s = ${(ratio * 100).toFixed(0)}% ` +
+          `(target ≥ 40%: ${ratio >= 0.4 ? 'met' : 'not met'})`,
+      );
+      out = {
+        ...out,
+        target: 'both',
+        engine,
+        raw_relay: raw,
+        engine_vs_raw_ratio: Math.round(ratio * 1000) / 1000,
+      };
     }
     if (json) console.log(JSON.stringify(out));
   } else if (parsed.scenario === 'history') {
+    armHardTimeout(HARD_TIMEOUT_MS);
     const store = str(parsed.flags, 'store', 'embedded');
     if (store !== 'embedded' && store !== 'cassandra')
       throw new Error('--store must be embedded or cassandra');
@@ -487,9 +706,13 @@ async function main(): Promise<void> {
     );
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'idle') {
+    armHardTimeout(
+      (180 + num(parsed.flags, 'connections', 1000) / 100 + num(parsed.flags, 'hold', 5)) * 1000,
+    );
     const r = await idle(parsed.flags);
     console.log(
-      `idle on ${String(r['target'])}: ${String(r['connections'])} connections opened in ${String(r['open_s'])} s; server RSS ${String(r['server_rss_before_mb'])} → ${String(r['server_rss_after_mb'])} MB = ${String(r['rss_kb_per_connection'])} KB per connection`,
+      `idle on ${r.target}: ${r.connections} of ${r.requested} connections open (${r.failed} failed) in ${r.open_s} s (${r.connections_per_s}/s); ` +
+        `server RSS ${r.server_rss_before_mb} → ${r.server_rss_after_mb} MB = ${r.rss_kb_per_connection} KB per connection`,
     );
     if (json) console.log(JSON.stringify(r));
   }

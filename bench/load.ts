@@ -47,7 +47,13 @@ export interface Done {
   hist: HistogramJSON;
   measuredSent: number;
 }
-export type ChildMsg = { ev: 'ready'; sockets: number } | { ev: 'failed'; error: string } | Progress | Done;
+export type ChildMsg =
+  | { ev: 'ready'; sockets: number; failed: number }
+  /** Setup progress: visitors connected (idle) or assigned (chat) so far. */
+  | { ev: 'setup'; visitors: number }
+  | { ev: 'failed'; error: string }
+  | Progress
+  | Done;
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -77,12 +83,31 @@ function connect(url: string, onMessage?: (data: WebSocket.RawData) => void): Pr
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     if (onMessage) ws.on('message', onMessage);
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
+    let open = false;
+    ws.once('open', () => {
+      open = true;
+      resolve(ws);
+    });
+    // A listener stays for the socket's life: an unhandled 'error' would end the process.
+    ws.on('error', (err) => {
+      if (!open) reject(err);
+      else countError('socket_error');
+    });
+    ws.on('close', (code) => {
+      if (open && !exiting) countError(`close_${code}`);
+    });
   });
 }
 
+let exiting = false;
+function countError(code: string): void {
+  errors++;
+  errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+}
+
 interface Visitor {
+  /** Index in this process, part of every clientMsgId. */
+  i: number;
   ws: WebSocket;
   sessionId: string;
   n: number;
@@ -113,7 +138,7 @@ let measureUntil = Infinity;
 let closedLoop: { window: number; stopAt: number } | undefined;
 
 function sendFrom(v: Visitor): void {
-  const id = `p${setup!.proc}v${visitors.indexOf(v)}m${v.n++}`;
+  const id = `p${setup!.proc}v${v.i}m${v.n++}`;
   const t = now();
   v.ws.send(JSON.stringify({ type: 'send', sessionId: v.sessionId, clientMsgId: id, text: `${id}|${t}` }));
   v.inflight++;
@@ -152,16 +177,18 @@ async function doSetup(s: SetupMsg): Promise<void> {
       password: s.password,
     });
     const sock = await connect(`${ws}/v1/ws/agent?token=${encodeURIComponent(t.token)}`, onAgentFrame);
+    // Demo agents may start away; sessions are only assigned to agents that are online.
+    sock.send(JSON.stringify({ type: 'status', status: 'online' }));
     agentSockets.push(sock);
   }
+  let setupDone = 0;
+  let failed = 0;
+  const setupTimer = setInterval(() => post({ ev: 'setup', visitors: setupDone }), 500);
   await inBatches(s.visitors, 100, async (i) => {
-    const t = await postJson<{ token: string }>(`${s.url}/v1/visitor/token`, {
-      tenantId: 'demo',
-      visitorId: `bench-p${s.proc}-v${i}`,
-    });
-    const v: Visitor = { ws: undefined as unknown as WebSocket, sessionId: '', n: 0, inflight: 0 };
+    const v: Visitor = { i, ws: undefined as unknown as WebSocket, sessionId: '', n: 0, inflight: 0 };
+    let welcomed = false;
     let assigned = false;
-    let onAssigned: (() => void) | undefined;
+    let onProgress: (() => void) | undefined;
     const handler = (data: WebSocket.RawData): void => {
       const f = JSON.parse(String(data)) as {
         type: string;
@@ -172,44 +199,68 @@ async function doSetup(s: SetupMsg): Promise<void> {
         code?: string;
         ref?: string;
       };
-      if (f.type === 'welcome') return;
-      if (f.type === 'session' && f.session) {
-        v.sessionId = f.session.sessionId;
-        if (f.session.state === 'in_progress') assigned = true;
-      } else if (f.type === 'ack' && f.clientMsgId) {
+      if (f.type === 'ack' && f.clientMsgId) {
         acked.add(f.clientMsgId);
         v.inflight--;
         if (closedLoop && now() < closedLoop.stopAt) sendFrom(v);
         return;
+      }
+      if (f.type === 'welcome') welcomed = true;
+      else if (f.type === 'session' && f.session) {
+        v.sessionId = f.session.sessionId;
+        if (f.session.state === 'in_progress') assigned = true;
       } else if (f.type === 'error') {
-        errors++;
-        errorCodes[f.code ?? '?'] = (errorCodes[f.code ?? '?'] ?? 0) + 1;
-        if (f.ref && f.ref.startsWith('p')) v.inflight--;
+        countError(f.code ?? '?');
+        if (f.ref && f.ref.startsWith('p')) {
+          v.inflight--;
+          if (closedLoop && now() < closedLoop.stopAt) sendFrom(v);
+        }
         return;
       }
       const evs = f.type === 'event' && f.event ? [f.event] : f.type === 'events' && f.events ? f.events : [];
       if (evs.some((e) => e.body.kind === 'assigned')) assigned = true;
-      if (assigned && v.sessionId) onAssigned?.();
+      onProgress?.();
     };
-    const wait = s.idle
-      ? Promise.resolve()
-      : new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('visitor was not assigned within 60 s')), 60_000);
-          onAssigned = () => {
-            clearTimeout(timer);
-            onAssigned = undefined;
-            resolve();
-          };
-        });
-    // The welcome may arrive with the upgrade: the handler must be in place before it.
-    const sock = await connect(`${ws}/v1/ws/visitor?token=${encodeURIComponent(t.token)}`, (d) => handler(d));
-    v.ws = sock;
-    // The server queues frames sent before its welcome, so `open` can go right away.
-    if (!s.idle) sock.send(JSON.stringify({ type: 'open' }));
-    visitors.push(v);
-    await wait;
+    // Idle: authenticated means welcomed. Chat: ready once the session is assigned to an agent.
+    const ready = (): boolean => (s.idle ? welcomed : assigned && v.sessionId !== '');
+    const wait = new Promise<void>((resolve, reject) => {
+      const limit = s.idle ? 30_000 : 60_000;
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`visitor was not ${s.idle ? 'welcomed' : 'assigned'} within ${limit / 1000} s`)),
+        limit,
+      );
+      onProgress = () => {
+        if (!ready()) return;
+        clearTimeout(timer);
+        onProgress = undefined;
+        resolve();
+      };
+    });
+    wait.catch(() => {});
+    try {
+      const t = await postJson<{ token: string }>(`${s.url}/v1/visitor/token`, {
+        tenantId: 'demo',
+        visitorId: `bench-p${s.proc}-v${i}`,
+      });
+      // The welcome may arrive with the upgrade: the handler must be in place before it.
+      const sock = await connect(`${ws}/v1/ws/visitor?token=${encodeURIComponent(t.token)}`, handler);
+      v.ws = sock;
+      // The server queues frames sent before its welcome, so `open` can go right away.
+      if (!s.idle) sock.send(JSON.stringify({ type: 'open' }));
+      visitors.push(v);
+      onProgress?.();
+      await wait;
+      setupDone++;
+    } catch (err) {
+      // Idle mode measures how many sockets the server holds: count failures, do not abort.
+      if (!s.idle) throw err;
+      failed++;
+      if (failed === 1) process.stderr.write(`[load ${s.proc}] first failed connection: ${String(err)}\n`);
+    }
   });
-  post({ ev: 'ready', sockets: visitors.length + agentSockets.length });
+  clearInterval(setupTimer);
+  post({ ev: 'ready', sockets: setupDone + agentSockets.length, failed });
 }
 
 async function go(g: GoMsg): Promise<void> {
@@ -274,6 +325,7 @@ process.on('message', (m: ParentMsg) => {
   else if (m.cmd === 'go')
     go(m).catch((err: unknown) => post({ ev: 'failed', error: String((err as Error)?.stack ?? err) }));
   else if (m.cmd === 'exit') {
+    exiting = true;
     for (const s of [...agentSockets, ...visitors.map((v) => v.ws)]) s.terminate();
     process.exit(0);
   }

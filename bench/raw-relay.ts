@@ -1,65 +1,130 @@
 /**
  * Baseline for the chat bench: a bare uWebSockets.js relay speaking the subset of protocol v1 the
- * bench uses — no actors, no storage, no validation beyond JSON. Visitors are paired with agents
- * round-robin; `send` is acked at once and relayed to the agent's socket. The engine's results
+ * bench uses — no actors, no storage, no validation beyond JSON, no limits. The engine's results
  * divided by this one's show the cost of everything Switchboard adds.
+ *
+ * - `POST /v1/visitor/token`, `POST /v1/auth/login`: trivial tokens (`visitor:<id>`, `agent:<email>`).
+ * - `/v1/ws/visitor`, `/v1/ws/agent`: `welcome` on open.
+ * - `open` (visitor): paired at once with the next agent round-robin (or queued until an agent
+ *   connects); the visitor gets `session` (state in_progress) and an `assigned` event, the agent an
+ *   `assigned` frame.
+ * - `send` (visitor): `ack` to the sender and an `event` (message) to the paired agent's socket.
+ * - `status` (agent): echoed as a `status` notice. `ping`: `pong`.
+ *
+ * Listens on 127.0.0.1 (`SB_PORT`, default 0 = any free port) and prints `SB_LISTENING <url>`
+ * like the real server. Refuses to run on the package's slow pure-JS fallback.
  */
 import { createRequire } from 'node:module';
 import type * as Uws from 'uWebSockets.js';
 
 const uws = createRequire(import.meta.url)('uWebSockets.js') as typeof Uws;
+if (!String(uws.App).includes('[native code]')) {
+  console.error('raw relay: the uWebSockets.js native binary did not load; refusing the slow fallback');
+  process.exit(1);
+}
+
+const TENANT = 'demo';
 
 interface Data {
   role: 'visitor' | 'agent';
   id: string;
+  closed: boolean;
   sessionId?: string;
   agent?: Uws.WebSocket<Data>;
   seq: number;
 }
 
 const agents: Array<Uws.WebSocket<Data>> = [];
+/** Visitors that opened a session while no agent was connected. */
+const waiting: Array<Uws.WebSocket<Data>> = [];
 let nextAgent = 0;
 let nextSession = 1;
 
 function readBody(res: Uws.HttpResponse, cb: (body: Record<string, unknown>) => void): void {
-  let buf = Buffer.alloc(0);
-  res.onAborted(() => {});
+  const chunks: Buffer[] = [];
+  let aborted = false;
+  res.onAborted(() => (aborted = true));
   res.onData((chunk, last) => {
-    buf = Buffer.concat([buf, Buffer.from(chunk.slice(0))]);
-    if (last) cb(JSON.parse(buf.toString() || '{}') as Record<string, unknown>);
+    // uWS reuses the chunk's memory after the callback: copy it.
+    chunks.push(Buffer.from(chunk.slice(0)));
+    if (!last || aborted) return;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown>;
+    } catch {
+      res.cork(() => res.writeStatus('400 Bad Request').end('{"code":"SB_ERR_BAD_REQUEST"}'));
+      return;
+    }
+    cb(body);
   });
+}
+
+function json(res: Uws.HttpResponse, body: unknown): void {
+  res.cork(() => res.writeHeader('content-type', 'application/json').end(JSON.stringify(body)));
+}
+
+function summary(d: Data, agentId: string | undefined): Record<string, unknown> {
+  return {
+    sessionId: d.sessionId,
+    tenantId: TENANT,
+    visitorId: d.id,
+    visitorName: d.id,
+    channel: 'web',
+    state: 'in_progress',
+    agentId,
+    createdAt: Date.now(),
+    assignedAt: Date.now(),
+    lastSeq: d.seq,
+  };
+}
+
+function pair(visitor: Uws.WebSocket<Data>, agent: Uws.WebSocket<Data>): void {
+  const d = visitor.getUserData();
+  const a = agent.getUserData();
+  d.agent = agent;
+  d.seq = 3; // created, queued, assigned
+  const session = summary(d, a.id);
+  const at = Date.now();
+  visitor.cork(() => {
+    visitor.send(JSON.stringify({ type: 'session', session }));
+    visitor.send(
+      JSON.stringify({
+        type: 'event',
+        event: {
+          sessionId: d.sessionId,
+          seq: 3,
+          at,
+          body: { kind: 'assigned', agentId: a.id, agentName: a.id },
+        },
+      }),
+    );
+  });
+  agent.send(JSON.stringify({ type: 'assigned', session }));
 }
 
 const app = uws.App();
 app.post('/v1/visitor/token', (res) =>
   readBody(res, (b) => {
-    const id = String(b['visitorId'] ?? `v${Math.random()}`);
-    res.cork(() =>
-      res
-        .writeHeader('content-type', 'application/json')
-        .end(JSON.stringify({ token: `visitor:${id}`, id, role: 'visitor' })),
-    );
+    const id = typeof b['visitorId'] === 'string' ? b['visitorId'] : `v${nextSession++}`;
+    json(res, { token: `visitor:${id}`, visitorId: id, tenantId: TENANT, role: 'visitor', expiresAt: 0 });
   }),
 );
 app.post('/v1/auth/login', (res) =>
   readBody(res, (b) => {
-    const id = String(b['email']);
-    res.cork(() =>
-      res
-        .writeHeader('content-type', 'application/json')
-        .end(JSON.stringify({ token: `agent:${id}`, id, role: 'agent' })),
-    );
+    const id = String(b['email'] ?? 'agent');
+    json(res, { token: `agent:${id}`, id, tenantId: TENANT, role: 'agent', name: id, expiresAt: 0 });
   }),
 );
+app.get('/v1/health', (res) => json(res, { ok: true }));
 
 const behavior = (role: 'visitor' | 'agent'): Uws.WebSocketBehavior<Data> => ({
   maxPayloadLength: 64 * 1024,
   idleTimeout: 0,
-  maxBackpressure: 16 * 1024 * 1024,
+  maxBackpressure: 64 * 1024 * 1024,
   upgrade: (res, req, ctx) => {
     const token = req.getQuery('token') ?? '';
     res.upgrade<Data>(
-      { role, id: token.slice(token.indexOf(':') + 1), seq: 0 },
+      { role, id: token.slice(token.indexOf(':') + 1), seq: 0, closed: false },
       req.getHeader('sec-websocket-key'),
       req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'),
@@ -68,25 +133,37 @@ const behavior = (role: 'visitor' | 'agent'): Uws.WebSocketBehavior<Data> => ({
   },
   open: (ws) => {
     const d = ws.getUserData();
-    if (d.role === 'agent') agents.push(ws);
-    ws.send(JSON.stringify({ type: 'welcome', protocol: 1, role: d.role, id: d.id, sessions: [] }));
+    ws.send(
+      JSON.stringify({
+        type: 'welcome',
+        protocol: 1,
+        role: d.role,
+        tenantId: TENANT,
+        id: d.id,
+        name: d.id,
+        limits: {},
+        ...(d.role === 'agent' ? { status: 'online' } : {}),
+        sessions: [],
+      }),
+    );
+    if (d.role === 'agent') {
+      agents.push(ws);
+      while (waiting.length > 0) {
+        const v = waiting.shift()!;
+        if (!v.getUserData().closed) pair(v, ws);
+      }
+    }
   },
   message: (ws, message) => {
     const d = ws.getUserData();
-    const f = JSON.parse(Buffer.from(message).toString()) as {
-      type: string;
-      clientMsgId?: string;
-      text?: string;
-    };
-    if (f.type === 'open' && d.role === 'visitor') {
-      const agent = agents[nextAgent++ % agents.length];
-      d.sessionId = `s${nextSession++}`;
-      d.agent = agent;
-      d.seq = 3;
-      const session = { sessionId: d.sessionId, visitorId: d.id, state: 'in_progress', lastSeq: 3 };
-      ws.send(JSON.stringify({ type: 'session', session }));
-      agent?.send(JSON.stringify({ type: 'assigned', session }));
-    } else if (f.type === 'send' && d.agent) {
+    let f: { type?: string; clientMsgId?: string; text?: string; status?: string; ref?: string };
+    try {
+      f = JSON.parse(Buffer.from(message).toString()) as typeof f;
+    } catch {
+      ws.send(JSON.stringify({ type: 'error', code: 'SB_ERR_BAD_FRAME', message: 'not JSON' }));
+      return;
+    }
+    if (f.type === 'send' && d.agent) {
       const seq = ++d.seq;
       const at = Date.now();
       ws.send(
@@ -99,36 +176,61 @@ const behavior = (role: 'visitor' | 'agent'): Uws.WebSocketBehavior<Data> => ({
           duplicate: false,
         }),
       );
-      d.agent.send(
-        JSON.stringify({
-          type: 'event',
-          event: {
-            sessionId: d.sessionId,
-            seq,
-            at,
-            body: {
-              kind: 'message',
-              from: 'visitor',
-              senderId: d.id,
-              text: f.text,
-              clientMsgId: f.clientMsgId,
+      if (!d.agent.getUserData().closed)
+        d.agent.send(
+          JSON.stringify({
+            type: 'event',
+            event: {
+              sessionId: d.sessionId,
+              seq,
+              at,
+              body: {
+                kind: 'message',
+                from: 'visitor',
+                senderId: d.id,
+                text: f.text,
+                clientMsgId: f.clientMsgId,
+              },
             },
-          },
-        }),
-      );
-    } else if (f.type === 'ping') ws.send(JSON.stringify({ type: 'pong', at: Date.now() }));
+          }),
+        );
+    } else if (f.type === 'open' && d.role === 'visitor') {
+      if (d.sessionId) {
+        ws.send(
+          JSON.stringify({ type: 'session', session: summary(d, d.agent?.getUserData().id), ref: f.ref }),
+        );
+        return;
+      }
+      d.sessionId = `s${nextSession++}`;
+      if (agents.length === 0) waiting.push(ws);
+      else pair(ws, agents[nextAgent++ % agents.length]!);
+    } else if (f.type === 'status' && d.role === 'agent') {
+      ws.send(JSON.stringify({ type: 'status', status: f.status, ref: f.ref }));
+    } else if (f.type === 'ping') {
+      ws.send(JSON.stringify({ type: 'pong', ref: f.ref, at: Date.now() }));
+    }
   },
   close: (ws) => {
+    ws.getUserData().closed = true;
     const i = agents.indexOf(ws);
     if (i >= 0) agents.splice(i, 1);
   },
 });
 app.ws('/v1/ws/visitor', behavior('visitor'));
 app.ws('/v1/ws/agent', behavior('agent'));
+
+let listenSocket: Uws.us_listen_socket | undefined;
 app.listen('127.0.0.1', Number(process.env['SB_PORT'] ?? 0), (s) => {
   if (!s) {
     console.error('raw relay: cannot listen');
     process.exit(1);
   }
+  listenSocket = s;
   console.log(`SB_LISTENING http://127.0.0.1:${uws.us_socket_local_port(s)}`);
 });
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    if (listenSocket) uws.us_listen_socket_close(listenSocket);
+    process.exit(0);
+  });
