@@ -11,7 +11,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { boot, type Booted } from '../../gateway/testing.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -73,6 +73,11 @@ async function cuttableProxy(
 describe.runIf(haveChromium)('console in chromium', () => {
   let env: Booted;
   let browser: Browser;
+  /** Uncaught exceptions in any page fail the test that caused them. */
+  const pageErrors: string[] = [];
+  afterEach(() => {
+    expect(pageErrors.splice(0)).toEqual([]);
+  });
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
     await build({ configFile: `${root}console/vite.config.ts`, logLevel: 'warn', build: { outDir: dist } });
@@ -99,7 +104,7 @@ describe.runIf(haveChromium)('console in chromium', () => {
   async function newPage(size: { width: number; height: number }, lang: string): Promise<Page> {
     const ctx = await browser.newContext({ viewport: size, locale: lang });
     const page = await ctx.newPage();
-    page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+    page.on('pageerror', (err) => pageErrors.push(err.message));
     return page;
   }
 
