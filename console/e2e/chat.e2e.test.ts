@@ -194,6 +194,17 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await va.getByText('消息已撤回').waitFor();
     expect(await va.locator('.line.agent .bubble', { hasText: '错误的价格' }).count()).toBe(0);
 
+    // A long message with a line break and an unbreakable URL wraps inside its bubble on both sides.
+    await box.fill('订单号如下：');
+    await box.press('Shift+Enter');
+    await box.pressSequentially('https://shop.example.com/orders/2026112400012345678901234567890?ref=abcdef');
+    await box.press('Enter');
+    await agent.locator('.line.visitor .bubble', { hasText: 'shop.example.com' }).waitFor();
+    const overflow = (p: Page): Promise<boolean> =>
+      p.locator('.lines').evaluate((el) => el.scrollWidth > el.clientWidth + 1);
+    expect(await overflow(agent)).toBe(false);
+    expect(await overflow(va)).toBe(false);
+
     await agent.screenshot({ path: `${shots}/agent-workspace-zh-CN-desktop.png` });
     await va.screenshot({ path: `${shots}/visitor-chat-zh-CN-phone.png` });
     await va.setViewportSize(DESKTOP);
