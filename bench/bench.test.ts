@@ -9,7 +9,8 @@ import {
   parseArgs,
   split,
 } from './args.ts';
-import { Histogram, SUB_BUCKETS } from './histogram.ts';
+import { Histogram, SUB_BUCKETS, slopeOf } from './histogram.ts';
+import { BENCH_TEXT, quickString } from './wire.ts';
 
 const flags = (...argv: string[]): Map<string, string | true> => parseArgs(['chat', ...argv]).flags;
 
@@ -80,6 +81,32 @@ describe('bench histogram', () => {
     const empty = new Histogram();
     empty.merge(new Histogram().toJSON());
     expect(empty.min).toBe(0);
+  });
+});
+
+describe('bench stats', () => {
+  it('bench - slopeOf fits RSS growth per connection', () => {
+    expect(
+      slopeOf([
+        [0, 100],
+        [1000, 1100],
+        [2000, 2100],
+        [3000, 3100],
+      ]),
+    ).toBeCloseTo(1, 9);
+    expect(
+      slopeOf([
+        [1, 1],
+        [2, 2],
+      ]),
+    ).toBeUndefined();
+    expect(
+      slopeOf([
+        [5, 1],
+        [5, 2],
+        [5, 3],
+      ]),
+    ).toBeUndefined();
   });
 });
 
@@ -165,5 +192,18 @@ describe('bench arguments', () => {
     expect(split(10, 3)).toEqual([4, 3, 3]);
     expect(split(2, 4)).toEqual([1, 1, 0, 0]);
     expect(split(5000, 2).reduce((a, b) => a + b, 0)).toBe(5000);
+  });
+});
+
+describe('bench wire helpers', () => {
+  it('bench - quickString reads unescaped string fields and refuses escaped ones', () => {
+    const ack = JSON.stringify({ type: 'ack', sessionId: 's1', clientMsgId: 'p0v1m2', seq: 4 });
+    expect(quickString(ack, 'clientMsgId')).toBe('p0v1m2');
+    expect(quickString(ack, 'nope')).toBeUndefined();
+    expect(quickString(JSON.stringify({ text: 'a"b' }), 'text')).toBeUndefined();
+    const m = BENCH_TEXT.exec('p1v22m333|1732480000123.456');
+    expect(m?.[1]).toBe('p1v22m333');
+    expect(Number(m?.[2])).toBeCloseTo(1732480000123.456, 3);
+    expect(BENCH_TEXT.exec('hello')).toBeNull();
   });
 });

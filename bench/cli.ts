@@ -23,7 +23,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   chatConfig,
@@ -37,7 +37,7 @@ import {
   type ChatConfig,
   type ChatTarget,
 } from './args.ts';
-import { Histogram } from './histogram.ts';
+import { Histogram, slopeOf } from './histogram.ts';
 import { runHistory } from './history.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
@@ -198,6 +198,17 @@ function sampleProc(pid: number): ProcSample {
 
 const CLK_TCK = 100;
 
+/** Busy CPU time of the whole machine (all cores), in clock ticks, from /proc/stat. */
+function machineBusyTicks(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: everything but idle and iowait is busy.
+    return cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 interface LoadProc {
   child: ChildProcess;
   ready: Promise<{ sockets: number; failed: number }>;
@@ -307,6 +318,9 @@ export interface ChatResult {
   server_rss_mb: number | null;
   server_cpu_pct: number | null;
   client_cpu_pct: number;
+  /** CPU (% of one core) used by other processes on the machine during the measured window. */
+  other_cpu_pct: number;
+  load_avg_1m: number;
   server_cpus: string;
   client_cpus: string;
 }
@@ -392,6 +406,8 @@ async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
     let after: ProcSample | undefined;
     let clientBefore: ProcSample[] | undefined;
     let clientAfter: ProcSample[] | undefined;
+    let machineBefore: { ticks: number; at: number } | undefined;
+    let machineAfter: { ticks: number; at: number } | undefined;
     let maxRss = 0;
     const started = Date.now();
     let last = { sent: 0, at: started };
@@ -416,12 +432,15 @@ async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
       const inWindow = el >= warmup && el <= warmup + duration;
       if (inWindow) {
         const cs = loadPids.map(trySample).filter((x): x is ProcSample => x !== undefined);
+        const busy = { ticks: machineBusyTicks(), at: performance.now() };
         if (!before) {
           before = s;
           clientBefore = cs;
+          machineBefore = busy;
         }
         after = s;
         clientAfter = cs;
+        machineAfter = busy;
       }
       const phase = el < warmup ? 'warmup' : el <= warmup + duration ? 'measure' : 'grace';
       log(
@@ -461,6 +480,16 @@ async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
     if (clientBefore && clientAfter)
       for (let i = 0; i < Math.min(clientBefore.length, clientAfter.length); i++)
         clientPct += cpuPct(clientBefore[i], clientAfter[i]);
+    // Whatever else ran on the machine during the measured window (other jobs skew the result).
+    let otherPct = 0;
+    if (machineBefore && machineAfter && machineAfter.at > machineBefore.at) {
+      const all =
+        ((machineAfter.ticks - machineBefore.ticks) /
+          CLK_TCK /
+          ((machineAfter.at - machineBefore.at) / 1000)) *
+        100;
+      otherPct = Math.max(0, Math.round(all - clientPct - (pid === undefined ? 0 : cpuPct(before, after))));
+    }
     const s = hist.summary();
     return {
       scenario: 'chat',
@@ -495,6 +524,8 @@ async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
       server_rss_mb: pid === undefined ? null : Math.round(maxRss / 102.4) / 10,
       server_cpu_pct: pid === undefined ? null : cpuPct(before, after),
       client_cpu_pct: clientPct,
+      other_cpu_pct: otherPct,
+      load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
       server_cpus: cfg.url === undefined ? serverCpus : 'external',
       client_cpus: clientCpus,
     };
@@ -511,8 +542,21 @@ function summarizeChat(r: ChatResult): string {
     `chat on ${r.target}${r.target === 'engine' ? ` (${r.store})` : ''}: ${r.visitors} visitors, ${r.agents} agents, rate ${rate}, ${r.duration_s} s measured after ${r.warmup_s} s warm-up`,
     `  sent ${r.sent}, acked ${r.acked}, delivered ${r.delivered}, lost ${r.lost}, duplicated ${r.duplicated}, errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.error_codes)}` : ''}`,
     `  throughput ${r.msgs_per_s} msgs/s; latency visitor→agent p50 ${r.latency_ms.p50} ms, p95 ${r.latency_ms.p95} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`,
-    `  server RSS ${r.server_rss_mb ?? '?'} MB, CPU ${r.server_cpu_pct ?? '?'}% (cpus ${r.server_cpus || 'any'}); load generators CPU ${r.client_cpu_pct}% (cpus ${r.client_cpus || 'any'}, ${r.procs} procs)`,
+    `  server RSS ${r.server_rss_mb ?? '?'} MB, CPU ${r.server_cpu_pct ?? '?'}% (cpus ${r.server_cpus || 'any'}); load generators CPU ${r.client_cpu_pct}% (cpus ${r.client_cpus || 'any'}, ${r.procs} procs); other processes ${r.other_cpu_pct}%`,
   ].join('\n');
+}
+
+/** RSS once it stops moving (< 0.5 % between samples 500 ms apart, at most 10 s): GC settles. */
+async function settledSample(pid: number): Promise<ProcSample> {
+  let last = sampleProc(pid);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const s = sampleProc(pid);
+    const stable = Math.abs(s.rssKb - last.rssKb) < last.rssKb * 0.005;
+    last = s;
+    if (stable && i >= 1) break;
+  }
+  return last;
 }
 
 interface IdleResult {
@@ -526,7 +570,10 @@ interface IdleResult {
   connections_per_s: number;
   server_rss_before_mb: number;
   server_rss_after_mb: number;
+  /** (RSS after − RSS before) / connections. */
   rss_kb_per_connection: number;
+  /** Least-squares slope of RSS over connections open, sampled every second while opening. */
+  rss_kb_per_connection_slope: number | null;
   server_cpus: string;
   client_cpus: string;
 }
@@ -573,8 +620,7 @@ async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
     });
     await warm.ready;
     send(warm, { cmd: 'exit' });
-    await new Promise((r) => setTimeout(r, 2000));
-    const base = sampleProc(pid);
+    const base = await settledSample(pid);
     for (let i = 0; i < procs; i++) loads.push(startLoad(clientCpus));
     const share = split(connections, procs);
     const t0 = Date.now();
@@ -589,10 +635,14 @@ async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
         idle: true,
       }),
     );
+    // (connections open, RSS) pairs while opening: their slope is a second, GC-robust estimate.
+    const points: Array<[number, number]> = [];
     const progress = setInterval(() => {
       const opened = loads.reduce((n, p) => n + (p.setupProgress ?? 0), 0);
+      const rss = sampleProc(pid).rssKb;
+      points.push([opened, rss]);
       log(
-        `[bench] ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s opened ${opened}/${connections} rss=${(sampleProc(pid).rssKb / 1024).toFixed(0)} MB`,
+        `[bench] ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s opened ${opened}/${connections} rss=${(rss / 1024).toFixed(0)} MB`,
       );
     }, 1000);
     let opened = 0;
@@ -608,8 +658,10 @@ async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
     const openSec = (Date.now() - t0) / 1000;
     log(`[bench] ${opened} open (${failed} failed) in ${openSec.toFixed(1)} s; holding ${hold} s`);
     await new Promise((r) => setTimeout(r, hold * 1000));
-    const held = sampleProc(pid);
+    const held = await settledSample(pid);
+    points.push([opened, held.rssKb]);
     const perConnKb = opened ? (held.rssKb - base.rssKb) / opened : 0;
+    const slope = slopeOf(points.filter(([n]) => n > 0));
     return {
       scenario: 'idle',
       target,
@@ -622,6 +674,7 @@ async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
       server_rss_before_mb: Math.round(base.rssKb / 102.4) / 10,
       server_rss_after_mb: Math.round(held.rssKb / 102.4) / 10,
       rss_kb_per_connection: Math.round(perConnKb * 100) / 100,
+      rss_kb_per_connection_slope: slope === undefined ? null : Math.round(slope * 100) / 100,
       server_cpus: url === undefined ? serverCpus : 'external',
       client_cpus: clientCpus,
     };
@@ -712,7 +765,8 @@ async function main(): Promise<void> {
     const r = await idle(parsed.flags);
     console.log(
       `idle on ${r.target}: ${r.connections} of ${r.requested} connections open (${r.failed} failed) in ${r.open_s} s (${r.connections_per_s}/s); ` +
-        `server RSS ${r.server_rss_before_mb} → ${r.server_rss_after_mb} MB = ${r.rss_kb_per_connection} KB per connection`,
+        `server RSS ${r.server_rss_before_mb} → ${r.server_rss_after_mb} MB = ${r.rss_kb_per_connection} KB per connection ` +
+        `(slope while opening: ${r.rss_kb_per_connection_slope ?? '?'} KB)`,
     );
     if (json) console.log(JSON.stringify(r));
   }

@@ -147,3 +147,18 @@ export class Histogram {
     this.sumMs = 0;
   }
 }
+
+/** Least-squares slope y/x, undefined with fewer than 3 points or no spread in x. */
+export function slopeOf(points: Array<[number, number]>): number | undefined {
+  if (points.length < 3) return undefined;
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const [x, y] of points) {
+    sxy += (x - mx) * (y - my);
+    sxx += (x - mx) ** 2;
+  }
+  return sxx === 0 ? undefined : sxy / sxx;
+}

@@ -5,6 +5,7 @@
  */
 import WebSocket from 'ws';
 import { Histogram, type HistogramJSON } from './histogram.ts';
+import { BENCH_TEXT, quickString } from './wire.ts';
 
 export interface SetupMsg {
   cmd: 'setup';
@@ -81,7 +82,14 @@ async function postJson<T>(url: string, body: unknown): Promise<T> {
 /** Opens a socket; `onMessage` is attached before the upgrade completes (the first frame can come with it). */
 function connect(url: string, onMessage?: (data: WebSocket.RawData) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      // The load generator must not be the bottleneck: an all-zero mask lets `ws` skip masking
+      // (legal on the wire; the mask exists against proxy cache poisoning, moot on loopback), and
+      // the server's frames are trusted to be UTF-8.
+      generateMask: (mask: Buffer) => void mask.fill(0),
+      skipUTF8Validation: true,
+    });
     if (onMessage) ws.on('message', onMessage);
     let open = false;
     ws.once('open', () => {
@@ -140,32 +148,49 @@ let closedLoop: { window: number; stopAt: number } | undefined;
 function sendFrom(v: Visitor): void {
   const id = `p${setup!.proc}v${v.i}m${v.n++}`;
   const t = now();
-  v.ws.send(JSON.stringify({ type: 'send', sessionId: v.sessionId, clientMsgId: id, text: `${id}|${t}` }));
+  // The send time rides in the text, so the agent's process computes the latency on arrival.
+  // Built by hand: ids, session ids and times need no JSON escaping, and this is the hot path.
+  v.ws.send(
+    `{"type":"send","sessionId":${JSON.stringify(v.sessionId)},"clientMsgId":"${id}","text":"${id}|${t}"}`,
+  );
   v.inflight++;
   sent++;
   if (t >= measureFrom && t < measureUntil) measuredSent++;
 }
 
+function onDelivered(text: string, t: number): void {
+  const m = BENCH_TEXT.exec(text);
+  if (!m) return;
+  const id = m[1]!;
+  if (delivered.has(id)) {
+    duplicated++;
+    return;
+  }
+  delivered.add(id);
+  const sentAt = Number(m[2]);
+  if (sentAt >= measureFrom && sentAt < measureUntil) hist.record(t - sentAt);
+}
+
 function onAgentFrame(data: WebSocket.RawData): void {
-  const f = JSON.parse(String(data)) as {
+  const t = now();
+  const s = String(data);
+  // Fast path for the one frame that matters: a single live visitor message.
+  if (s.startsWith('{"type":"event"')) {
+    if (!s.includes('"kind":"message"') || !s.includes('"from":"visitor"')) return;
+    const text = quickString(s, 'text');
+    if (text !== undefined) {
+      onDelivered(text, t);
+      return;
+    }
+  }
+  const f = JSON.parse(s) as {
     type: string;
     event?: { body: { kind: string; from?: string; text?: string } };
     events?: Array<{ body: { kind: string; from?: string; text?: string } }>;
   };
   const evs = f.type === 'event' && f.event ? [f.event] : f.type === 'events' && f.events ? f.events : [];
-  const t = now();
-  for (const e of evs) {
-    if (e.body.kind !== 'message' || e.body.from !== 'visitor' || !e.body.text) continue;
-    const bar = e.body.text.indexOf('|');
-    const id = e.body.text.slice(0, bar);
-    const sentAt = Number(e.body.text.slice(bar + 1));
-    if (delivered.has(id)) {
-      duplicated++;
-      continue;
-    }
-    delivered.add(id);
-    if (sentAt >= measureFrom && sentAt < measureUntil) hist.record(t - sentAt);
-  }
+  for (const e of evs)
+    if (e.body.kind === 'message' && e.body.from === 'visitor' && e.body.text) onDelivered(e.body.text, t);
 }
 
 async function doSetup(s: SetupMsg): Promise<void> {
@@ -190,7 +215,17 @@ async function doSetup(s: SetupMsg): Promise<void> {
     let assigned = false;
     let onProgress: (() => void) | undefined;
     const handler = (data: WebSocket.RawData): void => {
-      const f = JSON.parse(String(data)) as {
+      const text = String(data);
+      if (text.startsWith('{"type":"ack"')) {
+        const id = quickString(text, 'clientMsgId');
+        if (id !== undefined) {
+          acked.add(id);
+          v.inflight--;
+          if (closedLoop && now() < closedLoop.stopAt) sendFrom(v);
+          return;
+        }
+      }
+      const f = JSON.parse(text) as {
         type: string;
         session?: { sessionId: string; state: string };
         event?: { body: { kind: string } };
