@@ -22,7 +22,7 @@ export const DEFAULT_LIMITS = {
   maxBackpressureBytes: 1024 * 1024,
   /** Seconds without traffic before the server closes the socket; the server pings before that. */
   idleTimeoutSec: 60,
-  /** Events per `resume` reply page; the client asks again from the last seq if `more` is true. */
+  /** Events per replay page; the server sends every page of a `resume` in order, the last with `more: false`. */
   resumePageSize: 500,
 } as const;
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };
@@ -182,7 +182,7 @@ export interface EventFrame {
   type: 'event';
   event: SessionEvent;
 }
-/** Replay page answering `resume`; `more` = ask again from the last seq of this page. */
+/** Replay page answering `resume`; `more` = further pages follow (the server sends them unasked). */
 export interface EventsFrame {
   type: 'events';
   sessionId: string;
