@@ -11,6 +11,10 @@
  * - `send` (visitor): `ack` to the sender and an `event` (message) to the paired agent's socket.
  * - `status` (agent): echoed as a `status` notice. `ping`: `pong`.
  *
+ * Fault injection, to check the harness's own accounting: `BENCH_RELAY_DROP_EVERY=N` acks but
+ * never relays every Nth message (the bench must count it lost), `BENCH_RELAY_DUP_EVERY=N` relays
+ * every Nth message twice (counted duplicated).
+ *
  * Listens on 127.0.0.1 (`SB_PORT`, default 0 = any free port) and prints `SB_LISTENING <url>`
  * like the real server. Refuses to run on the package's slow pure-JS fallback.
  */
@@ -24,6 +28,9 @@ if (!String(uws.App).includes('[native code]')) {
 }
 
 const TENANT = 'demo';
+const DROP_EVERY = Number(process.env['BENCH_RELAY_DROP_EVERY'] ?? 0);
+const DUP_EVERY = Number(process.env['BENCH_RELAY_DUP_EVERY'] ?? 0);
+let relayed = 0;
 
 interface Data {
   role: 'visitor' | 'agent';
@@ -176,24 +183,25 @@ const behavior = (role: 'visitor' | 'agent'): Uws.WebSocketBehavior<Data> => ({
           duplicate: false,
         }),
       );
-      if (!d.agent.getUserData().closed)
-        d.agent.send(
-          JSON.stringify({
-            type: 'event',
-            event: {
-              sessionId: d.sessionId,
-              seq,
-              at,
-              body: {
-                kind: 'message',
-                from: 'visitor',
-                senderId: d.id,
-                text: f.text,
-                clientMsgId: f.clientMsgId,
-              },
-            },
-          }),
-        );
+      relayed++;
+      if (d.agent.getUserData().closed || (DROP_EVERY > 0 && relayed % DROP_EVERY === 0)) return;
+      const event = JSON.stringify({
+        type: 'event',
+        event: {
+          sessionId: d.sessionId,
+          seq,
+          at,
+          body: {
+            kind: 'message',
+            from: 'visitor',
+            senderId: d.id,
+            text: f.text,
+            clientMsgId: f.clientMsgId,
+          },
+        },
+      });
+      d.agent.send(event);
+      if (DUP_EVERY > 0 && relayed % DUP_EVERY === 0) d.agent.send(event);
     } else if (f.type === 'open' && d.role === 'visitor') {
       if (d.sessionId) {
         ws.send(
