@@ -314,6 +314,8 @@ export interface ChatResult {
   error_codes: Record<string, number>;
   msgs_per_s: number;
   latency_ms: { p50: number; p95: number; p99: number; max: number; mean: number };
+  /** Open loop: how late the load generators sent against their schedule (their own limit). */
+  send_lag_ms: { p99: number; max: number } | null;
   setup_s: number;
   server_rss_mb: number | null;
   server_cpu_pct: number | null;
@@ -461,7 +463,9 @@ async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
     let errors = 0;
     const errorCodes: Record<string, number> = {};
     const hist = new Histogram();
+    const lag = new Histogram();
     for (const d of done) {
+      lag.merge(d.lag);
       for (const id of d.ackedIds) acked.add(id);
       for (const id of d.deliveredIds) {
         // The same message delivered to agents in two load processes.
@@ -520,6 +524,7 @@ async function chat(cfg: ChatConfig, target: ChatTarget): Promise<ChatResult> {
         max: s.max,
         mean: Math.round(hist.mean * 100) / 100,
       },
+      send_lag_ms: cfg.rate === 'max' ? null : { p99: lag.summary().p99, max: lag.summary().max },
       setup_s: Math.round(setupS * 10) / 10,
       server_rss_mb: pid === undefined ? null : Math.round(maxRss / 102.4) / 10,
       server_cpu_pct: pid === undefined ? null : cpuPct(before, after),
@@ -541,7 +546,8 @@ function summarizeChat(r: ChatResult): string {
   return [
     `chat on ${r.target}${r.target === 'engine' ? ` (${r.store})` : ''}: ${r.visitors} visitors, ${r.agents} agents, rate ${rate}, ${r.duration_s} s measured after ${r.warmup_s} s warm-up`,
     `  sent ${r.sent}, acked ${r.acked}, delivered ${r.delivered}, lost ${r.lost}, duplicated ${r.duplicated}, errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.error_codes)}` : ''}`,
-    `  throughput ${r.msgs_per_s} msgs/s; latency visitor→agent p50 ${r.latency_ms.p50} ms, p95 ${r.latency_ms.p95} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`,
+    `  throughput ${r.msgs_per_s} msgs/s; latency visitor→agent p50 ${r.latency_ms.p50} ms, p95 ${r.latency_ms.p95} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms` +
+      (r.send_lag_ms ? `; send lag p99 ${r.send_lag_ms.p99} ms` : ''),
     `  server RSS ${r.server_rss_mb ?? '?'} MB, CPU ${r.server_cpu_pct ?? '?'}% (cpus ${r.server_cpus || 'any'}); load generators CPU ${r.client_cpu_pct}% (cpus ${r.client_cpus || 'any'}, ${r.procs} procs); other processes ${r.other_cpu_pct}%`,
   ].join('\n');
 }

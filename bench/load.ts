@@ -46,6 +46,8 @@ export interface Done {
   errors: number;
   errorCodes: Record<string, number>;
   hist: HistogramJSON;
+  /** Open loop: how late sends left against their schedule, ms. */
+  lag: HistogramJSON;
   measuredSent: number;
 }
 export type ChildMsg =
@@ -134,6 +136,8 @@ let setup: SetupMsg | undefined;
 const visitors: Visitor[] = [];
 const agentSockets: WebSocket[] = [];
 const hist = new Histogram();
+/** Open loop: actual minus scheduled send time, ms. */
+const lag = new Histogram();
 const acked = new Set<string>();
 const delivered = new Set<string>();
 let duplicated = 0;
@@ -145,9 +149,15 @@ let measureFrom = Infinity;
 let measureUntil = Infinity;
 let closedLoop: { window: number; stopAt: number } | undefined;
 
-function sendFrom(v: Visitor): void {
+/**
+ * Sends one message stamped with the actual send time. In the open loop `due` is its scheduled
+ * time: how late the generator sends (timer granularity, its own stalls) is kept apart in
+ * `lag`, so a late generator shows up there instead of silently thinning the load.
+ */
+function sendFrom(v: Visitor, due?: number): void {
   const id = `p${setup!.proc}v${v.i}m${v.n++}`;
   const t = now();
+  if (due !== undefined && t >= measureFrom && t < measureUntil) lag.record(t - due);
   // The send time rides in the text, so the agent's process computes the latency on arrival.
   // Built by hand: ids, session ids and times need no JSON escaping, and this is the hot path.
   v.ws.send(
@@ -331,7 +341,7 @@ async function go(g: GoMsg): Promise<void> {
         }
         const due = Math.floor(((t - start) / 1000) * g.rate);
         while (sent < due) {
-          sendFrom(visitors[next]!);
+          sendFrom(visitors[next]!, start + ((sent + 1) * 1000) / g.rate);
           next = (next + 1) % visitors.length;
         }
         setTimeout(tick, 2);
@@ -350,6 +360,7 @@ async function go(g: GoMsg): Promise<void> {
     errors,
     errorCodes,
     hist: hist.toJSON(),
+    lag: lag.toJSON(),
     measuredSent,
   });
 }
