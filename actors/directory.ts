@@ -36,6 +36,8 @@ export interface MemberRecord {
   role: 'agent' | 'admin';
   /** Max concurrent sessions (0–100, 200 with the tenant upgrade). Admins can take chats too. */
   maxConcurrent: number;
+  /** Skill groups the member serves; none = the default group of ungrouped agents. */
+  groups?: string[];
   passwordHash: string;
   createdAt: number;
 }

@@ -1,46 +1,34 @@
 /**
- * Dispatcher: one per tenant. Holds the waiting queue and every agent's availability and makes
- * all assignment decisions of the tenant in one place, one at a time — so a session can never
- * go to two agents and an agent never goes above its cap, whatever events race.
+ * Dispatcher: one per tenant. Holds the skill-group queues and every agent's availability and
+ * makes all assignment decisions of the tenant in one place, one turn at a time — so a session can
+ * never go to two agents and an agent never goes above its cap, whatever events race. The decisions
+ * themselves live in {@link DispatchCore} (pure, property-tested).
  *
- * Fairness: among connected agents that are `online` and below their cap, the one with the fewest
- * active sessions wins; ties go to the one idle longest (oldest last assignment).
- * Routing seam: full routing rules will give every skill group its own queue here.
+ * Triggers (F2, F3): a session arrives (`enqueue`), an agent frees capacity (`released`), an agent
+ * comes online or changes cap/groups (`agentState`).
+ *
+ * Durability: each queued session has its own entry in the StateStore (kind `queued`), written
+ * before the turn ends and removed when it leaves the queue; a restarted dispatcher reloads them.
+ * Agent availability is not persisted: agents announce themselves when their sockets connect, which
+ * after a restart is the only moment they become assignable again anyway.
+ *
+ * Queue positions are pushed to waiting sessions when they change, coalesced over
+ * {@link POSITION_FLUSH_MS} so a burst of assignments costs one update per waiting visitor.
  */
 import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
 import { SbError } from '../protos/errors.ts';
-import type { AgentStatus } from '../protos/ws-v1.ts';
+import { DispatchCore, type QueueItem } from './dispatch-core.ts';
 import { splitKey, tkey } from './ids.ts';
 import { KINDS, type DispatchMsg, type DispatchSnapshot, type SessionMsg } from './messages.ts';
 
-interface AgentSlot {
-  name: string;
-  status: AgentStatus;
-  max: number;
-  active: string[];
-  lastAssignedAt: number;
-}
-
-interface DispatchState {
-  queue: Array<{ sessionId: string; at: number }>;
-  agents: Record<string, AgentSlot>;
-}
-
-/**
- * Only the queue is persisted. Agent availability is rebuilt from the agents themselves: each agent
- * actor announces status and open sessions when its sockets connect, which after a restart is the
- * only moment an agent becomes assignable again anyway.
- */
-interface PersistedState {
-  queue: Array<{ sessionId: string; at: number }>;
-}
+export const POSITION_FLUSH_MS = 20;
+const QUEUED_KIND = 'queued';
 
 export class DispatchActor implements Actor {
-  private st: DispatchState = { queue: [], agents: {} };
-  /** Agents with at least one live socket; not persisted: after a restart agents announce themselves again. */
-  private readonly connected = new Set<string>();
+  private readonly core = new DispatchCore();
   /** Position last told to each waiting session. */
   private published = new Map<string, number>();
+  private flushPending = false;
   private readonly tenantId: string;
 
   constructor(id: ActorId) {
@@ -48,42 +36,72 @@ export class DispatchActor implements Actor {
   }
 
   async onActivate(ctx: ActorContext): Promise<void> {
-    const saved = await ctx.loadState<PersistedState>();
-    if (saved) this.st.queue = saved.queue;
+    const rows = await ctx.stores.state.list(this.tenantId, QUEUED_KIND, { limit: 1_000_000 });
+    for (const r of rows) this.core.enqueue(r.value as QueueItem);
+    if (rows.length > 0) this.schedulePublish(ctx);
   }
 
   async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {
     const msg = raw as DispatchMsg;
+    const now = ctx.clock.now();
     switch (msg.t) {
-      case 'enqueue':
-        if (!this.st.queue.some((q) => q.sessionId === msg.sessionId) && !this.isActive(msg.sessionId)) {
-          this.st.queue.push({ sessionId: msg.sessionId, at: msg.at });
-        }
-        break;
-      case 'dequeue':
-        this.st.queue = this.st.queue.filter((q) => q.sessionId !== msg.sessionId);
-        break;
-      case 'agentState': {
-        const prev = this.st.agents[msg.agentId];
-        this.st.agents[msg.agentId] = {
-          name: msg.name,
-          status: msg.status,
-          max: msg.maxConcurrent,
-          // The agent's own list is authoritative for sessions it knows; keep ones assigned since.
-          active: [...new Set([...msg.activeSessions, ...(prev?.active ?? [])])],
-          lastAssignedAt: prev?.lastAssignedAt ?? 0,
+      case 'enqueue': {
+        const item: QueueItem = {
+          sessionId: msg.sessionId,
+          groupId: msg.groupId,
+          at: msg.at,
+          priority: msg.priority ?? 0,
         };
-        if (msg.connected) this.connected.add(msg.agentId);
-        else this.connected.delete(msg.agentId);
+        // A session that an agent already holds (a transfer back to the queue) is released first.
+        if (msg.releaseFrom !== undefined) this.core.release(msg.releaseFrom, msg.sessionId);
+        if (this.core.enqueue(item))
+          await ctx.stores.state.put(this.tenantId, QUEUED_KIND, item.sessionId, item);
         break;
       }
-      case 'released': {
-        const a = this.st.agents[msg.agentId];
-        if (a) a.active = a.active.filter((s) => s !== msg.sessionId);
+      case 'dequeue':
+        if (this.core.dequeue(msg.sessionId))
+          await ctx.stores.state.delete(this.tenantId, QUEUED_KIND, msg.sessionId);
         break;
+      case 'agentState':
+        this.core.upsertAgent(
+          {
+            agentId: msg.agentId,
+            name: msg.name,
+            status: msg.status,
+            connected: msg.connected,
+            max: msg.maxConcurrent,
+            groups: msg.groups ?? [],
+          },
+          msg.activeSessions,
+        );
+        break;
+      case 'released':
+        this.core.release(msg.agentId, msg.sessionId);
+        break;
+      case 'reserve': {
+        const wasQueued = this.core.isQueued(msg.sessionId);
+        const ok = this.core.reserve(
+          msg.agentId,
+          msg.sessionId,
+          now,
+          msg.requireOnline ?? true,
+          msg.releaseFrom,
+        );
+        if (ok && wasQueued) {
+          await ctx.stores.state.delete(this.tenantId, QUEUED_KIND, msg.sessionId);
+          this.schedulePublish(ctx);
+        }
+        if (!ok) return false;
+        // Capacity freed by the release may serve the queue.
+        if (msg.releaseFrom !== undefined) await this.assign(ctx, now);
+        return true;
       }
       case 'refreshPosition':
         this.published.delete(msg.sessionId);
+        this.schedulePublish(ctx);
+        return undefined;
+      case 'flushPositions':
+        this.flushPending = false;
         this.publishPositions(ctx);
         return undefined;
       case 'snapshot':
@@ -91,79 +109,45 @@ export class DispatchActor implements Actor {
       default:
         throw new SbError('SB_ERR_UNKNOWN_TYPE', `dispatch: unknown message ${(msg as { t?: unknown }).t}`);
     }
-    const before = this.st.queue.length;
-    const head = this.st.queue[0]?.sessionId;
-    this.assignWhilePossible(ctx);
-    if (
-      msg.t === 'enqueue' ||
-      msg.t === 'dequeue' ||
-      this.st.queue.length !== before ||
-      this.st.queue[0]?.sessionId !== head
-    ) {
-      await ctx.saveState<PersistedState>({ queue: this.st.queue });
-      this.publishPositions(ctx);
-    }
+    await this.assign(ctx, now);
+    if (msg.t === 'enqueue' || msg.t === 'dequeue') this.schedulePublish(ctx);
     return undefined;
   }
 
-  private isActive(sessionId: string): boolean {
-    for (const a of Object.values(this.st.agents)) if (a.active.includes(sessionId)) return true;
-    return false;
+  private async assign(ctx: ActorContext, now: number): Promise<void> {
+    const done = this.core.assignAll(now);
+    if (done.length === 0) return;
+    for (const a of done) {
+      const m: SessionMsg = { t: 'assign', agentId: a.agentId, agentName: a.agentName, groupId: a.groupId };
+      ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, a.sessionId) }, m);
+    }
+    await Promise.all(done.map((a) => ctx.stores.state.delete(this.tenantId, QUEUED_KIND, a.sessionId)));
+    this.schedulePublish(ctx);
   }
 
-  private pickAgent(): string | undefined {
-    let best: string | undefined;
-    let bestSlot: AgentSlot | undefined;
-    for (const [id, a] of Object.entries(this.st.agents)) {
-      if (a.status !== 'online' || !this.connected.has(id) || a.active.length >= a.max) continue;
-      if (
-        !bestSlot ||
-        a.active.length < bestSlot.active.length ||
-        (a.active.length === bestSlot.active.length && a.lastAssignedAt < bestSlot.lastAssignedAt)
-      ) {
-        best = id;
-        bestSlot = a;
-      }
-    }
-    return best;
-  }
-
-  private assignWhilePossible(ctx: ActorContext): void {
-    while (this.st.queue.length > 0) {
-      const agentId = this.pickAgent();
-      if (agentId === undefined) return;
-      const next = this.st.queue.shift()!;
-      const slot = this.st.agents[agentId]!;
-      slot.active.push(next.sessionId);
-      slot.lastAssignedAt = ctx.clock.now();
-      const m: SessionMsg = { t: 'assign', agentId, agentName: slot.name };
-      ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, next.sessionId) }, m);
-    }
+  private schedulePublish(ctx: ActorContext): void {
+    if (this.flushPending) return;
+    this.flushPending = true;
+    ctx.setTimer('positions', POSITION_FLUSH_MS, { t: 'flushPositions' } satisfies DispatchMsg);
   }
 
   /** Tells each waiting session its position, only where it changed since last told. */
   private publishPositions(ctx: ActorContext): void {
-    const now = new Map<string, number>();
-    this.st.queue.forEach((q, i) => {
-      const position = i + 1;
-      now.set(q.sessionId, position);
-      if (this.published.get(q.sessionId) === position) return;
+    const now = this.core.positions();
+    for (const [sessionId, position] of now) {
+      if (this.published.get(sessionId) === position) continue;
       const m: SessionMsg = { t: 'queuePosition', position };
-      ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, q.sessionId) }, m);
-    });
+      ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, sessionId) }, m);
+    }
     this.published = now;
   }
 
   private snapshot(): DispatchSnapshot {
+    const s = this.core.snapshot();
     return {
-      queue: this.st.queue.map((q) => q.sessionId),
-      agents: Object.entries(this.st.agents).map(([agentId, a]) => ({
-        agentId,
-        status: a.status,
-        connected: this.connected.has(agentId),
-        active: a.active.length,
-        max: a.max,
-      })),
+      queues: s.queues,
+      queue: Object.values(s.queues).flat(),
+      agents: s.agents,
     };
   }
 }

@@ -23,6 +23,9 @@ export interface HistoryEntry {
   closedBy: string;
   tags: string[];
   lastSeq: number;
+  /** Skill group that served the session. */
+  groupId?: string;
+  rating?: { score: number; remark?: string };
 }
 
 export interface HistoryQuery {

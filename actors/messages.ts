@@ -11,6 +11,10 @@ export const KINDS = {
   visitor: 'visitor',
   agent: 'agent',
   dispatch: 'dispatch',
+  /** One per tenant: the configuration writer (actors/tenant-config.ts). */
+  tenantConfig: 'tenantcfg',
+  /** One per tenant: web visitors on the site now (F9). */
+  presence: 'presence',
 } as const;
 
 /** Who is acting; checked by the actor that owns the resource. */
@@ -70,6 +74,9 @@ export type SessionMsg =
       visitorName: string;
       channel: string;
       entry?: string;
+      associationId?: string;
+      /** Proactive chat (F9): the agent who started it; the session skips routing and queue. */
+      proactive?: { agentId: string; agentName: string };
     }
   | { t: 'summary'; caller: Caller }
   /** `endpoint`: the sending socket; it gets the ack (which carries the seq) instead of the event. */
@@ -77,25 +84,81 @@ export type SessionMsg =
   | { t: 'subscribe'; caller: Caller; endpoint: EndpointId; lastSeq: number }
   | { t: 'unsubscribe'; endpoint: EndpointId }
   | { t: 'typing'; caller: Caller; text?: string }
+  | { t: 'typingFlush' }
   | { t: 'close'; caller: Caller; reason?: string }
   | { t: 'recall'; caller: Caller; seq: number }
-  | { t: 'assign'; agentId: string; agentName: string }
+  | { t: 'assign'; agentId: string; agentName: string; groupId?: string }
   | { t: 'queuePosition'; position: number }
-  | { t: 'read'; caller: Caller; afterSeq: number; limit: number };
+  | { t: 'read'; caller: Caller; afterSeq: number; limit: number }
+  /** Visitor asks the chatbot for a human. */
+  | { t: 'handoff'; caller: Caller }
+  | { t: 'transfer'; caller: Caller; toAgentId?: string; toGroupId?: string }
+  | { t: 'transferAnswer'; caller: Caller; accept: boolean }
+  | { t: 'transferTimeout'; toAgentId: string }
+  | { t: 'tag'; caller: Caller; tagId: string; op: 'add' | 'remove' }
+  | { t: 'note'; caller: Caller; text: string }
+  | { t: 'inviteRating'; caller: Caller }
+  | { t: 'rate'; caller: Caller; score: number; remark?: string }
+  /** Durable reminders of the session (auto-close rules); they re-check their condition when they fire. */
+  /** The chatbot's answer to a visitor message (its own turn, after the visitor's ack). */
+  | { t: 'botTurn'; text: string }
+  | { t: 'inactivityCheck' }
+  | { t: 'noReplyCheck' }
+  /** The routing decision and state for admins. */
+  | { t: 'details'; caller: Caller };
 
 // ---- to a visitor actor ---------------------------------------------------------------------
 export type VisitorMsg =
-  | { t: 'open'; caller: Caller; channel: string; entry?: string }
+  | { t: 'open'; caller: Caller; channel: string; entry?: string; associationId?: string }
   | { t: 'current'; caller: Caller }
-  | { t: 'sessionClosed'; sessionId: string };
+  | { t: 'sessionClosed'; sessionId: string }
+  /** A visitor socket connected / went away (presence, proactive invitations). */
+  | { t: 'connected'; caller: Caller; endpoint: EndpointId }
+  | { t: 'disconnected'; endpoint: EndpointId }
+  | { t: 'page'; caller: Caller; url: string; title?: string }
+  /** An agent starts a session with this visitor (F9). */
+  | { t: 'invite'; caller: Caller }
+  | { t: 'profile'; caller: Caller }
+  | { t: 'tags'; caller: Caller; add?: string[]; remove?: string[] };
+
+export interface VisitorProfile {
+  visitorId: string;
+  name: string;
+  tags: string[];
+  /** Most recent pages first (browsing trail, F7). */
+  trail: Array<{ url: string; title?: string; at: number }>;
+  online: boolean;
+  openSessionId?: string;
+  sessions: string[];
+}
+
+// ---- to the presence actor (one per tenant) --------------------------------------------------
+export type PresenceMsg =
+  | { t: 'online'; visitorId: string; name: string; url?: string; title?: string; at: number }
+  | { t: 'offline'; visitorId: string }
+  | { t: 'list'; limit: number };
+
+export interface OnlineVisitor {
+  visitorId: string;
+  name: string;
+  url?: string;
+  title?: string;
+  since: number;
+}
 
 // ---- to an agent actor ----------------------------------------------------------------------
 export type AgentMsg =
-  | { t: 'connect'; caller: Caller; endpoint: EndpointId; maxConcurrent: number }
+  | { t: 'connect'; caller: Caller; endpoint: EndpointId; maxConcurrent: number; groups: string[] }
   | { t: 'disconnect'; endpoint: EndpointId }
   | { t: 'setStatus'; caller: Caller; status: AgentStatus }
+  /** An admin changed the member (cap, groups, name). */
+  | { t: 'profile'; name: string; maxConcurrent: number; groups: string[] }
   | { t: 'sessionAssigned'; session: SessionSummary }
   | { t: 'sessionClosed'; sessionId: string }
+  /** The session was transferred to someone else. */
+  | { t: 'sessionReleased'; sessionId: string }
+  | { t: 'transferOffer'; session: SessionSummary; fromAgentId: string; expiresAt: number }
+  | { t: 'transferWithdrawn'; sessionId: string }
   | { t: 'offlineGrace' };
 
 export interface AgentConnectResult {
@@ -105,7 +168,16 @@ export interface AgentConnectResult {
 
 // ---- to the dispatcher (one per tenant) -----------------------------------------------------
 export type DispatchMsg =
-  | { t: 'enqueue'; sessionId: string; at: number }
+  | {
+      t: 'enqueue';
+      sessionId: string;
+      groupId: string;
+      at: number;
+      /** Transfers are served before arrivals. */
+      priority?: number;
+      /** The agent that held the session until now (transfer to a group). */
+      releaseFrom?: string;
+    }
   | { t: 'dequeue'; sessionId: string }
   | {
       t: 'agentState';
@@ -114,16 +186,32 @@ export type DispatchMsg =
       status: AgentStatus;
       connected: boolean;
       maxConcurrent: number;
+      groups?: string[];
       activeSessions: string[];
     }
   | { t: 'released'; agentId: string; sessionId: string }
+  /** Direct assignment to one agent (transfer accepted, proactive chat); answers true or false. */
+  | { t: 'reserve'; agentId: string; sessionId: string; requireOnline?: boolean; releaseFrom?: string }
   /** A waiting session (re)activated and lost its position: tell it again. */
   | { t: 'refreshPosition'; sessionId: string }
+  | { t: 'flushPositions' }
   | { t: 'snapshot' };
 
 export interface DispatchSnapshot {
+  /** Waiting sessions per skill group, most urgent first. */
+  queues: Record<string, string[]>;
+  /** All waiting sessions. */
   queue: string[];
-  agents: Array<{ agentId: string; status: AgentStatus; connected: boolean; active: number; max: number }>;
+  agents: Array<{
+    agentId: string;
+    name: string;
+    status: AgentStatus;
+    connected: boolean;
+    active: number;
+    activeSessions: string[];
+    max: number;
+    groups: string[];
+  }>;
 }
 
 export type { PartyType };

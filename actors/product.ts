@@ -12,6 +12,8 @@ import { DispatchActor } from './dispatch.ts';
 import { KINDS } from './messages.ts';
 import { SessionActor } from './session.ts';
 import { VisitorActor } from './visitor.ts';
+import { PresenceActor } from './presence.ts';
+import { TenantConfigActor } from './tenant-config.ts';
 
 /** Config every thread receives (plain JSON). */
 export type DeskConfig =
@@ -56,6 +58,9 @@ const product: ProductModule = {
     registry.register(KINDS.agent, { create: (id) => new AgentActor(id), idleMs: 60 * 60_000 });
     // One dispatcher per tenant holds the queue; keep it resident while the tenant is busy.
     registry.register(KINDS.dispatch, { create: (id) => new DispatchActor(id), idleMs: 60 * 60_000 });
+    registry.register(KINDS.tenantConfig, { create: (id) => new TenantConfigActor(id), idleMs: 10 * 60_000 });
+    // Presence lives in memory only: it must not be collected while visitors are on the site.
+    registry.register(KINDS.presence, { create: (id) => new PresenceActor(id), idleMs: 24 * 60 * 60_000 });
   },
 };
 

@@ -14,9 +14,20 @@ import type {
   SessionSummary,
   ServerFrame,
 } from '../protos/ws-v1.ts';
-import { DEFAULT_LIMITS, RECALL_WINDOW_MS } from '../protos/ws-v1.ts';
+import { DEFAULT_LIMITS, RECALL_WINDOW_MS, STAFF_ONLY_EVENTS } from '../protos/ws-v1.ts';
 import { dispatchKey, splitKey, tkey } from './ids.ts';
-import { KINDS, type Caller, type ConnectionMsg, type SessionMsg } from './messages.ts';
+import {
+  KINDS,
+  type AgentMsg,
+  type Caller,
+  type ConnectionMsg,
+  type DispatchMsg,
+  type SessionMsg,
+} from './messages.ts';
+import { handoff as routeHandoff, route, type Channel, type RoutingDecision } from './routing-rules.ts';
+import { checkMessage } from './sensitive-words.ts';
+import { UNGROUPED } from './dispatch-core.ts';
+import { readTenantConfig, tagIds, type LiveConfig } from './tenant-config.ts';
 
 export interface SessionState_ {
   tenantId: string;
@@ -25,18 +36,35 @@ export interface SessionState_ {
   visitorName: string;
   channel: string;
   entry?: string;
+  associationId?: string;
   state: SessionState;
   agentId?: string;
   agentName?: string;
+  groupId?: string;
+  botId?: string;
+  /** The decision that chose the bot or group (F4), shown to admins. */
+  routing?: RoutingDecision;
   createdAt: number;
   assignedAt?: number;
   closedAt?: number;
+  tags?: string[];
+  ratingInvited?: boolean;
+  rating?: { score: number; remark?: string };
+  pendingTransfer?: { fromAgentId: string; toAgentId: string; expiresAt: number };
+  /** Durable reminders currently set (dueAt), so a message does not rewrite them every time. */
+  timers?: { inactivity?: number; noReply?: number };
+  /** Seq of the agent message the visitor was last warned about (no-reply rule). */
+  warnedAfterSeq?: number;
 }
 
 interface Subscriber {
   endpoint: EndpointId;
   role: Caller['role'];
+  id: string;
 }
+
+/** Words a visitor can type to leave the chatbot for a human (besides the `handoff` frame). */
+const HANDOFF_WORDS = /^\s*(human|agent|转人工|人工|人工客服)\s*$/i;
 
 /** F12: history is visible for 180 days unless the tenant's retention says otherwise. */
 export const DEFAULT_RETENTION_DAYS = 180;
@@ -57,7 +85,14 @@ export function indexStoreOf(ctx: ActorContext): IndexStore {
   return s as IndexStore;
 }
 
+/** Whether `role` may see the content of an event (visitors never see staff-only kinds). */
+export function visibleTo(e: StoredEvent, role: Caller['role']): boolean {
+  return role !== 'visitor' || !STAFF_ONLY_EVENTS.has((e.body as { kind?: string }).kind ?? '');
+}
+
 export function toSessionEvent(e: StoredEvent, forRole: Caller['role']): SessionEvent {
+  if (!visibleTo(e, forRole))
+    return { sessionId: e.stream, seq: e.seq, at: e.at, body: { kind: 'internal' } };
   let body = e.body as unknown as SessionEventBody;
   if (e.recalled && forRole === 'visitor' && body.kind === 'message') {
     body = { ...body, text: '' };
@@ -71,6 +106,8 @@ function epKey(ep: EndpointId): string {
   return `${ep.thread}/${ep.name}`;
 }
 
+const MINUTE = 60_000;
+
 export class SessionActor implements Actor {
   private s: SessionState_ | undefined;
   private lastSeq = 0;
@@ -81,6 +118,9 @@ export class SessionActor implements Actor {
   private lastQueuePosition = 0;
   /** Tenant's history retention (F12), read at activation. */
   private retentionDays = DEFAULT_RETENTION_DAYS;
+  /** Typing preview throttle (F6): last forwarded time and the text held back since. */
+  private typingSentAt = 0;
+  private typingHeld: string | undefined;
 
   /** Events older than this (ms epoch) are not served, even if still stored. */
   private visibleFrom(ctx: ActorContext): number {
@@ -110,12 +150,27 @@ export class SessionActor implements Actor {
     }
   }
 
+  private config(ctx: ActorContext): Promise<LiveConfig> {
+    return readTenantConfig(ctx.stores.state, this.tenantId, ctx.clock.now());
+  }
+
   async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {
     const msg = raw as SessionMsg;
     if (!this.s && msg.t !== 'create') {
       // Unknown id (a guess, another tenant's id, a typo): answer and do not stay resident.
       ctx.deactivate();
-      if (msg.t === 'unsubscribe' || msg.t === 'assign' || msg.t === 'queuePosition') return undefined;
+      switch (msg.t) {
+        case 'unsubscribe':
+        case 'assign':
+        case 'queuePosition':
+        case 'typingFlush':
+        case 'botTurn':
+        case 'transferTimeout':
+        case 'inactivityCheck':
+        case 'noReplyCheck':
+          if (msg.t === 'assign') this.giveBack(msg.agentId, ctx);
+          return undefined;
+      }
       throw new SbError('SB_ERR_NOT_FOUND', 'no such session');
     }
     switch (msg.t) {
@@ -123,7 +178,11 @@ export class SessionActor implements Actor {
         return this.create(msg, ctx);
       case 'summary':
         this.authorize(msg.caller);
-        return this.summary();
+        return this.summary(msg.caller.role);
+      case 'details':
+        this.authorize(msg.caller);
+        if (msg.caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN');
+        return { ...this.st };
       case 'send':
         return this.send(msg.caller, msg.clientMsgId, msg.text, ctx, msg.endpoint);
       case 'subscribe':
@@ -133,12 +192,14 @@ export class SessionActor implements Actor {
         return undefined;
       case 'typing':
         return this.typing(msg.caller, msg.text, ctx);
+      case 'typingFlush':
+        return this.flushTyping(ctx);
       case 'close':
         return this.close(msg.caller, msg.reason ?? 'closed', ctx);
       case 'recall':
         return this.recall(msg.caller, msg.seq, ctx);
       case 'assign':
-        return this.assign(msg.agentId, msg.agentName, ctx);
+        return this.assign(msg.agentId, msg.agentName, msg.groupId, ctx);
       case 'queuePosition':
         return this.queuePosition(msg.position, ctx);
       case 'read': {
@@ -149,8 +210,33 @@ export class SessionActor implements Actor {
           notBefore: this.visibleFrom(ctx),
         });
         const more = events.length > msg.limit;
-        return { events: events.slice(0, msg.limit).map((e) => toSessionEvent(e, msg.caller.role)), more };
+        return {
+          events: events.slice(0, msg.limit).map((e) => toSessionEvent(e, msg.caller.role)),
+          more,
+        };
       }
+      case 'handoff':
+        return this.handoff(msg.caller, ctx);
+      case 'transfer':
+        return this.transfer(msg.caller, msg.toAgentId, msg.toGroupId, ctx);
+      case 'transferAnswer':
+        return this.transferAnswer(msg.caller, msg.accept, ctx);
+      case 'transferTimeout':
+        return this.transferTimeout(msg.toAgentId, ctx);
+      case 'tag':
+        return this.tag(msg.caller, msg.tagId, msg.op, ctx);
+      case 'note':
+        return this.note(msg.caller, msg.text, ctx);
+      case 'inviteRating':
+        return this.inviteRating(msg.caller, ctx);
+      case 'rate':
+        return this.rate(msg.caller, msg.score, msg.remark, ctx);
+      case 'botTurn':
+        return this.botTurn(msg.text, ctx);
+      case 'inactivityCheck':
+        return this.autoCloseCheck('inactivity', ctx);
+      case 'noReplyCheck':
+        return this.autoCloseCheck('noReply', ctx);
       default:
         throw new SbError('SB_ERR_UNKNOWN_TYPE', `session: unknown message ${(msg as { t?: unknown }).t}`);
     }
@@ -161,7 +247,7 @@ export class SessionActor implements Actor {
     return this.s;
   }
 
-  summary(): SessionSummary {
+  summary(role: Caller['role'] = 'agent'): SessionSummary {
     const s = this.st;
     const out: SessionSummary = {
       sessionId: s.sessionId,
@@ -175,6 +261,13 @@ export class SessionActor implements Actor {
     };
     if (s.agentId !== undefined) out.agentId = s.agentId;
     if (s.assignedAt !== undefined) out.assignedAt = s.assignedAt;
+    if (s.groupId !== undefined) out.groupId = s.groupId;
+    if (s.botId !== undefined) out.botId = s.botId;
+    if (s.rating !== undefined) out.rating = s.rating;
+    if (role !== 'visitor') {
+      if (s.tags?.length) out.tags = [...s.tags];
+      if (s.pendingTransfer) out.pendingTransfer = { ...s.pendingTransfer };
+    }
     return out;
   }
 
@@ -186,6 +279,11 @@ export class SessionActor implements Actor {
     if (caller.role === 'visitor' && caller.id === s.visitorId) return;
     if (caller.role === 'agent' && caller.id === s.agentId) return;
     throw new SbError('SB_ERR_FORBIDDEN', 'not a participant of this session');
+  }
+
+  private staffOnly(caller: Caller): void {
+    this.authorize(caller);
+    if (caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN', 'agents only');
   }
 
   private async append(
@@ -255,11 +353,26 @@ export class SessionActor implements Actor {
     await ctx.saveState(this.st);
   }
 
+  private tellDispatch(ctx: ActorContext, m: DispatchMsg): void {
+    ctx.tell({ kind: KINDS.dispatch, key: dispatchKey(this.tenantId) }, m);
+  }
+
+  private tellAgent(ctx: ActorContext, agentId: string, m: AgentMsg): void {
+    ctx.tell({ kind: KINDS.agent, key: tkey(this.tenantId, agentId) }, m);
+  }
+
+  /** An assignment this session cannot take: give the agent's capacity back. */
+  private giveBack(agentId: string, ctx: ActorContext): void {
+    this.tellDispatch(ctx, { t: 'released', agentId, sessionId: this.sessionId });
+  }
+
+  // ---- creation and routing (F4) ------------------------------------------------------------
+
   private async create(
     msg: Extract<SessionMsg, { t: 'create' }>,
     ctx: ActorContext,
   ): Promise<SessionSummary> {
-    if (this.s) return this.summary();
+    if (this.s) return this.summary('visitor');
     const now = ctx.clock.now();
     this.s = {
       tenantId: this.tenantId,
@@ -271,20 +384,110 @@ export class SessionActor implements Actor {
       createdAt: now,
     };
     if (msg.entry !== undefined) this.s.entry = msg.entry;
+    if (msg.associationId !== undefined) this.s.associationId = msg.associationId;
     await this.save(ctx);
     const created: SessionEventBody = { kind: 'created', visitorId: msg.visitorId, channel: msg.channel };
     if (msg.entry !== undefined) created.entry = msg.entry;
+    if (msg.associationId !== undefined) created.associationId = msg.associationId;
     await this.append(created, ctx);
-    // Routing seam: full routing rules (chatbots, skill groups, working hours) decide the target here.
-    this.st.state = 'queued';
-    await this.save(ctx);
-    await this.append({ kind: 'queued', group: 'default' }, ctx);
-    ctx.tell(
-      { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
-      { t: 'enqueue', sessionId: this.sessionId, at: now },
-    );
-    return this.summary();
+    if (msg.proactive) {
+      // F9: the agent already holds the capacity (reserved by the visitor actor).
+      this.st.state = 'queued';
+      await this.assign(msg.proactive.agentId, msg.proactive.agentName, undefined, ctx);
+      return this.summary('visitor');
+    }
+    const { config } = await this.config(ctx);
+    const decision = route(config.routing, this.routingContext(), now);
+    await this.recordDecision(decision, ctx);
+    if (decision.target.kind === 'bot') {
+      const botId = decision.target.botId;
+      const bot = config.routing.bots.find((b) => b.botId === botId);
+      this.st.state = 'chatbot';
+      this.st.botId = botId;
+      await this.save(ctx);
+      const botName = bot?.name ?? botId;
+      await this.append({ kind: 'chatbot', botId, botName }, ctx);
+      await this.botSays(
+        `Hello, this is ${botName}. Ask me anything, or type "human" (转人工) to talk to an agent.`,
+        ctx,
+      );
+    } else {
+      await this.enqueue(decision.target.groupId, 0, ctx);
+    }
+    return this.summary('visitor');
   }
+
+  private routingContext(): { channel: Channel; associationId?: string; entry?: string } {
+    const s = this.st;
+    const channel: Channel = s.channel === 'h5' ? 'web' : (s.channel as Channel);
+    const c: { channel: Channel; associationId?: string; entry?: string } = { channel };
+    if (s.associationId !== undefined) c.associationId = s.associationId;
+    if (s.entry !== undefined) c.entry = s.entry;
+    return c;
+  }
+
+  private async recordDecision(d: RoutingDecision, ctx: ActorContext): Promise<void> {
+    this.st.routing = d;
+    await this.append(
+      {
+        kind: 'routed',
+        target: d.target,
+        ruleId: d.ruleId,
+        ruleKind: d.ruleKind,
+        hours: d.hours,
+        reason: d.reason,
+      },
+      ctx,
+    );
+  }
+
+  private async enqueue(
+    groupId: string,
+    priority: number,
+    ctx: ActorContext,
+    releaseFrom?: string,
+  ): Promise<void> {
+    const s = this.st;
+    s.state = 'queued';
+    s.groupId = groupId;
+    delete s.botId;
+    await this.save(ctx);
+    const body: SessionEventBody = { kind: 'queued', group: groupId };
+    if (priority > 0) body.priority = priority;
+    await this.append(body, ctx);
+    const m: DispatchMsg = {
+      t: 'enqueue',
+      sessionId: this.sessionId,
+      groupId,
+      at: ctx.clock.now(),
+      priority,
+    };
+    if (releaseFrom !== undefined) m.releaseFrom = releaseFrom;
+    this.tellDispatch(ctx, m);
+  }
+
+  private async botSays(text: string, ctx: ActorContext): Promise<void> {
+    await this.append({ kind: 'message', from: 'system', senderId: `bot:${this.st.botId ?? ''}`, text }, ctx);
+  }
+
+  /** Chatbot → human (F4): the bot's handoff group, else the next lower-priority rule's group. */
+  private async handoff(caller: Caller, ctx: ActorContext): Promise<SessionSummary> {
+    this.authorize(caller);
+    const s = this.st;
+    if (s.state !== 'chatbot') {
+      if (s.state === 'closed') throw new SbError('SB_ERR_SESSION_CLOSED');
+      return this.summary(caller.role);
+    }
+    const { config } = await this.config(ctx);
+    const now = ctx.clock.now();
+    const botDecision: RoutingDecision = s.routing ?? route(config.routing, this.routingContext(), now);
+    const d = routeHandoff(config.routing, this.routingContext(), botDecision, now);
+    await this.recordDecision(d, ctx);
+    await this.enqueue(d.target.kind === 'group' ? d.target.groupId : UNGROUPED, 0, ctx);
+    return this.summary(caller.role);
+  }
+
+  // ---- messages ---------------------------------------------------------------------------------
 
   private async send(
     caller: Caller,
@@ -312,6 +515,18 @@ export class SessionActor implements Actor {
       throw new SbError('SB_ERR_INVALID_FIELD', `text must be 1–${DEFAULT_LIMITS.maxTextChars} characters`);
     }
     const from = caller.role === 'visitor' ? 'visitor' : 'agent';
+    const live = await this.config(ctx);
+    // F11 applies to the web and app channels.
+    const checked =
+      live.matcher.size > 0 && ['web', 'h5', 'app'].includes(this.st.channel)
+        ? checkMessage(live.config.sensitive, live.matcher, text)
+        : ({ verdict: 'pass' } as const);
+    if (checked.verdict === 'block') {
+      // A resend of a message stored before the list changed is still a duplicate, not a refusal.
+      const prior = await messageStoreOf(ctx).findByClientMsgId(this.tenantId, this.sessionId, clientMsgId);
+      if (prior) return { seq: prior.seq, at: prior.at, duplicate: true };
+      throw new SbError('SB_ERR_SENSITIVE_WORD');
+    }
     const res = await this.append(
       { kind: 'message', from, senderId: caller.id, text, clientMsgId },
       ctx,
@@ -323,7 +538,150 @@ export class SessionActor implements Actor {
       const first = this.recentIds.keys().next();
       if (!first.done) this.recentIds.delete(first.value);
     }
+    if (!res.duplicate) {
+      if (checked.verdict === 'remind' && from === 'agent') {
+        this.pushAll(
+          {
+            type: 'notice',
+            sessionId: this.sessionId,
+            kind: 'sensitive',
+            text: checked.reminder,
+            words: checked.words,
+          },
+          ctx,
+          ['agent', 'admin'],
+        );
+      }
+      await this.afterMessage(from, res.event, live, ctx);
+    }
     return { seq: res.event.seq, at: res.event.at, duplicate: res.duplicate };
+  }
+
+  /** Chatbot turn and the durable auto-close reminders (F5), armed lazily. */
+  private async afterMessage(
+    from: 'visitor' | 'agent',
+    e: StoredEvent,
+    live: LiveConfig,
+    ctx: ActorContext,
+  ): Promise<void> {
+    const s = this.st;
+    if (s.state === 'chatbot' && from === 'visitor') {
+      // The bot answers in its own turn, so the visitor's ack goes out first.
+      ctx.tell(ctx.self, {
+        t: 'botTurn',
+        text: (e.body as { text?: string }).text ?? '',
+      } satisfies SessionMsg);
+      return;
+    }
+    if (s.state !== 'in_progress') return;
+    const set = live.config.settings;
+    const timers = (s.timers ??= {});
+    let changed = false;
+    if (set.autoCloseInactiveMin > 0 && timers.inactivity === undefined) {
+      timers.inactivity = e.at + set.autoCloseInactiveMin * MINUTE;
+      await ctx.setReminder('inactivity', timers.inactivity, { t: 'inactivityCheck' } satisfies SessionMsg);
+      changed = true;
+    }
+    const nr = set.visitorNoReply;
+    if (nr.afterMin > 0 && from === 'agent' && timers.noReply === undefined) {
+      timers.noReply = e.at + (nr.afterMin - nr.warnBeforeMin) * MINUTE;
+      await ctx.setReminder('noReply', timers.noReply, { t: 'noReplyCheck' } satisfies SessionMsg);
+      changed = true;
+    }
+    if (changed) await this.save(ctx);
+  }
+
+  private async botTurn(text: string, ctx: ActorContext): Promise<void> {
+    const s = this.st;
+    if (s.state !== 'chatbot') return;
+    if (HANDOFF_WORDS.test(text)) {
+      await this.handoff(
+        { role: 'visitor', tenantId: s.tenantId, id: s.visitorId, name: s.visitorName },
+        ctx,
+      );
+    } else {
+      await this.botSays(
+        'Sorry, I have no answer for that yet. Type "human" (转人工) to reach an agent.',
+        ctx,
+      );
+    }
+  }
+
+  /** Last message times, read from the store (reminders may fire after a restart). */
+  private async lastMessages(
+    ctx: ActorContext,
+  ): Promise<{ any?: StoredEvent; visitor?: StoredEvent; agent?: StoredEvent }> {
+    const out: { any?: StoredEvent; visitor?: StoredEvent; agent?: StoredEvent } = {};
+    let before = this.lastSeq + 1;
+    for (let pages = 0; pages < 10 && before > 1 && !(out.visitor && out.agent); pages++) {
+      const evs = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
+        beforeSeq: before,
+        limit: 100,
+        direction: 'backward',
+      });
+      if (evs.length === 0) break;
+      for (const e of evs) {
+        const b = e.body as { kind?: string; from?: string };
+        if (b.kind !== 'message') continue;
+        out.any ??= e;
+        if (b.from === 'visitor') out.visitor ??= e;
+        if (b.from === 'agent') out.agent ??= e;
+      }
+      before = evs[evs.length - 1]!.seq;
+    }
+    return out;
+  }
+
+  private systemCaller(): Caller {
+    return { role: 'admin', tenantId: this.tenantId, id: 'system', name: 'system' };
+  }
+
+  /**
+   * Both auto-close rules (F5) in one place: when a reminder fires (possibly long after, on a
+   * restarted node) the rule whose deadline passed first decides the close reason; otherwise the
+   * warning is sent when due and the reminder is set again for the next deadline.
+   */
+  private async autoCloseCheck(which: 'inactivity' | 'noReply', ctx: ActorContext): Promise<void> {
+    const s = this.st;
+    const timers = (s.timers ??= {});
+    delete timers[which];
+    const { config } = await this.config(ctx);
+    const min = config.settings.autoCloseInactiveMin;
+    const nr = config.settings.visitorNoReply;
+    if (s.state !== 'in_progress') {
+      await this.save(ctx);
+      return;
+    }
+    const last = await this.lastMessages(ctx);
+    const now = ctx.clock.now();
+    const inactiveAt =
+      min > 0 ? Math.max(last.any?.at ?? 0, s.assignedAt ?? s.createdAt) + min * MINUTE : Infinity;
+    // The no-reply rule runs while the agent spoke last and the visitor has not answered.
+    const waiting = nr.afterMin > 0 && last.agent && !(last.visitor && last.visitor.seq > last.agent.seq);
+    const noReplyAt = waiting ? last.agent!.at + nr.afterMin * MINUTE : Infinity;
+    if (now >= Math.min(inactiveAt, noReplyAt)) {
+      await this.close(
+        this.systemCaller(),
+        noReplyAt <= inactiveAt ? 'visitor_no_reply' : 'inactive',
+        ctx,
+        'system',
+      );
+      return;
+    }
+    if (which === 'noReply' && waiting) {
+      const warnAt = noReplyAt - nr.warnBeforeMin * MINUTE;
+      if (now >= warnAt && nr.warnBeforeMin > 0 && s.warnedAfterSeq !== last.agent!.seq) {
+        s.warnedAfterSeq = last.agent!.seq;
+        await this.append({ kind: 'message', from: 'system', senderId: 'system', text: nr.warning }, ctx);
+      }
+      timers.noReply = now >= warnAt ? noReplyAt : warnAt;
+      await ctx.setReminder('noReply', timers.noReply, { t: 'noReplyCheck' } satisfies SessionMsg);
+    }
+    if (which === 'inactivity' && inactiveAt !== Infinity) {
+      timers.inactivity = inactiveAt;
+      await ctx.setReminder('inactivity', inactiveAt, { t: 'inactivityCheck' } satisfies SessionMsg);
+    }
+    await this.save(ctx);
   }
 
   private async subscribe(
@@ -367,14 +725,15 @@ export class SessionActor implements Actor {
         frame: { type: 'events', sessionId: this.sessionId, events: [], more: false },
       } satisfies ConnectionMsg);
     }
-    if (this.st.state !== 'closed') this.subs.set(epKey(endpoint), { endpoint, role: caller.role });
+    if (this.st.state !== 'closed')
+      this.subs.set(epKey(endpoint), { endpoint, role: caller.role, id: caller.id });
     if (this.st.state === 'queued' && caller.role === 'visitor' && this.lastQueuePosition > 0) {
       ctx.tell(endpoint, {
         t: 'frame',
         frame: { type: 'queue', sessionId: this.sessionId, position: this.lastQueuePosition },
       } satisfies ConnectionMsg);
     }
-    return this.summary();
+    return this.summary(caller.role);
   }
 
   /**
@@ -401,33 +760,90 @@ export class SessionActor implements Actor {
     return { seq: res.event.seq };
   }
 
-  private typing(caller: Caller, text: string | undefined, ctx: ActorContext): void {
+  // ---- typing preview (F6) ---------------------------------------------------------------------
+
+  private async typing(caller: Caller, text: string | undefined, ctx: ActorContext): Promise<void> {
     this.authorize(caller);
     if (this.st.state === 'closed') return;
-    const from = caller.role === 'visitor' ? 'visitor' : 'agent';
-    // Visitors' draft text is a preview for agents only; agents' typing shows as a state, no text.
-    const frame: ServerFrame =
-      from === 'visitor' && text !== undefined
-        ? {
-            type: 'typing',
-            sessionId: this.sessionId,
-            from,
-            text: text.slice(0, DEFAULT_LIMITS.maxTextChars),
-          }
-        : { type: 'typing', sessionId: this.sessionId, from };
-    this.pushAll(frame, ctx, from === 'visitor' ? ['agent', 'admin'] : ['visitor']);
+    if (caller.role !== 'visitor') {
+      // Agents' typing shows as a state, without text.
+      this.pushAll({ type: 'typing', sessionId: this.sessionId, from: 'agent' }, ctx, ['visitor']);
+      return;
+    }
+    const { config } = await this.config(ctx);
+    const throttle = config.settings.typingThrottleMs;
+    const now = ctx.clock.now();
+    this.typingHeld = (text ?? '').slice(0, DEFAULT_LIMITS.maxTextChars);
+    if (now - this.typingSentAt >= throttle) this.flushTyping(ctx);
+    else
+      ctx.setTimer('typing', throttle - (now - this.typingSentAt), { t: 'typingFlush' } satisfies SessionMsg);
   }
 
-  private async close(caller: Caller, reason: string, ctx: ActorContext): Promise<SessionSummary> {
+  /** Forwards the latest draft: intermediate keystrokes inside the throttle window are dropped. */
+  private flushTyping(ctx: ActorContext): void {
+    if (this.typingHeld === undefined || !this.s || this.s.state === 'closed') return;
+    const text = this.typingHeld;
+    this.typingHeld = undefined;
+    this.typingSentAt = ctx.clock.now();
+    const frame: ServerFrame =
+      text === ''
+        ? { type: 'typing', sessionId: this.sessionId, from: 'visitor' }
+        : { type: 'typing', sessionId: this.sessionId, from: 'visitor', text };
+    this.pushAll(frame, ctx, ['agent', 'admin']);
+  }
+
+  // ---- close --------------------------------------------------------------------------------------
+
+  private async close(
+    caller: Caller,
+    reason: string,
+    ctx: ActorContext,
+    byOverride?: 'system',
+  ): Promise<SessionSummary> {
     this.authorize(caller);
     const s = this.st;
-    if (s.state === 'closed') return this.summary();
+    if (s.state === 'closed') return this.summary(caller.role);
+    if (caller.role !== 'visitor' && byOverride === undefined && s.state === 'in_progress') {
+      const { config } = await this.config(ctx);
+      if (config.settings.forceTagOnClose && !(s.tags?.length ?? 0)) throw new SbError('SB_ERR_TAG_REQUIRED');
+    }
     const wasQueued = s.state === 'queued';
+    const pending = s.pendingTransfer;
     s.state = 'closed';
     s.closedAt = ctx.clock.now();
+    delete s.pendingTransfer;
     await this.save(ctx);
-    const by = caller.role === 'visitor' ? 'visitor' : 'agent';
+    const by = byOverride ?? (caller.role === 'visitor' ? 'visitor' : 'agent');
     await this.append({ kind: 'closed', by, reason: reason.slice(0, 200) }, ctx);
+    await this.index(ctx);
+    if (wasQueued) this.tellDispatch(ctx, { t: 'dequeue', sessionId: this.sessionId });
+    if (pending) {
+      await ctx.cancelReminder('transfer');
+      this.tellAgent(ctx, pending.toAgentId, { t: 'transferWithdrawn', sessionId: this.sessionId });
+    }
+    if (s.timers?.inactivity !== undefined) await ctx.cancelReminder('inactivity');
+    if (s.timers?.noReply !== undefined) await ctx.cancelReminder('noReply');
+    if (s.agentId !== undefined) {
+      this.giveBack(s.agentId, ctx);
+      this.tellAgent(ctx, s.agentId, { t: 'sessionClosed', sessionId: this.sessionId });
+    }
+    ctx.tell(
+      { kind: KINDS.visitor, key: tkey(this.tenantId, s.visitorId) },
+      { t: 'sessionClosed', sessionId: this.sessionId },
+    );
+    this.subs.clear();
+    return this.summary(caller.role);
+  }
+
+  private async index(ctx: ActorContext): Promise<void> {
+    const s = this.st;
+    if (s.closedAt === undefined) return;
+    const closed = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
+      beforeSeq: this.lastSeq + 1,
+      limit: 50,
+      direction: 'backward',
+    });
+    const closedEv = closed.find((e) => (e.body as { kind?: string }).kind === 'closed');
     const entry: HistoryEntry = {
       sessionId: s.sessionId,
       visitorId: s.visitorId,
@@ -435,58 +851,235 @@ export class SessionActor implements Actor {
       channel: s.channel,
       createdAt: s.createdAt,
       closedAt: s.closedAt,
-      closedBy: by,
-      tags: [],
+      closedBy: (closedEv?.body as { by?: string } | undefined)?.by ?? 'agent',
+      tags: [...(s.tags ?? [])],
       lastSeq: this.lastSeq,
     };
     if (s.agentId !== undefined) entry.agentId = s.agentId;
     if (s.agentName !== undefined) entry.agentName = s.agentName;
+    if (s.groupId !== undefined) entry.groupId = s.groupId;
+    if (s.rating !== undefined) entry.rating = s.rating;
     await indexClosedSession(indexStoreOf(ctx), this.tenantId, entry);
-    if (wasQueued)
-      ctx.tell(
-        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
-        { t: 'dequeue', sessionId: this.sessionId },
-      );
-    if (s.agentId !== undefined) {
-      ctx.tell(
-        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
-        { t: 'released', agentId: s.agentId, sessionId: this.sessionId },
-      );
-      ctx.tell(
-        { kind: KINDS.agent, key: tkey(this.tenantId, s.agentId) },
-        { t: 'sessionClosed', sessionId: this.sessionId },
-      );
-    }
-    ctx.tell(
-      { kind: KINDS.visitor, key: tkey(this.tenantId, s.visitorId) },
-      { t: 'sessionClosed', sessionId: this.sessionId },
-    );
-    this.subs.clear();
-    return this.summary();
   }
 
-  private async assign(agentId: string, agentName: string, ctx: ActorContext): Promise<boolean> {
+  // ---- assignment and transfer (F2, F3, F5) -----------------------------------------------------
+
+  private async assign(
+    agentId: string,
+    agentName: string,
+    groupId: string | undefined,
+    ctx: ActorContext,
+  ): Promise<boolean> {
     const s = this.st;
     if (s.state !== 'queued') {
-      // Closed while the dispatcher was choosing: give the capacity back.
-      ctx.tell(
-        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
-        { t: 'released', agentId, sessionId: this.sessionId },
-      );
+      // Closed (or already served) while the dispatcher was choosing: give the capacity back.
+      if (s.agentId !== agentId) this.giveBack(agentId, ctx);
       return false;
     }
     s.state = 'in_progress';
     s.agentId = agentId;
     s.agentName = agentName;
+    if (groupId !== undefined) s.groupId = groupId;
     s.assignedAt = ctx.clock.now();
     await this.save(ctx);
     await this.append({ kind: 'assigned', agentId, agentName }, ctx);
     this.lastQueuePosition = 0;
-    ctx.tell(
-      { kind: KINDS.agent, key: tkey(this.tenantId, agentId) },
-      { t: 'sessionAssigned', session: this.summary() },
-    );
+    this.tellAgent(ctx, agentId, { t: 'sessionAssigned', session: this.summary('agent') });
+    const live = await this.config(ctx);
+    if (live.config.settings.autoCloseInactiveMin > 0 && s.timers?.inactivity === undefined) {
+      (s.timers ??= {}).inactivity = s.assignedAt + live.config.settings.autoCloseInactiveMin * MINUTE;
+      await ctx.setReminder('inactivity', s.timers.inactivity, { t: 'inactivityCheck' } satisfies SessionMsg);
+      await this.save(ctx);
+    }
     return true;
+  }
+
+  private async transfer(
+    caller: Caller,
+    toAgentId: string | undefined,
+    toGroupId: string | undefined,
+    ctx: ActorContext,
+  ): Promise<SessionSummary> {
+    this.staffOnly(caller);
+    const s = this.st;
+    if (s.state !== 'in_progress' || s.agentId === undefined)
+      throw new SbError('SB_ERR_INVALID_STATE', 'only a session in progress can be transferred');
+    if (s.pendingTransfer) throw new SbError('SB_ERR_TRANSFER_PENDING');
+    if ((toAgentId === undefined) === (toGroupId === undefined))
+      throw new SbError('SB_ERR_INVALID_FIELD', 'exactly one of toAgentId and toGroupId');
+    const from = s.agentId;
+    const now = ctx.clock.now();
+    if (toGroupId !== undefined) {
+      const { config } = await this.config(ctx);
+      if (toGroupId !== UNGROUPED && !config.routing.groups.some((g) => g.groupId === toGroupId))
+        throw new SbError('SB_ERR_NOT_FOUND', `no skill group ${toGroupId}`);
+      await this.append({ kind: 'transfer_requested', fromAgentId: from, toGroupId }, ctx);
+      await this.append({ kind: 'transferred', fromAgentId: from, toGroupId }, ctx);
+      this.dropAgentSubs(from);
+      delete s.agentId;
+      delete s.agentName;
+      delete s.assignedAt;
+      this.tellAgent(ctx, from, { t: 'sessionReleased', sessionId: this.sessionId });
+      // Transfers go ahead of new arrivals in the group's queue.
+      await this.enqueue(toGroupId, 1, ctx, from);
+      return this.summary(caller.role);
+    }
+    if (toAgentId === from)
+      throw new SbError('SB_ERR_INVALID_FIELD', 'the session is already with this agent');
+    const { config } = await this.config(ctx);
+    const expiresAt = now + config.settings.transferTimeoutSec * 1000;
+    s.pendingTransfer = { fromAgentId: from, toAgentId: toAgentId!, expiresAt };
+    await this.save(ctx);
+    await ctx.setReminder('transfer', expiresAt, {
+      t: 'transferTimeout',
+      toAgentId: toAgentId!,
+    } satisfies SessionMsg);
+    await this.append(
+      { kind: 'transfer_requested', fromAgentId: from, toAgentId: toAgentId!, expiresAt },
+      ctx,
+    );
+    this.tellAgent(ctx, toAgentId!, {
+      t: 'transferOffer',
+      session: this.summary('agent'),
+      fromAgentId: from,
+      expiresAt,
+    });
+    return this.summary(caller.role);
+  }
+
+  private async transferAnswer(caller: Caller, accept: boolean, ctx: ActorContext): Promise<SessionSummary> {
+    const s = this.st;
+    const p = s.pendingTransfer;
+    if (caller.tenantId !== this.tenantId) throw new SbError('SB_ERR_NOT_FOUND', 'no such session');
+    if (!p || p.toAgentId !== caller.id || caller.role === 'visitor')
+      throw new SbError('SB_ERR_INVALID_STATE', 'no transfer of this session waits for you');
+    if (!accept) {
+      await this.endTransfer('declined', ctx);
+      return this.summary('agent');
+    }
+    const ok = await ctx.ask<boolean>({ kind: KINDS.dispatch, key: dispatchKey(this.tenantId) }, {
+      t: 'reserve',
+      agentId: caller.id,
+      sessionId: this.sessionId,
+      requireOnline: false,
+      releaseFrom: p.fromAgentId,
+    } satisfies DispatchMsg);
+    if (!ok) throw new SbError('SB_ERR_AGENT_UNAVAILABLE', 'you are at your maximum of concurrent sessions');
+    delete s.pendingTransfer;
+    await ctx.cancelReminder('transfer');
+    const from = p.fromAgentId;
+    s.agentId = caller.id;
+    s.agentName = caller.name;
+    s.assignedAt = ctx.clock.now();
+    await this.save(ctx);
+    await this.append({ kind: 'transferred', fromAgentId: from, toAgentId: caller.id }, ctx);
+    this.dropAgentSubs(from);
+    await this.append({ kind: 'assigned', agentId: caller.id, agentName: caller.name }, ctx);
+    this.tellAgent(ctx, from, { t: 'sessionReleased', sessionId: this.sessionId });
+    this.tellAgent(ctx, caller.id, { t: 'sessionAssigned', session: this.summary('agent') });
+    return this.summary('agent');
+  }
+
+  private async transferTimeout(toAgentId: string, ctx: ActorContext): Promise<void> {
+    const p = this.st.pendingTransfer;
+    if (!p || p.toAgentId !== toAgentId) return;
+    if (ctx.clock.now() < p.expiresAt) {
+      await ctx.setReminder('transfer', p.expiresAt, {
+        t: 'transferTimeout',
+        toAgentId,
+      } satisfies SessionMsg);
+      return;
+    }
+    await this.endTransfer('timeout', ctx);
+  }
+
+  /** The offer ends without a transfer; the session stays with its agent. */
+  private async endTransfer(reason: 'declined' | 'timeout', ctx: ActorContext): Promise<void> {
+    const p = this.st.pendingTransfer!;
+    delete this.st.pendingTransfer;
+    await this.save(ctx);
+    if (reason === 'declined') await ctx.cancelReminder('transfer');
+    await this.append({ kind: 'transfer_declined', toAgentId: p.toAgentId, reason }, ctx);
+    this.tellAgent(ctx, p.toAgentId, { t: 'transferWithdrawn', sessionId: this.sessionId });
+  }
+
+  /** The previous agent's sockets stop receiving the session's events. */
+  private dropAgentSubs(agentId: string): void {
+    for (const [k, sub] of this.subs) if (sub.role === 'agent' && sub.id === agentId) this.subs.delete(k);
+  }
+
+  // ---- tags, notes, rating (F5) --------------------------------------------------------------------
+
+  private async tag(
+    caller: Caller,
+    tagId: string,
+    op: 'add' | 'remove',
+    ctx: ActorContext,
+  ): Promise<SessionSummary> {
+    this.staffOnly(caller);
+    const s = this.st;
+    const tags = (s.tags ??= []);
+    if (op === 'add') {
+      const { config } = await this.config(ctx);
+      if (!tagIds(config.tags).has(tagId)) throw new SbError('SB_ERR_NOT_FOUND', `no session tag ${tagId}`);
+      if (tags.includes(tagId)) return this.summary(caller.role);
+      if (tags.length >= 20) throw new SbError('SB_ERR_INVALID_FIELD', 'at most 20 tags per session');
+      tags.push(tagId);
+    } else {
+      const i = tags.indexOf(tagId);
+      if (i < 0) return this.summary(caller.role);
+      tags.splice(i, 1);
+    }
+    await this.save(ctx);
+    await this.append({ kind: op === 'add' ? 'tag_added' : 'tag_removed', tagId, by: caller.id }, ctx);
+    if (s.state === 'closed') await this.index(ctx);
+    return this.summary(caller.role);
+  }
+
+  private async note(caller: Caller, text: string, ctx: ActorContext): Promise<{ seq: number }> {
+    this.staffOnly(caller);
+    if (text.trim().length === 0 || text.length > 2000)
+      throw new SbError('SB_ERR_INVALID_FIELD', 'note must be 1–2000 characters');
+    const r = await this.append({ kind: 'note', text, by: caller.id }, ctx);
+    return { seq: r.event.seq };
+  }
+
+  private async inviteRating(caller: Caller, ctx: ActorContext): Promise<SessionSummary> {
+    this.staffOnly(caller);
+    const s = this.st;
+    if (s.rating) throw new SbError('SB_ERR_ALREADY_RATED');
+    if (s.state !== 'in_progress' && s.state !== 'closed')
+      throw new SbError('SB_ERR_INVALID_STATE', 'no agent has served this session yet');
+    s.ratingInvited = true;
+    await this.save(ctx);
+    await this.append({ kind: 'rating_invited', by: caller.id }, ctx);
+    return this.summary(caller.role);
+  }
+
+  /** Once per session, 1–5 with an optional remark; after an invitation or once the chat is closed. */
+  private async rate(
+    caller: Caller,
+    score: number,
+    remark: string | undefined,
+    ctx: ActorContext,
+  ): Promise<SessionSummary> {
+    this.authorize(caller);
+    if (caller.role !== 'visitor') throw new SbError('SB_ERR_FORBIDDEN', 'only the visitor rates a session');
+    const s = this.st;
+    if (s.rating) throw new SbError('SB_ERR_ALREADY_RATED');
+    if (!s.ratingInvited && !(s.state === 'closed' && s.agentId !== undefined))
+      throw new SbError('SB_ERR_INVALID_STATE', 'the session can be rated once invited or after it closed');
+    if (!Number.isInteger(score) || score < 1 || score > 5)
+      throw new SbError('SB_ERR_INVALID_FIELD', 'score must be an integer 1–5');
+    if (remark !== undefined && remark.length > 500)
+      throw new SbError('SB_ERR_INVALID_FIELD', 'remark must be at most 500 characters');
+    s.rating = remark ? { score, remark } : { score };
+    await this.save(ctx);
+    const body: SessionEventBody = { kind: 'rated', score };
+    if (remark) body.remark = remark;
+    await this.append(body, ctx);
+    if (s.state === 'closed') await this.index(ctx);
+    return this.summary(caller.role);
   }
 
   private queuePosition(position: number, ctx: ActorContext): void {

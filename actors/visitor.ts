@@ -1,26 +1,49 @@
 /**
- * Visitor actor: remembers the visitor's open session so that a reload or a second tab joins
- * the same conversation instead of starting another one.
+ * Visitor actor: remembers the visitor's open session so that a reload or a second tab joins the
+ * same conversation instead of starting another one; keeps the visitor's profile (tags, browsing
+ * trail, past sessions); knows its live sockets, so it can report presence (F9) and deliver a
+ * proactive invitation from an agent.
  */
-import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
+import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.ts';
 import { SbError } from '../protos/errors.ts';
 import type { SessionSummary } from '../protos/ws-v1.ts';
-import { newId, splitKey, tkey } from './ids.ts';
-import { KINDS, type Caller, type SessionMsg, type VisitorMsg } from './messages.ts';
+import { OwnedStream, visitorStream } from './domain-events.ts';
+import { dispatchKey, newId, splitKey, tkey } from './ids.ts';
+import {
+  KINDS,
+  type Caller,
+  type ConnectionMsg,
+  type DispatchMsg,
+  type PresenceMsg,
+  type SessionMsg,
+  type VisitorMsg,
+  type VisitorProfile,
+} from './messages.ts';
+
+export const TRAIL_LENGTH = 20;
+export const MAX_VISITOR_TAGS = 50;
 
 interface VisitorState {
+  name?: string;
   openSessionId?: string;
+  tags?: string[];
+  trail?: VisitorProfile['trail'];
+  /** Most recent first, at most 50. */
+  sessions?: string[];
 }
 
 export class VisitorActor implements Actor {
   private st: VisitorState = {};
   private readonly tenantId: string;
   private readonly visitorId: string;
+  private readonly endpoints = new Map<string, EndpointId>();
+  private readonly events: OwnedStream;
 
   constructor(id: ActorId) {
     const k = splitKey(id.key);
     this.tenantId = k.tenantId;
     this.visitorId = k.id;
+    this.events = new OwnedStream(this.tenantId, visitorStream(this.visitorId));
   }
 
   async onActivate(ctx: ActorContext): Promise<void> {
@@ -34,7 +57,6 @@ export class VisitorActor implements Actor {
         this.check(msg.caller);
         const current = await this.current(msg.caller, ctx);
         if (current) return current;
-        const sessionId = newId(ctx.clock.now());
         const create: SessionMsg = {
           t: 'create',
           visitorId: this.visitorId,
@@ -42,10 +64,8 @@ export class VisitorActor implements Actor {
           channel: msg.channel,
         };
         if (msg.entry !== undefined) create.entry = msg.entry;
-        // Remember the id before creating, so a crash in between cannot orphan a created session.
-        this.st.openSessionId = sessionId;
-        await ctx.saveState(this.st);
-        return ctx.ask<SessionSummary>({ kind: KINDS.session, key: tkey(this.tenantId, sessionId) }, create);
+        if (msg.associationId !== undefined) create.associationId = msg.associationId;
+        return this.createSession(create, ctx);
       }
       case 'current':
         this.check(msg.caller);
@@ -56,15 +76,172 @@ export class VisitorActor implements Actor {
           await ctx.saveState(this.st);
         }
         return undefined;
+      case 'connected': {
+        this.check(msg.caller);
+        this.endpoints.set(`${msg.endpoint.thread}/${msg.endpoint.name}`, msg.endpoint);
+        if (this.st.name !== msg.caller.name) {
+          this.st.name = msg.caller.name;
+          await ctx.saveState(this.st);
+        }
+        this.presence(ctx);
+        return undefined;
+      }
+      case 'disconnected':
+        this.endpoints.delete(`${msg.endpoint.thread}/${msg.endpoint.name}`);
+        if (this.endpoints.size === 0) {
+          ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, {
+            t: 'offline',
+            visitorId: this.visitorId,
+          } satisfies PresenceMsg);
+        }
+        return undefined;
+      case 'page': {
+        this.check(msg.caller);
+        const trail = (this.st.trail ??= []);
+        const item: VisitorProfile['trail'][number] = { url: msg.url, at: ctx.clock.now() };
+        if (msg.title !== undefined) item.title = msg.title;
+        trail.unshift(item);
+        trail.length = Math.min(trail.length, TRAIL_LENGTH);
+        await ctx.saveState(this.st);
+        const ev: { kind: 'visitor_page'; url: string; title?: string } = {
+          kind: 'visitor_page',
+          url: msg.url,
+        };
+        if (msg.title !== undefined) ev.title = msg.title;
+        await this.events.append(ctx, ev);
+        this.presence(ctx);
+        return undefined;
+      }
+      case 'invite':
+        return this.invite(msg.caller, ctx);
+      case 'profile':
+        this.staff(msg.caller);
+        return this.profile();
+      case 'tags': {
+        this.staff(msg.caller);
+        const tags = new Set(this.st.tags ?? []);
+        for (const t of msg.remove ?? []) tags.delete(t);
+        for (const t of msg.add ?? []) {
+          if (typeof t !== 'string' || t.trim().length === 0 || t.length > 30)
+            throw new SbError('SB_ERR_INVALID_FIELD', 'visitor tags are 1–30 characters');
+          tags.add(t.trim());
+        }
+        if (tags.size > MAX_VISITOR_TAGS)
+          throw new SbError('SB_ERR_INVALID_FIELD', `at most ${MAX_VISITOR_TAGS} tags per visitor`);
+        this.st.tags = [...tags];
+        await ctx.saveState(this.st);
+        await this.events.append(ctx, { kind: 'visitor_tags', tags: this.st.tags });
+        return this.profile();
+      }
       default:
         throw new SbError('SB_ERR_UNKNOWN_TYPE', `visitor: unknown message ${(msg as { t?: unknown }).t}`);
     }
+  }
+
+  private presence(ctx: ActorContext): void {
+    const last = this.st.trail?.[0];
+    const m: PresenceMsg = {
+      t: 'online',
+      visitorId: this.visitorId,
+      name: this.st.name ?? this.visitorId,
+      at: ctx.clock.now(),
+    };
+    if (last) {
+      m.url = last.url;
+      if (last.title !== undefined) m.title = last.title;
+    }
+    ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, m);
+  }
+
+  private profile(): VisitorProfile {
+    const p: VisitorProfile = {
+      visitorId: this.visitorId,
+      name: this.st.name ?? this.visitorId,
+      tags: [...(this.st.tags ?? [])],
+      trail: [...(this.st.trail ?? [])],
+      online: this.endpoints.size > 0,
+      sessions: [...(this.st.sessions ?? [])],
+    };
+    if (this.st.openSessionId !== undefined) p.openSessionId = this.st.openSessionId;
+    return p;
+  }
+
+  private async createSession(
+    create: Extract<SessionMsg, { t: 'create' }>,
+    ctx: ActorContext,
+  ): Promise<SessionSummary> {
+    const sessionId = newId(ctx.clock.now());
+    // Remember the id before creating, so a crash in between cannot orphan a created session.
+    this.st.openSessionId = sessionId;
+    const past = (this.st.sessions ??= []);
+    past.unshift(sessionId);
+    past.length = Math.min(past.length, 50);
+    await ctx.saveState(this.st);
+    return ctx.ask<SessionSummary>({ kind: KINDS.session, key: tkey(this.tenantId, sessionId) }, create);
+  }
+
+  /** F9: an agent starts a chat with this visitor, who must be on the site and not already chatting. */
+  private async invite(caller: Caller, ctx: ActorContext): Promise<SessionSummary> {
+    this.staff(caller);
+    if (this.endpoints.size === 0)
+      throw new SbError('SB_ERR_INVALID_STATE', 'the visitor is not on the site');
+    const visitorCaller: Caller = {
+      role: 'visitor',
+      tenantId: this.tenantId,
+      id: this.visitorId,
+      name: this.st.name ?? this.visitorId,
+    };
+    if (await this.current(visitorCaller, ctx))
+      throw new SbError('SB_ERR_INVALID_STATE', 'the visitor already has an open session');
+    const sessionId = newId(ctx.clock.now());
+    const ok = await ctx.ask<boolean>({ kind: KINDS.dispatch, key: dispatchKey(this.tenantId) }, {
+      t: 'reserve',
+      agentId: caller.id,
+      sessionId,
+      requireOnline: false,
+    } satisfies DispatchMsg);
+    if (!ok)
+      throw new SbError(
+        'SB_ERR_AGENT_UNAVAILABLE',
+        'you are offline or at your maximum of concurrent sessions',
+      );
+    this.st.openSessionId = sessionId;
+    const past = (this.st.sessions ??= []);
+    past.unshift(sessionId);
+    past.length = Math.min(past.length, 50);
+    await ctx.saveState(this.st);
+    let s: SessionSummary;
+    try {
+      s = await ctx.ask<SessionSummary>({ kind: KINDS.session, key: tkey(this.tenantId, sessionId) }, {
+        t: 'create',
+        visitorId: this.visitorId,
+        visitorName: visitorCaller.name,
+        channel: 'web',
+        proactive: { agentId: caller.id, agentName: caller.name },
+      } satisfies SessionMsg);
+    } catch (err) {
+      ctx.tell({ kind: KINDS.dispatch, key: dispatchKey(this.tenantId) }, {
+        t: 'released',
+        agentId: caller.id,
+        sessionId,
+      } satisfies DispatchMsg);
+      throw err;
+    }
+    for (const ep of this.endpoints.values()) {
+      ctx.tell(ep, { t: 'frame', frame: { type: 'invited', session: s } } satisfies ConnectionMsg);
+    }
+    return s;
   }
 
   private check(caller: Caller): void {
     if (caller.tenantId !== this.tenantId || caller.role !== 'visitor' || caller.id !== this.visitorId) {
       throw new SbError('SB_ERR_FORBIDDEN');
     }
+  }
+
+  private staff(caller: Caller): void {
+    if (caller.tenantId !== this.tenantId) throw new SbError('SB_ERR_NOT_FOUND', 'no such visitor');
+    if (caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN');
   }
 
   private async current(caller: Caller, ctx: ActorContext): Promise<SessionSummary | undefined> {

@@ -59,6 +59,20 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
   ],
   idle: ['connections', 'procs', 'json', 'url', 'target', 'server-cpus', 'client-cpus', 'workers', 'hold'],
   history: ['store', 'duration', 'concurrency', 'sessions', 'reads', 'json'],
+  routing: [
+    'visitors',
+    'agents',
+    'groups',
+    'duration',
+    'hold',
+    'grace',
+    'understaffed',
+    'workers',
+    'json',
+    'url',
+    'server-cpus',
+    'client-cpus',
+  ],
 };
 
 export function checkFlags(p: ParsedArgs): void {

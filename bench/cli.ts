@@ -8,12 +8,19 @@
  *        [--store embedded|cassandra] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--url URL] [--json]
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
+ *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
+ *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *
  * chat: V visitors open sessions that A agents serve; visitors send R messages/s in total
  *   (open loop: sends follow the clock), or with `--rate max` keep N messages in flight each
  *   (closed loop, saturation). Latency is visitor send → agent receive. `lost` counts acked
  *   messages no agent received by the end of the grace period; `duplicated` counts second
  *   deliveries. `--target both` runs the raw relay, then the engine, and prints their ratio.
+ * routing: V visitors arrive evenly over the duration into G skill groups (one entry rule each)
+ *   served by A agents with caps 1–8 who close each chat after ~hold seconds; the last group is
+ *   understaffed so its visitors queue. Reports assignments, violations (double assignments, cap
+ *   breaches), arrival → assignment latency when capacity existed, and queue-position update
+ *   latency (see bench/routing.ts for exactly what is measured).
  * idle: N authenticated visitor sockets (each waits for its welcome); server RSS per connection.
  * Defaults: visitors 100, agents 10, rate 1000, duration 10, warmup 3, grace 3, window 4,
  *   procs = one per 15,000 sockets (idle: 10,000), server on CPU 0 and load on the others when the
@@ -39,6 +46,7 @@ import {
 } from './args.ts';
 import { Histogram, slopeOf } from './histogram.ts';
 import { runHistory } from './history.ts';
+import type { RoutingOptions, RoutingResult } from './routing.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
 
@@ -690,6 +698,47 @@ async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
   }
 }
 
+async function routing(
+  flags: Map<string, string | true>,
+  opts: Omit<RoutingOptions, 'url'>,
+): Promise<RoutingResult & { server_cpu_pct: number; server_rss_mb: number }> {
+  const { server: serverCpus, client: clientCpus } = defaultCpus(cpuCount);
+  const sCpus = str(flags, 'server-cpus', serverCpus);
+  const cCpus = str(flags, 'client-cpus', clientCpus);
+  const workers = num(flags, 'workers', 0);
+  const target = await targetFor(flags.get('url') as string | undefined, () =>
+    startServer('engine', sCpus, {
+      SB_DEMO_AGENTS: String(opts.agents),
+      SB_DEMO_AGENT_MAX: '8',
+      SB_WORKERS: String(workers),
+    }),
+  );
+  const before = trySample(target.pid);
+  const [cmd, args] = pinned(cCpus, [
+    process.execPath,
+    '--import',
+    'tsx',
+    join(root, 'bench/routing.ts'),
+    JSON.stringify({ ...opts, url: target.url }),
+  ]);
+  const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  children.delete(child);
+  const after = trySample(target.pid);
+  await target.stop();
+  if (code !== 0) throw new Error(`routing load exited with ${code}`);
+  const last = out.trim().split('\n').pop() ?? '{}';
+  const r = JSON.parse(last) as RoutingResult;
+  return {
+    ...r,
+    server_cpu_pct: cpuPct(before, after),
+    server_rss_mb: after ? Math.round(after.rssKb / 1024) : 0,
+  };
+}
+
 async function main(): Promise<void> {
   const parsed = parseArgs(process.argv.slice(2));
   if (parsed.scenario === 'help' || parsed.flags.has('help')) {
@@ -762,6 +811,27 @@ async function main(): Promise<void> {
       `history on ${r.store}: ${r.writes} acknowledged writes in ${r.duration_s} s = ${r.writes_per_s}/s (errors ${r.write_errors}); ` +
         `ack p50 ${r.write_ack_ms.p50} / p99 ${r.write_ack_ms.p99} ms; last-50 read p50 ${r.read_last50_ms.p50} / p99 ${r.read_last50_ms.p99} ms; ` +
         `history page p99 ${r.history_page_ms.p99} ms`,
+    );
+    if (json) console.log(JSON.stringify(r));
+  } else if (parsed.scenario === 'routing') {
+    const f = parsed.flags;
+    const opts = {
+      visitors: num(f, 'visitors', 10_000),
+      agents: num(f, 'agents', 300),
+      groups: num(f, 'groups', 5),
+      durationS: num(f, 'duration', 60),
+      holdMs: num(f, 'hold', 4) * 1000,
+      graceS: num(f, 'grace', 20),
+      understaffed: str(f, 'understaffed', '1') !== '0',
+    };
+    armHardTimeout((300 + opts.durationS + opts.graceS + opts.agents / 5) * 1000);
+    const r = await routing(f, opts);
+    console.log(
+      `routing: ${r.assigned} of ${r.visitors} sessions assigned (${r.unassigned} unassigned), violations ${r.violations} ` +
+        `(double ${r.double_assignments}, cap ${r.cap_breaches}); arrival→assignment p50 ${r.assign_latency_ms.p50} / p99 ${r.assign_latency_ms.p99} ms ` +
+        `(target ≤ 50: ${r.assign_latency_ms.p99 <= 50 ? 'met' : 'not met'}); queue update p50 ${r.queue_update_latency_ms.p50} / p99 ${r.queue_update_latency_ms.p99} ms ` +
+        `(target ≤ 100: ${r.queue_update_latency_ms.p99 <= 100 ? 'met' : 'not met'}) over ${r.queue_update_latency_ms.count} updates; ` +
+        `${r.queued_sessions} sessions waited (p99 wait ${r.queued_wait_ms.p99} ms); server CPU ${r.server_cpu_pct}%, RSS ${r.server_rss_mb} MB`,
     );
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'idle') {

@@ -11,8 +11,31 @@ import {
   type Role,
 } from '../protos/ws-v1.ts';
 
-const VISITOR_TYPES = new Set(['open', 'send', 'resume', 'typing', 'close', 'ping']);
-const AGENT_TYPES = new Set(['send', 'resume', 'typing', 'close', 'status', 'ping', 'recall']);
+const VISITOR_TYPES = new Set([
+  'open',
+  'send',
+  'resume',
+  'typing',
+  'close',
+  'ping',
+  'handoff',
+  'rate',
+  'page',
+]);
+const AGENT_TYPES = new Set([
+  'send',
+  'resume',
+  'typing',
+  'close',
+  'status',
+  'ping',
+  'recall',
+  'transfer',
+  'transferAnswer',
+  'tag',
+  'note',
+  'inviteRating',
+]);
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const CLIENT_MSG_ID_RE = /^[\x21-\x7e]{1,64}$/;
 
@@ -71,8 +94,14 @@ export function validateFrame(o: Record<string, unknown>, role: Role, limits: Li
         'entry must be 1–64 letters, digits, - or _',
       );
       field(channel === 'web' || channel === 'h5' || channel === 'app', 'channel must be web, h5 or app');
+      const assoc = o['associationId'];
+      field(
+        assoc === undefined || (typeof assoc === 'string' && ID_RE.test(assoc)),
+        'associationId must be 1–64 letters, digits, - or _',
+      );
       const f: ClientFrame = { type: 'open', channel: channel as 'web' | 'h5' | 'app' };
       if (entry !== undefined) f.entry = entry as string;
+      if (assoc !== undefined) f.associationId = assoc as string;
       return withRef(f);
     }
     case 'send': {
@@ -128,6 +157,85 @@ export function validateFrame(o: Record<string, unknown>, role: Role, limits: Li
     }
     case 'ping':
       return withRef({ type: 'ping' });
+    case 'handoff':
+      return withRef({ type: 'handoff', sessionId: sessionId(o) });
+    case 'inviteRating':
+      return withRef({ type: 'inviteRating', sessionId: sessionId(o) });
+    case 'rate': {
+      const score = o['score'];
+      const remark = o['remark'];
+      field(
+        typeof score === 'number' && Number.isInteger(score) && score >= 1 && score <= 5,
+        'score must be 1–5',
+      );
+      field(
+        remark === undefined || (typeof remark === 'string' && remark.length <= 500),
+        'remark must be a string of at most 500 characters',
+      );
+      const f: ClientFrame = { type: 'rate', sessionId: sessionId(o), score: score as number };
+      if (remark !== undefined && remark !== '') f.remark = remark as string;
+      return withRef(f);
+    }
+    case 'page': {
+      const url = o['url'];
+      const title = o['title'];
+      field(
+        typeof url === 'string' && url.length <= 2048 && /^https?:\/\//i.test(url),
+        'url must be an http(s) URL of at most 2048 characters',
+      );
+      field(
+        title === undefined || (typeof title === 'string' && title.length <= 200),
+        'title: at most 200 characters',
+      );
+      return title === undefined
+        ? { type: 'page', url: url as string }
+        : { type: 'page', url: url as string, title: title as string };
+    }
+    case 'transfer': {
+      const toAgentId = o['toAgentId'];
+      const toGroupId = o['toGroupId'];
+      field(
+        (toAgentId === undefined) !== (toGroupId === undefined),
+        'transfer needs exactly one of toAgentId and toGroupId',
+      );
+      field(
+        toAgentId === undefined || (typeof toAgentId === 'string' && ID_RE.test(toAgentId)),
+        'toAgentId: bad id',
+      );
+      field(
+        toGroupId === undefined || (typeof toGroupId === 'string' && ID_RE.test(toGroupId)),
+        'toGroupId: bad id',
+      );
+      const f: ClientFrame = { type: 'transfer', sessionId: sessionId(o) };
+      if (toAgentId !== undefined) f.toAgentId = toAgentId as string;
+      if (toGroupId !== undefined) f.toGroupId = toGroupId as string;
+      return withRef(f);
+    }
+    case 'transferAnswer': {
+      const accept = o['accept'];
+      field(typeof accept === 'boolean', 'accept must be true or false');
+      return withRef({ type: 'transferAnswer', sessionId: sessionId(o), accept: accept as boolean });
+    }
+    case 'tag': {
+      const tagId = o['tagId'];
+      const op = o['op'] ?? 'add';
+      field(typeof tagId === 'string' && ID_RE.test(tagId), 'tagId must be 1–64 letters, digits, - or _');
+      field(op === 'add' || op === 'remove', 'op must be add or remove');
+      return withRef({
+        type: 'tag',
+        sessionId: sessionId(o),
+        tagId: tagId as string,
+        op: op as 'add' | 'remove',
+      });
+    }
+    case 'note': {
+      const text = o['text'];
+      field(
+        typeof text === 'string' && text.trim().length > 0 && text.length <= 2000,
+        'note text: 1–2000 characters',
+      );
+      return withRef({ type: 'note', sessionId: sessionId(o), text: text as string });
+    }
     default:
       throw new SbError('SB_ERR_UNKNOWN_TYPE', `unknown frame type "${type.slice(0, 40)}"`);
   }

@@ -40,6 +40,7 @@ import {
   type TokenResponse,
 } from '../protos/ws-v1.ts';
 import type { ServerConfig } from './config.ts';
+import { registerAdminRoutes } from './admin.ts';
 import { RateLimiter, parseJson, refOf, validateFrame } from './frames.ts';
 import { guard, loadStatic, readJsonBody, sendError, sendJson, statusLine } from './http.ts';
 import { TokenSigner, type Claims } from './tokens.ts';
@@ -257,6 +258,12 @@ export async function startServer(
     switch (m.t) {
       case 'frame': {
         const f = m.frame;
+        if (f.type === 'released') c.subs.delete(f.sessionId);
+        else if (f.type === 'invited' && !c.subs.has(f.session.sessionId)) {
+          send(c, f);
+          void subscribe(c, f.session.sessionId, 0);
+          return;
+        }
         if (f.type === 'event') {
           if (!forwardEvent(c, f.event)) return;
         } else if (f.type === 'events') {
@@ -307,6 +314,7 @@ export async function startServer(
       caller: c.caller,
       endpoint: c.endpoint!,
       maxConcurrent: member.maxConcurrent,
+      groups: member.groups ?? [],
     };
     return runtime.ask<AgentConnectResult>(
       { kind: KINDS.agent, key: tkey(c.caller.tenantId, c.caller.id) },
@@ -318,6 +326,11 @@ export async function startServer(
     let sessions: SessionSummary[] = [];
     let status: AgentConnectResult['status'] | undefined;
     if (c.caller.role === 'visitor') {
+      runtime.tell({ kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) }, {
+        t: 'connected',
+        caller: c.caller,
+        endpoint: c.endpoint!,
+      } satisfies VisitorMsg);
       const m: VisitorMsg = { t: 'current', caller: c.caller };
       const cur = await runtime.ask<SessionSummary | undefined>(
         { kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) },
@@ -359,6 +372,7 @@ export async function startServer(
         case 'open': {
           const m: VisitorMsg = { t: 'open', caller: c.caller, channel: f.channel ?? 'web' };
           if (f.entry !== undefined) m.entry = f.entry;
+          if (f.associationId !== undefined) m.associationId = f.associationId;
           const s = await runtime.ask<SessionSummary>(
             { kind: KINDS.visitor, key: tkey(tenant, c.caller.id) },
             m,
@@ -429,6 +443,49 @@ export async function startServer(
         case 'status': {
           const m: AgentMsg = { t: 'setStatus', caller: c.caller, status: f.status };
           await runtime.ask({ kind: KINDS.agent, key: tkey(tenant, c.caller.id) }, m);
+          return;
+        }
+        case 'page': {
+          const m: VisitorMsg = { t: 'page', caller: c.caller, url: f.url };
+          if (f.title !== undefined) m.title = f.title;
+          runtime.tell({ kind: KINDS.visitor, key: tkey(tenant, c.caller.id) }, m);
+          return;
+        }
+        case 'note': {
+          const m: SessionMsg = { t: 'note', caller: c.caller, text: f.text };
+          await runtime.ask({ kind: KINDS.session, key: tkey(tenant, f.sessionId) }, m);
+          return;
+        }
+        case 'handoff':
+        case 'rate':
+        case 'transfer':
+        case 'transferAnswer':
+        case 'tag':
+        case 'inviteRating': {
+          let m: SessionMsg;
+          if (f.type === 'handoff') m = { t: 'handoff', caller: c.caller };
+          else if (f.type === 'inviteRating') m = { t: 'inviteRating', caller: c.caller };
+          else if (f.type === 'transferAnswer')
+            m = { t: 'transferAnswer', caller: c.caller, accept: f.accept };
+          else if (f.type === 'tag') m = { t: 'tag', caller: c.caller, tagId: f.tagId, op: f.op };
+          else if (f.type === 'rate') {
+            m = { t: 'rate', caller: c.caller, score: f.score };
+            if (f.remark !== undefined) m.remark = f.remark;
+          } else {
+            m = { t: 'transfer', caller: c.caller };
+            if (f.toAgentId !== undefined) m.toAgentId = f.toAgentId;
+            if (f.toGroupId !== undefined) m.toGroupId = f.toGroupId;
+          }
+          const s = await runtime.ask<SessionSummary>(
+            { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
+            m,
+          );
+          send(
+            c,
+            f.ref === undefined
+              ? { type: 'session', session: s }
+              : { type: 'session', session: s, ref: f.ref },
+          );
           return;
         }
       }
@@ -590,6 +647,11 @@ export async function startServer(
           t: 'disconnect',
           endpoint: c.endpoint,
         } satisfies AgentMsg);
+      } else {
+        runtime.tell({ kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) }, {
+          t: 'disconnected',
+          endpoint: c.endpoint,
+        } satisfies VisitorMsg);
       }
     },
   });
@@ -745,6 +807,16 @@ export async function startServer(
         sendError(g, err, internal);
       }
     })();
+  });
+
+  registerAdminRoutes({
+    app,
+    runtime,
+    dir,
+    signer,
+    maxBodyBytes: cfg.maxHttpBodyBytes,
+    onInternal: internal,
+    now: () => (opts.clock ?? Date).now(),
   });
 
   app.get('/v1/health', (res) => {

@@ -189,3 +189,60 @@ export class ShiftedClock {
     clearTimeout(h as NodeJS.Timeout);
   }
 }
+
+/**
+ * Wall clock that tests can move forward: `advance(ms)` shifts `now()` and at once fires every
+ * timer whose (shifted) due time has passed — reminders, transfer and auto-close timers — while
+ * short timers keep running in real time.
+ */
+export class JumpClock {
+  offsetMs = 0;
+  private readonly timers = new Map<number, { due: number; fn: () => void; t: NodeJS.Timeout }>();
+  private nextId = 1;
+  now(): number {
+    return Date.now() + this.offsetMs;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    const t = setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, ms);
+    t.unref();
+    this.timers.set(id, { due: this.now() + ms, fn, t });
+    return id;
+  }
+  clearTimeout(h: unknown): void {
+    const e = this.timers.get(h as number);
+    if (!e) return;
+    clearTimeout(e.t);
+    this.timers.delete(h as number);
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+    const now = this.now();
+    for (const [id, e] of [...this.timers]) {
+      if (e.due > now) continue;
+      clearTimeout(e.t);
+      this.timers.delete(id);
+      e.fn();
+    }
+  }
+}
+
+/** JSON request with a Bearer token; returns status and parsed body. */
+export async function api<T = unknown>(
+  base: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const init: RequestInit = { method, headers: { authorization: `Bearer ${token}` } };
+  if (body !== undefined) {
+    init.headers = { ...init.headers, 'content-type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(`${base}${path}`, init);
+  return { status: r.status, body: (await r.json()) as T };
+}

@@ -52,6 +52,37 @@ export const ERRORS = {
     grpc: 9,
     text: 'Only messages sent in the last 2 minutes can be recalled.',
   },
+  SB_ERR_INVALID_STATE: {
+    http: 409,
+    close: 0,
+    grpc: 9,
+    text: 'The operation is not possible in the current state of the session or agent.',
+  },
+  SB_ERR_TAG_REQUIRED: {
+    http: 409,
+    close: 0,
+    grpc: 9,
+    text: 'The tenant requires at least one session tag before a session is closed.',
+  },
+  SB_ERR_ALREADY_RATED: { http: 409, close: 0, grpc: 6, text: 'This session has already been rated.' },
+  SB_ERR_SENSITIVE_WORD: {
+    http: 422,
+    close: 0,
+    grpc: 9,
+    text: "The message contains a word on the tenant's sensitive-word list and was not sent.",
+  },
+  SB_ERR_AGENT_UNAVAILABLE: {
+    http: 409,
+    close: 0,
+    grpc: 9,
+    text: 'The agent is not online or has no free capacity.',
+  },
+  SB_ERR_TRANSFER_PENDING: {
+    http: 409,
+    close: 0,
+    grpc: 10,
+    text: 'A transfer of this session is already waiting for an answer.',
+  },
   SB_ERR_SESSION_CLOSED: { http: 409, close: 0, grpc: 9, text: 'The session is closed; open a new one.' },
   SB_ERR_SEQ_CONFLICT: {
     http: 409,

@@ -50,12 +50,57 @@ export type PartyType = 'visitor' | 'agent' | 'system';
 
 /** Body of a session event; every event has a per-session `seq` assigned by the server. */
 export type SessionEventBody =
-  | { kind: 'created'; visitorId: string; channel: string; entry?: string }
-  | { kind: 'queued'; group: string }
+  | { kind: 'created'; visitorId: string; channel: string; entry?: string; associationId?: string }
+  /** Staff only: the routing decision, with the rule that matched and why (F4). */
+  | {
+      kind: 'routed';
+      target: { kind: 'bot'; botId: string } | { kind: 'group'; groupId: string };
+      ruleId: string;
+      ruleKind: string;
+      hours: string;
+      reason: string;
+    }
+  /** The session is served by a chatbot until the visitor asks for a human. */
+  | { kind: 'chatbot'; botId: string; botName: string }
+  /** Waiting for an agent of `group`; `priority` > 0 for transfers (served before arrivals). */
+  | { kind: 'queued'; group: string; priority?: number }
   | { kind: 'assigned'; agentId: string; agentName: string }
   | { kind: 'message'; from: PartyType; senderId: string; text: string; clientMsgId?: string }
   | { kind: 'recalled'; targetSeq: number; by: string }
-  | { kind: 'closed'; by: PartyType; reason: string };
+  /** Staff only: an agent asked to hand the session to another agent or to a skill group. */
+  | {
+      kind: 'transfer_requested';
+      fromAgentId: string;
+      toAgentId?: string;
+      toGroupId?: string;
+      expiresAt?: number;
+    }
+  /** Staff only: the target agent declined, or did not answer in time (`reason: 'timeout'`). */
+  | { kind: 'transfer_declined'; toAgentId: string; reason: 'declined' | 'timeout' }
+  /** Staff only: the transfer went through (followed by `assigned` or `queued`). */
+  | { kind: 'transferred'; fromAgentId: string; toAgentId?: string; toGroupId?: string }
+  /** Staff only. */
+  | { kind: 'tag_added'; tagId: string; by: string }
+  /** Staff only. */
+  | { kind: 'tag_removed'; tagId: string; by: string }
+  /** Staff only: an internal note on the session. */
+  | { kind: 'note'; text: string; by: string }
+  | { kind: 'rating_invited'; by: string }
+  | { kind: 'rated'; score: number; remark?: string }
+  | { kind: 'closed'; by: PartyType; reason: string }
+  /** What visitors receive in place of a staff-only event: its seq, no content (no gap in their stream). */
+  | { kind: 'internal' };
+
+/** Event kinds whose content visitors never receive: they get `{kind: 'internal'}` at that seq instead. */
+export const STAFF_ONLY_EVENTS: ReadonlySet<string> = new Set([
+  'routed',
+  'transfer_requested',
+  'transfer_declined',
+  'transferred',
+  'tag_added',
+  'tag_removed',
+  'note',
+]);
 
 export type SessionEventKind = SessionEventBody['kind'];
 
@@ -77,9 +122,19 @@ export interface SessionSummary {
   channel: string;
   state: SessionState;
   agentId?: string;
+  /** Skill group serving (or about to serve) the session. */
+  groupId?: string;
+  /** Chatbot serving the session while `state` is `chatbot`. */
+  botId?: string;
   createdAt: number;
   assignedAt?: number;
   lastSeq: number;
+  /** Staff only: session tag ids. */
+  tags?: string[];
+  /** Rating once submitted. */
+  rating?: { score: number; remark?: string };
+  /** Staff only: a transfer waiting for the target agent's answer. */
+  pendingTransfer?: { fromAgentId: string; toAgentId: string; expiresAt: number };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,6 +147,8 @@ export interface OpenFrame {
   /** Entry parameter of the page/app button ("contact us"); names a skill group or association. */
   entry?: string;
   channel?: 'web' | 'h5' | 'app';
+  /** The app key or site the visitor came through (association-based routing, F4). */
+  associationId?: string;
   ref?: string;
 }
 /** Send a message. Answer: `ack` after the message is durably stored, or `error` with `ref`. */
@@ -139,10 +196,87 @@ export interface PingFrame {
   ref?: string;
 }
 
+/** Visitor: ask the chatbot for a human agent (F4 handoff). Answer: `queued` event. */
+export interface HandoffFrame {
+  type: 'handoff';
+  sessionId: string;
+  ref?: string;
+}
+/** Visitor: satisfaction rating, once per session, after the agent invited it or the session closed. */
+export interface RateFrame {
+  type: 'rate';
+  sessionId: string;
+  /** 1 (very dissatisfied) – 5 (very satisfied). */
+  score: number;
+  remark?: string;
+  ref?: string;
+}
+/** Visitor: the page being viewed (browsing trail, proactive chat list, F7/F9). */
+export interface PageFrame {
+  type: 'page';
+  url: string;
+  title?: string;
+}
+/** Agent: hand the session to another agent (who may accept or decline) or to a skill group's queue. */
+export interface TransferFrame {
+  type: 'transfer';
+  sessionId: string;
+  toAgentId?: string;
+  toGroupId?: string;
+  ref?: string;
+}
+/** Agent: answer a `transferOffer`. */
+export interface TransferAnswerFrame {
+  type: 'transferAnswer';
+  sessionId: string;
+  accept: boolean;
+  ref?: string;
+}
+/** Agent: add or remove a session tag (an id of the tenant's tag tree). */
+export interface TagFrame {
+  type: 'tag';
+  sessionId: string;
+  tagId: string;
+  op: 'add' | 'remove';
+  ref?: string;
+}
+/** Agent: internal note, never shown to the visitor. */
+export interface NoteFrame {
+  type: 'note';
+  sessionId: string;
+  text: string;
+  ref?: string;
+}
+/** Agent: invite the visitor to rate the session. */
+export interface InviteRatingFrame {
+  type: 'inviteRating';
+  sessionId: string;
+  ref?: string;
+}
+
 export type VisitorClientFrame =
-  OpenFrame | SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | PingFrame;
+  | OpenFrame
+  | SendFrame
+  | ResumeFrame
+  | TypingFrame
+  | CloseSessionFrame
+  | PingFrame
+  | HandoffFrame
+  | RateFrame
+  | PageFrame;
 export type AgentClientFrame =
-  SendFrame | ResumeFrame | TypingFrame | CloseSessionFrame | StatusFrame | PingFrame | RecallFrame;
+  | SendFrame
+  | ResumeFrame
+  | TypingFrame
+  | CloseSessionFrame
+  | StatusFrame
+  | PingFrame
+  | RecallFrame
+  | TransferFrame
+  | TransferAnswerFrame
+  | TagFrame
+  | NoteFrame
+  | InviteRatingFrame;
 export type ClientFrame = VisitorClientFrame | AgentClientFrame;
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +359,38 @@ export interface ErrorFrame {
   ref?: string;
 }
 
+/** Agent: another agent offers this session; answer with `transferAnswer` before `expiresAt`. */
+export interface TransferOfferFrame {
+  type: 'transferOffer';
+  session: SessionSummary;
+  fromAgentId: string;
+  expiresAt: number;
+}
+/** Agent: the session left this agent (transferred away); drop it from the current list. */
+export interface ReleasedFrame {
+  type: 'released';
+  sessionId: string;
+  reason: 'transferred';
+}
+/** Staff: a notice about a session that is not an event (sensitive-word reminder, F11). */
+export interface NoticeFrame {
+  type: 'notice';
+  sessionId: string;
+  kind: 'sensitive';
+  text: string;
+  words: string[];
+}
+/** Visitor: an agent started a session with this visitor (proactive chat, F9). */
+export interface InvitedFrame {
+  type: 'invited';
+  session: SessionSummary;
+}
+
 export type ServerFrame =
+  | TransferOfferFrame
+  | ReleasedFrame
+  | NoticeFrame
+  | InvitedFrame
   | WelcomeFrame
   | SessionFrame
   | AckFrame

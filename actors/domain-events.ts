@@ -1,0 +1,48 @@
+/**
+ * Domain events of entities that are not sessions (F23 kinds "agent state change", "visitor
+ * change"): each owning actor is the single writer of its own ordered stream in the MessageStore,
+ * next to the session streams (`agent.<id>`, `visitor.<id>`; session ids never contain a dot).
+ * Session state changes are events of the session stream itself.
+ */
+import type { ActorContext } from '../engine/types.ts';
+import type { Json, MessageStore } from '../engine/store/types.ts';
+import { SbError } from '../protos/errors.ts';
+
+export type DomainEventBody =
+  | { kind: 'agent_status'; status: string; previous: string }
+  | { kind: 'agent_profile'; maxConcurrent: number; groups: string[] }
+  | { kind: 'visitor_tags'; tags: string[] }
+  | { kind: 'visitor_page'; url: string; title?: string };
+
+export function agentStream(agentId: string): string {
+  return `agent.${agentId}`;
+}
+
+export function visitorStream(visitorId: string): string {
+  return `visitor.${visitorId}`;
+}
+
+/** Appends in order; the owner actor calls it from its turns only, so seqs never race. */
+export class OwnedStream {
+  private lastSeq: number | undefined;
+  constructor(
+    private readonly tenant: string,
+    private readonly stream: string,
+  ) {}
+
+  async append(ctx: ActorContext, body: DomainEventBody): Promise<number> {
+    const store = ctx.stores.extra['messages'] as MessageStore | undefined;
+    if (!store) throw new SbError('SB_ERR_INTERNAL', 'no message store configured');
+    this.lastSeq ??= await store.lastSeq(this.tenant, this.stream);
+    const seq = this.lastSeq + 1;
+    await store.append({
+      tenant: this.tenant,
+      stream: this.stream,
+      seq,
+      at: ctx.clock.now(),
+      body: body as unknown as Json,
+    });
+    this.lastSeq = seq;
+    return seq;
+  }
+}

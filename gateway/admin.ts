@@ -1,0 +1,358 @@
+/**
+ * Admin and staff HTTP API (F1–F5, F9, F11): tenant configuration sections, members, the live
+ * dispatcher view, session details, visitors on the site and proactive chat. Every route takes a
+ * Bearer token; every body is validated (unknown fields and bad values → SB_ERR_INVALID_FIELD);
+ * every read and write is scoped to the caller's tenant.
+ *
+ * Routes (documented in docs/ADMIN-API.md):
+ *   GET    /v1/admin/config                  whole configuration (admin)
+ *   PUT    /v1/admin/config/:section         replace one section: routing | settings | associations | tags | sensitive
+ *   GET    /v1/admin/tenant                  tenant record (admin)
+ *   PATCH  /v1/admin/tenant                  name, retentionDays (admin)
+ *   GET    /v1/admin/members                 members without password hashes (admin)
+ *   POST   /v1/admin/members                 create a member (admin)
+ *   PATCH  /v1/admin/members/:memberId       change name, role, cap, groups, password (admin)
+ *   GET    /v1/admin/dispatch                queues per skill group and every agent's load (admin)
+ *   GET    /v1/config/public                 tag tree and skill groups (staff: for the console)
+ *   GET    /v1/sessions/:sessionId           session details incl. the routing decision (staff)
+ *   GET    /v1/visitors/online               web visitors on the site now (staff)
+ *   GET    /v1/visitors/:visitorId           visitor profile: tags, browsing trail, sessions (staff)
+ *   POST   /v1/visitors/:visitorId/tags      add/remove visitor tags (staff)
+ *   POST   /v1/visitors/:visitorId/invite    start a proactive chat (staff)
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { Runtime } from '../engine/types.ts';
+import {
+  CONFIG_SECTIONS,
+  MAX_CONCURRENT,
+  configKey,
+  type ConfigSection,
+  type DeskConfig,
+  type TenantConfigMsg,
+} from '../actors/tenant-config.ts';
+import {
+  Directory,
+  KINDS,
+  assertId,
+  hashPassword,
+  tkey,
+  type AgentMsg,
+  type Caller,
+  type DispatchMsg,
+  type MemberRecord,
+  type PresenceMsg,
+  type SessionMsg,
+  type VisitorMsg,
+} from '../actors/index.ts';
+import { dispatchKey } from '../actors/ids.ts';
+import { UNGROUPED } from '../actors/dispatch-core.ts';
+import { SbError } from '../protos/errors.ts';
+import { guard, readBody, sendError, sendJson, type Guarded } from './http.ts';
+import type { TokenSigner } from './tokens.ts';
+
+export interface AdminDeps {
+  app: TemplatedApp;
+  runtime: Runtime;
+  dir: Directory;
+  signer: TokenSigner;
+  maxBodyBytes: number;
+  onInternal: (e: unknown) => void;
+  now: () => number;
+}
+
+type Handler = (ctx: {
+  caller: Caller;
+  params: string[];
+  query: (name: string) => string | undefined;
+  body: () => Promise<unknown>;
+}) => Promise<unknown>;
+
+function bad(msg: string): never {
+  throw new SbError('SB_ERR_INVALID_FIELD', msg);
+}
+
+function objectBody(v: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) bad('body must be a JSON object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) bad(`${k}: unknown field`);
+  return o;
+}
+
+export function publicMember(m: MemberRecord): Omit<MemberRecord, 'passwordHash'> {
+  const { passwordHash: _hidden, ...rest } = m;
+  return rest;
+}
+
+export function registerAdminRoutes(d: AdminDeps): void {
+  const { app, runtime, dir } = d;
+
+  const route = (
+    method: 'get' | 'post' | 'put' | 'patch',
+    path: string,
+    nParams: number,
+    roles: ReadonlyArray<Caller['role']>,
+    handle: Handler,
+  ): void => {
+    app[method](path, (res: HttpResponse, req: HttpRequest) => {
+      const g: Guarded = guard(res);
+      const auth = req.getHeader('authorization');
+      const ct = req.getHeader('content-type');
+      const params: string[] = [];
+      for (let i = 0; i < nParams; i++) params.push(req.getParameter(i) ?? '');
+      const q = new URLSearchParams(req.getQuery() ?? '');
+      const hasBody = method !== 'get';
+      // The body must be read (onData registered) before any await.
+      const bodyP: Promise<Buffer> | undefined = hasBody ? readBody(g, d.maxBodyBytes) : undefined;
+      bodyP?.catch(() => {});
+      void (async () => {
+        try {
+          const claims = d.signer.verify(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+          if (!roles.includes(claims.role))
+            throw new SbError('SB_ERR_FORBIDDEN', 'not allowed for this role');
+          const caller: Caller = {
+            role: claims.role,
+            tenantId: claims.tenantId,
+            id: claims.sub,
+            name: claims.name,
+          };
+          const out = await handle({
+            caller,
+            params,
+            query: (n) => q.get(n) ?? undefined,
+            body: async () => {
+              if (!ct.toLowerCase().startsWith('application/json'))
+                throw new SbError('SB_ERR_INVALID_FIELD', 'content-type must be application/json');
+              const buf = await bodyP!;
+              try {
+                return JSON.parse(buf.toString('utf8')) as unknown;
+              } catch {
+                throw new SbError('SB_ERR_BAD_FRAME', 'body is not valid JSON');
+              }
+            },
+          });
+          sendJson(g, 200, out ?? { ok: true });
+        } catch (err) {
+          sendError(g, err, d.onInternal);
+        }
+      })();
+    });
+  };
+
+  const cfgActor = (tenantId: string): { kind: string; key: string } => ({
+    kind: KINDS.tenantConfig,
+    key: configKey(tenantId),
+  });
+  const getConfig = (tenantId: string): Promise<DeskConfig> =>
+    runtime.ask<DeskConfig>(cfgActor(tenantId), { t: 'get' } satisfies TenantConfigMsg);
+
+  const ADMIN = ['admin'] as const;
+  const STAFF = ['admin', 'agent'] as const;
+
+  // ---- configuration ------------------------------------------------------------------------------
+  route('get', '/v1/admin/config', 0, ADMIN, ({ caller }) => getConfig(caller.tenantId));
+
+  route('put', '/v1/admin/config/:section', 1, ADMIN, async ({ caller, params, body }) => {
+    const section = params[0] as ConfigSection;
+    if (!(CONFIG_SECTIONS as readonly string[]).includes(section))
+      throw new SbError('SB_ERR_NOT_FOUND', `no configuration section ${section}`);
+    const value = await body();
+    return runtime.ask<DeskConfig>(cfgActor(caller.tenantId), {
+      t: 'update',
+      section,
+      value,
+      now: d.now(),
+    } satisfies TenantConfigMsg);
+  });
+
+  route('get', '/v1/config/public', 0, STAFF, async ({ caller }) => {
+    const c = await getConfig(caller.tenantId);
+    return {
+      version: c.version,
+      tags: c.tags,
+      groups: [{ groupId: UNGROUPED, name: 'Ungrouped' }, ...c.routing.groups],
+      settings: {
+        forceTagOnClose: c.settings.forceTagOnClose,
+        transferTimeoutSec: c.settings.transferTimeoutSec,
+      },
+    };
+  });
+
+  route('get', '/v1/admin/tenant', 0, ADMIN, async ({ caller }) => {
+    const t = await dir.getTenant(caller.tenantId);
+    if (!t) throw new SbError('SB_ERR_NOT_FOUND', 'no such tenant');
+    return t;
+  });
+
+  route('patch', '/v1/admin/tenant', 0, ADMIN, async ({ caller, body }) => {
+    const o = objectBody(await body(), ['name', 'retentionDays']);
+    const t = await dir.getTenant(caller.tenantId);
+    if (!t) throw new SbError('SB_ERR_NOT_FOUND', 'no such tenant');
+    if (o['name'] !== undefined) {
+      if (typeof o['name'] !== 'string' || o['name'].trim() === '' || o['name'].length > 100)
+        bad('name: 1–100 characters');
+      t.name = o['name'];
+    }
+    if (o['retentionDays'] !== undefined) {
+      const r = o['retentionDays'];
+      if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > 3650)
+        bad('retentionDays: integer 1–3650');
+      t.retentionDays = r;
+    }
+    await dir.putTenant(t);
+    return t;
+  });
+
+  // ---- members ---------------------------------------------------------------------------------------
+  const checkMemberFields = async (
+    tenantId: string,
+    o: Record<string, unknown>,
+    m: Partial<MemberRecord>,
+  ): Promise<void> => {
+    const cfg = await getConfig(tenantId);
+    if (o['name'] !== undefined) {
+      if (typeof o['name'] !== 'string' || o['name'].trim() === '' || o['name'].length > 64)
+        bad('name: 1–64 characters');
+      m.name = o['name'].trim();
+    }
+    if (o['role'] !== undefined) {
+      if (o['role'] !== 'agent' && o['role'] !== 'admin') bad('role must be agent or admin');
+      m.role = o['role'];
+    }
+    if (o['maxConcurrent'] !== undefined) {
+      const cap = cfg.settings.upgraded ? MAX_CONCURRENT.upgraded : MAX_CONCURRENT.standard;
+      const v = o['maxConcurrent'];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > cap)
+        bad(
+          `maxConcurrent: integer 0–${cap}${cfg.settings.upgraded ? '' : ' (200 with the tenant upgrade)'}`,
+        );
+      m.maxConcurrent = v;
+    }
+    if (o['groups'] !== undefined) {
+      const gs = o['groups'];
+      if (!Array.isArray(gs) || gs.length > 50) bad('groups: an array of at most 50 group ids');
+      const known = new Set([UNGROUPED, ...cfg.routing.groups.map((g) => g.groupId)]);
+      for (const g of gs)
+        if (typeof g !== 'string' || !known.has(g)) bad(`groups: unknown skill group ${String(g)}`);
+      m.groups = [...new Set(gs as string[])];
+    }
+    if (o['password'] !== undefined) {
+      const p = o['password'];
+      if (typeof p !== 'string' || p.length < 8 || p.length > 256) bad('password: 8–256 characters');
+      m.passwordHash = await hashPassword(p);
+    }
+  };
+
+  const tellProfile = (m: MemberRecord): void => {
+    runtime.tell({ kind: KINDS.agent, key: tkey(m.tenantId, m.memberId) }, {
+      t: 'profile',
+      name: m.name,
+      maxConcurrent: m.maxConcurrent,
+      groups: m.groups ?? [],
+    } satisfies AgentMsg);
+  };
+
+  route('get', '/v1/admin/members', 0, ADMIN, async ({ caller }) =>
+    (await dir.listMembers(caller.tenantId)).map(publicMember),
+  );
+
+  route('post', '/v1/admin/members', 0, ADMIN, async ({ caller, body }) => {
+    const o = objectBody(await body(), [
+      'memberId',
+      'email',
+      'name',
+      'role',
+      'maxConcurrent',
+      'groups',
+      'password',
+    ]);
+    const memberId = assertId(o['memberId'], 'memberId');
+    if (await dir.getMember(caller.tenantId, memberId))
+      throw new SbError('SB_ERR_INVALID_FIELD', 'memberId exists');
+    const email = o['email'];
+    if (typeof email !== 'string' || !/^[^\s@]{1,64}@[^\s@]{1,189}$/.test(email))
+      bad('email: not an email address');
+    for (const f of ['name', 'password'] as const) if (o[f] === undefined) bad(`${f}: required`);
+    const tenant = await dir.getTenant(caller.tenantId);
+    const m: Partial<MemberRecord> = {
+      tenantId: caller.tenantId,
+      memberId,
+      email,
+      role: 'agent',
+      maxConcurrent: tenant?.defaultMaxConcurrent ?? 10,
+      groups: [],
+      createdAt: d.now(),
+    };
+    await checkMemberFields(caller.tenantId, o, m);
+    await dir.putMember(m as MemberRecord);
+    return publicMember(m as MemberRecord);
+  });
+
+  route('patch', '/v1/admin/members/:memberId', 1, ADMIN, async ({ caller, params, body }) => {
+    const memberId = assertId(params[0], 'memberId');
+    const o = objectBody(await body(), ['name', 'role', 'maxConcurrent', 'groups', 'password']);
+    const m = await dir.getMember(caller.tenantId, memberId);
+    if (!m) throw new SbError('SB_ERR_NOT_FOUND', 'no such member');
+    await checkMemberFields(caller.tenantId, o, m);
+    await dir.putMember(m);
+    tellProfile(m);
+    return publicMember(m);
+  });
+
+  route('get', '/v1/admin/dispatch', 0, ADMIN, ({ caller }) =>
+    runtime.ask({ kind: KINDS.dispatch, key: dispatchKey(caller.tenantId) }, {
+      t: 'snapshot',
+    } satisfies DispatchMsg),
+  );
+
+  // ---- sessions and visitors (staff) ----------------------------------------------------------------
+  route('get', '/v1/sessions/:sessionId', 1, STAFF, ({ caller, params }) => {
+    const sessionId = assertId(params[0], 'sessionId');
+    return runtime.ask({ kind: KINDS.session, key: tkey(caller.tenantId, sessionId) }, {
+      t: 'details',
+      caller,
+    } satisfies SessionMsg);
+  });
+
+  route('get', '/v1/visitors/online', 0, STAFF, ({ caller, query }) => {
+    const raw = query('limit') ?? '100';
+    const limit = Number(raw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be 1–1000');
+    return runtime.ask({ kind: KINDS.presence, key: tkey(caller.tenantId, 'presence') }, {
+      t: 'list',
+      limit,
+    } satisfies PresenceMsg);
+  });
+
+  route('get', '/v1/visitors/:visitorId', 1, STAFF, ({ caller, params }) => {
+    const visitorId = assertId(params[0], 'visitorId');
+    return runtime.ask({ kind: KINDS.visitor, key: tkey(caller.tenantId, visitorId) }, {
+      t: 'profile',
+      caller,
+    } satisfies VisitorMsg);
+  });
+
+  route('post', '/v1/visitors/:visitorId/tags', 1, STAFF, async ({ caller, params, body }) => {
+    const visitorId = assertId(params[0], 'visitorId');
+    const o = objectBody(await body(), ['add', 'remove']);
+    const list = (v: unknown, f: string): string[] | undefined => {
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v) || v.length > 50 || v.some((x) => typeof x !== 'string'))
+        bad(`${f}: an array of at most 50 strings`);
+      return v as string[];
+    };
+    const m: VisitorMsg = { t: 'tags', caller };
+    const add = list(o['add'], 'add');
+    const remove = list(o['remove'], 'remove');
+    if (add) m.add = add;
+    if (remove) m.remove = remove;
+    return runtime.ask({ kind: KINDS.visitor, key: tkey(caller.tenantId, visitorId) }, m);
+  });
+
+  route('post', '/v1/visitors/:visitorId/invite', 1, STAFF, ({ caller, params }) => {
+    const visitorId = assertId(params[0], 'visitorId');
+    return runtime.ask({ kind: KINDS.visitor, key: tkey(caller.tenantId, visitorId) }, {
+      t: 'invite',
+      caller,
+    } satisfies VisitorMsg);
+  });
+}
