@@ -29,6 +29,8 @@ export class DispatchActor implements Actor {
   /** Position last told to each waiting session. */
   private published = new Map<string, number>();
   private flushPending = false;
+  /** Queued sessions with an entry in the store. */
+  private readonly persisted = new Set<string>();
   private readonly tenantId: string;
 
   constructor(id: ActorId) {
@@ -37,7 +39,10 @@ export class DispatchActor implements Actor {
 
   async onActivate(ctx: ActorContext): Promise<void> {
     const rows = await ctx.stores.state.list(this.tenantId, QUEUED_KIND, { limit: 1_000_000 });
-    for (const r of rows) this.core.enqueue(r.value as QueueItem);
+    for (const r of rows) {
+      this.core.enqueue(r.value as QueueItem);
+      this.persisted.add(r.key);
+    }
     if (rows.length > 0) this.schedulePublish(ctx);
   }
 
@@ -54,12 +59,23 @@ export class DispatchActor implements Actor {
         };
         // A session that an agent already holds (a transfer back to the queue) is released first.
         if (msg.releaseFrom !== undefined) this.core.release(msg.releaseFrom, msg.sessionId);
-        if (this.core.enqueue(item))
+        if (!this.core.enqueue(item)) {
+          // Already waiting (a session re-activated): tell it its position again.
+          this.published.delete(msg.sessionId);
+          this.schedulePublish(ctx);
+          return undefined;
+        }
+        // Assign first: a session served at once never touches the store here.
+        await this.assign(ctx, now);
+        if (this.core.isQueued(item.sessionId)) {
+          this.persisted.add(item.sessionId);
           await ctx.stores.state.put(this.tenantId, QUEUED_KIND, item.sessionId, item);
-        break;
+        }
+        this.schedulePublish(ctx);
+        return undefined;
       }
       case 'dequeue':
-        if (this.core.dequeue(msg.sessionId))
+        if (this.core.dequeue(msg.sessionId) && this.persisted.delete(msg.sessionId))
           await ctx.stores.state.delete(this.tenantId, QUEUED_KIND, msg.sessionId);
         break;
       case 'agentState':
@@ -88,7 +104,8 @@ export class DispatchActor implements Actor {
           msg.releaseFrom,
         );
         if (ok && wasQueued) {
-          await ctx.stores.state.delete(this.tenantId, QUEUED_KIND, msg.sessionId);
+          if (this.persisted.delete(msg.sessionId))
+            await ctx.stores.state.delete(this.tenantId, QUEUED_KIND, msg.sessionId);
           this.schedulePublish(ctx);
         }
         if (!ok) return false;
@@ -110,7 +127,7 @@ export class DispatchActor implements Actor {
         throw new SbError('SB_ERR_UNKNOWN_TYPE', `dispatch: unknown message ${(msg as { t?: unknown }).t}`);
     }
     await this.assign(ctx, now);
-    if (msg.t === 'enqueue' || msg.t === 'dequeue') this.schedulePublish(ctx);
+    if (msg.t === 'dequeue') this.schedulePublish(ctx);
     return undefined;
   }
 
@@ -121,7 +138,9 @@ export class DispatchActor implements Actor {
       const m: SessionMsg = { t: 'assign', agentId: a.agentId, agentName: a.agentName, groupId: a.groupId };
       ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, a.sessionId) }, m);
     }
-    await Promise.all(done.map((a) => ctx.stores.state.delete(this.tenantId, QUEUED_KIND, a.sessionId)));
+    // Only entries that were persisted (they waited beyond the turn that enqueued them).
+    const waited = done.filter((a) => this.persisted.delete(a.sessionId));
+    await Promise.all(waited.map((a) => ctx.stores.state.delete(this.tenantId, QUEUED_KIND, a.sessionId)));
     this.schedulePublish(ctx);
   }
 

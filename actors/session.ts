@@ -53,6 +53,8 @@ export interface SessionState_ {
   pendingTransfer?: { fromAgentId: string; toAgentId: string; expiresAt: number };
   /** Durable reminders currently set (dueAt), so a message does not rewrite them every time. */
   timers?: { inactivity?: number; noReply?: number };
+  /** When and how urgently the session joined its current queue. */
+  queued?: { at: number; priority: number };
   /** Seq of the agent message the visitor was last warned about (no-reply rule). */
   warnedAfterSeq?: number;
 }
@@ -142,11 +144,16 @@ export class SessionActor implements Actor {
     this.retentionDays = tenant?.retentionDays ?? DEFAULT_RETENTION_DAYS;
     this.s = await ctx.loadState<SessionState_>();
     this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
-    if (this.s?.state === 'queued') {
-      ctx.tell(
-        { kind: KINDS.dispatch, key: dispatchKey(this.tenantId) },
-        { t: 'refreshPosition', sessionId: this.sessionId },
-      );
+    if (this.s?.state === 'queued' && this.s.groupId !== undefined) {
+      // Idempotent: the dispatcher keeps its place if it has it, and re-sends the position.
+      const q = this.s.queued ?? { at: this.s.createdAt, priority: 0 };
+      this.tellDispatch(ctx, {
+        t: 'enqueue',
+        sessionId: this.sessionId,
+        groupId: this.s.groupId,
+        at: q.at,
+        priority: q.priority,
+      });
     }
   }
 
@@ -319,6 +326,36 @@ export class SessionActor implements Actor {
     return res;
   }
 
+  /** Several events in one durable write (one partition, atomic), then fanned out in order. */
+  private async appendAll(bodies: SessionEventBody[], ctx: ActorContext): Promise<void> {
+    if (bodies.length === 1) {
+      await this.append(bodies[0]!, ctx);
+      return;
+    }
+    const at = ctx.clock.now();
+    const events: StoredEvent[] = bodies.map((body, i) => ({
+      tenant: this.tenantId,
+      stream: this.sessionId,
+      seq: this.lastSeq + 1 + i,
+      at,
+      body: body as unknown as StoredEvent['body'],
+      ttlSec: this.retentionDays * 86_400,
+    }));
+    try {
+      await messageStoreOf(ctx).appendBatch(events);
+    } catch (err) {
+      if (err instanceof SbError && err.code === 'SB_ERR_SEQ_CONFLICT') {
+        this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
+      }
+      if (err instanceof SbError) throw err;
+      throw new SbError('SB_ERR_STORE_UNAVAILABLE', undefined, { cause: err });
+    }
+    for (const e of events) {
+      this.lastSeq = e.seq;
+      this.fanOut(e, ctx);
+    }
+  }
+
   private fanOut(e: StoredEvent, ctx: ActorContext, skip?: EndpointId): void {
     // Serialise once per role (visitors may see less than agents), not once per socket.
     let forVisitor: string | undefined;
@@ -385,34 +422,43 @@ export class SessionActor implements Actor {
     };
     if (msg.entry !== undefined) this.s.entry = msg.entry;
     if (msg.associationId !== undefined) this.s.associationId = msg.associationId;
-    await this.save(ctx);
     const created: SessionEventBody = { kind: 'created', visitorId: msg.visitorId, channel: msg.channel };
     if (msg.entry !== undefined) created.entry = msg.entry;
     if (msg.associationId !== undefined) created.associationId = msg.associationId;
-    await this.append(created, ctx);
     if (msg.proactive) {
       // F9: the agent already holds the capacity (reserved by the visitor actor).
       this.st.state = 'queued';
+      await this.save(ctx);
+      await this.appendAll([created], ctx);
       await this.assign(msg.proactive.agentId, msg.proactive.agentName, undefined, ctx);
       return this.summary('visitor');
     }
     const { config } = await this.config(ctx);
     const decision = route(config.routing, this.routingContext(), now);
-    await this.recordDecision(decision, ctx);
+    const routed = this.routedBody(decision);
     if (decision.target.kind === 'bot') {
       const botId = decision.target.botId;
-      const bot = config.routing.bots.find((b) => b.botId === botId);
+      const botName = config.routing.bots.find((b) => b.botId === botId)?.name ?? botId;
       this.st.state = 'chatbot';
       this.st.botId = botId;
       await this.save(ctx);
-      const botName = bot?.name ?? botId;
-      await this.append({ kind: 'chatbot', botId, botName }, ctx);
-      await this.botSays(
-        `Hello, this is ${botName}. Ask me anything, or type "human" (转人工) to talk to an agent.`,
+      // One durable write for the whole opening of the session.
+      await this.appendAll(
+        [
+          created,
+          routed,
+          { kind: 'chatbot', botId, botName },
+          {
+            kind: 'message',
+            from: 'system',
+            senderId: `bot:${botId}`,
+            text: `Hello, this is ${botName}. Ask me anything, or type "human" (转人工) to talk to an agent.`,
+          },
+        ],
         ctx,
       );
     } else {
-      await this.enqueue(decision.target.groupId, 0, ctx);
+      await this.enqueue(decision.target.groupId, 0, ctx, undefined, [created, routed]);
     }
     return this.summary('visitor');
   }
@@ -426,42 +472,42 @@ export class SessionActor implements Actor {
     return c;
   }
 
-  private async recordDecision(d: RoutingDecision, ctx: ActorContext): Promise<void> {
+  /** Keeps the decision on the session and returns its (staff-only) event. */
+  private routedBody(d: RoutingDecision): SessionEventBody {
     this.st.routing = d;
-    await this.append(
-      {
-        kind: 'routed',
-        target: d.target,
-        ruleId: d.ruleId,
-        ruleKind: d.ruleKind,
-        hours: d.hours,
-        reason: d.reason,
-      },
-      ctx,
-    );
+    return {
+      kind: 'routed',
+      target: d.target,
+      ruleId: d.ruleId,
+      ruleKind: d.ruleKind,
+      hours: d.hours,
+      reason: d.reason,
+    };
   }
 
+  /**
+   * Puts the session in a group's queue: state first, then the events (`leading` ones too, in one
+   * durable write), then the dispatcher. A session found `queued` at activation enqueues itself
+   * again (idempotent), so a crash between these steps cannot strand it.
+   */
   private async enqueue(
     groupId: string,
     priority: number,
     ctx: ActorContext,
     releaseFrom?: string,
+    leading: SessionEventBody[] = [],
   ): Promise<void> {
     const s = this.st;
+    const at = ctx.clock.now();
     s.state = 'queued';
     s.groupId = groupId;
+    s.queued = { at, priority };
     delete s.botId;
     await this.save(ctx);
     const body: SessionEventBody = { kind: 'queued', group: groupId };
     if (priority > 0) body.priority = priority;
-    await this.append(body, ctx);
-    const m: DispatchMsg = {
-      t: 'enqueue',
-      sessionId: this.sessionId,
-      groupId,
-      at: ctx.clock.now(),
-      priority,
-    };
+    await this.appendAll([...leading, body], ctx);
+    const m: DispatchMsg = { t: 'enqueue', sessionId: this.sessionId, groupId, at, priority };
     if (releaseFrom !== undefined) m.releaseFrom = releaseFrom;
     this.tellDispatch(ctx, m);
   }
@@ -482,8 +528,8 @@ export class SessionActor implements Actor {
     const now = ctx.clock.now();
     const botDecision: RoutingDecision = s.routing ?? route(config.routing, this.routingContext(), now);
     const d = routeHandoff(config.routing, this.routingContext(), botDecision, now);
-    await this.recordDecision(d, ctx);
-    await this.enqueue(d.target.kind === 'group' ? d.target.groupId : UNGROUPED, 0, ctx);
+    const routed = this.routedBody(d);
+    await this.enqueue(d.target.kind === 'group' ? d.target.groupId : UNGROUPED, 0, ctx, undefined, [routed]);
     return this.summary(caller.role);
   }
 
@@ -879,6 +925,7 @@ export class SessionActor implements Actor {
     s.state = 'in_progress';
     s.agentId = agentId;
     s.agentName = agentName;
+    delete s.queued;
     if (groupId !== undefined) s.groupId = groupId;
     s.assignedAt = ctx.clock.now();
     await this.save(ctx);
