@@ -29,6 +29,8 @@ export class DispatchActor implements Actor {
   /** Position last told to each waiting session. */
   private published = new Map<string, number>();
   private flushPending = false;
+  /** Time of the first queue change not yet published (the `changedAt` visitors receive). */
+  private dirtySince = 0;
   /** Queued sessions with an entry in the store. */
   private readonly persisted = new Set<string>();
   private readonly tenantId: string;
@@ -147,15 +149,17 @@ export class DispatchActor implements Actor {
   private schedulePublish(ctx: ActorContext): void {
     if (this.flushPending) return;
     this.flushPending = true;
+    this.dirtySince = ctx.clock.now();
     ctx.setTimer('positions', POSITION_FLUSH_MS, { t: 'flushPositions' } satisfies DispatchMsg);
   }
 
   /** Tells each waiting session its position, only where it changed since last told. */
   private publishPositions(ctx: ActorContext): void {
     const now = this.core.positions();
+    const changedAt = this.dirtySince;
     for (const [sessionId, position] of now) {
       if (this.published.get(sessionId) === position) continue;
-      const m: SessionMsg = { t: 'queuePosition', position };
+      const m: SessionMsg = { t: 'queuePosition', position, changedAt };
       ctx.tell({ kind: KINDS.session, key: tkey(this.tenantId, sessionId) }, m);
     }
     this.published = now;

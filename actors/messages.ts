@@ -88,7 +88,8 @@ export type SessionMsg =
   | { t: 'close'; caller: Caller; reason?: string }
   | { t: 'recall'; caller: Caller; seq: number }
   | { t: 'assign'; agentId: string; agentName: string; groupId?: string }
-  | { t: 'queuePosition'; position: number }
+  /** `changedAt`: when the queue changed (server clock), for delivery-latency measurement. */
+  | { t: 'queuePosition'; position: number; changedAt?: number }
   | { t: 'read'; caller: Caller; afterSeq: number; limit: number }
   /** Visitor asks the chatbot for a human. */
   | { t: 'handoff'; caller: Caller }

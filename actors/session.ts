@@ -208,7 +208,7 @@ export class SessionActor implements Actor {
       case 'assign':
         return this.assign(msg.agentId, msg.agentName, msg.groupId, ctx);
       case 'queuePosition':
-        return this.queuePosition(msg.position, ctx);
+        return this.queuePosition(msg.position, msg.changedAt, ctx);
       case 'read': {
         this.authorize(msg.caller);
         const events = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
@@ -1129,10 +1129,12 @@ export class SessionActor implements Actor {
     return this.summary(caller.role);
   }
 
-  private queuePosition(position: number, ctx: ActorContext): void {
+  private queuePosition(position: number, changedAt: number | undefined, ctx: ActorContext): void {
     if (!this.s || this.s.state !== 'queued' || position === this.lastQueuePosition) return;
     this.lastQueuePosition = position;
-    this.pushAll({ type: 'queue', sessionId: this.sessionId, position }, ctx, ['visitor']);
+    const f: ServerFrame = { type: 'queue', sessionId: this.sessionId, position };
+    if (changedAt !== undefined) f.changedAt = changedAt;
+    this.pushAll(f, ctx, ['visitor']);
   }
 
   onDeactivate(ctx: ActorContext): void {

@@ -821,7 +821,7 @@ async function main(): Promise<void> {
       groups: num(f, 'groups', 5),
       durationS: num(f, 'duration', 60),
       holdMs: num(f, 'hold', 4) * 1000,
-      graceS: num(f, 'grace', 20),
+      graceS: num(f, 'grace', 60),
       understaffed: str(f, 'understaffed', '1') !== '0',
     };
     armHardTimeout((300 + opts.durationS + opts.graceS + opts.agents / 5) * 1000);

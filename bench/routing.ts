@@ -8,10 +8,9 @@
  * Measured (all clocks are this process's):
  * - assign latency: visitor `open` sent → the agent's `assigned` frame received, for sessions that
  *   never waited in a queue (capacity existed); waits of queued sessions are reported apart.
- * - queue update latency: when an agent receives a session that waited in group g, every visitor
- *   of g that was behind it must get a lower position; latency = that visitor's `queue` frame
- *   receipt − the agent's receipt of the departure (so it slightly under-counts by the delivery of
- *   the `assigned` frame itself).
+ * - queue update latency: each `queue` frame after the first carries `changedAt`, the server time
+ *   of the queue change it reflects (the dispatcher coalesces changes for 20 ms); latency = receipt
+ *   (Date.now()) − changedAt. Server and load run on the same machine, so the clocks agree.
  * - violations: a session assigned to two agents or twice, and cap breaches — seen by agents (count
  *   decremented when the agent sends its close, so a breach seen here is real) and in the
  *   dispatcher's own view (`/v1/admin/dispatch`) sampled every second.
@@ -96,8 +95,6 @@ interface VisitorRec {
   sessionId?: string;
   everQueued: boolean;
   position?: number;
-  /** Departure times ahead of this visitor not yet reflected in a position update. */
-  pendingSince?: number;
   assignedTo?: string;
   ws?: WebSocket;
 }
@@ -166,15 +163,8 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
   const active = new Map<string, number>();
   const agentSockets = new Map<string, WebSocket>();
 
-  const onDeparture = (v: VisitorRec, now: number): void => {
-    const set = byGroupQueued.get(v.group);
-    if (!set) return;
-    set.delete(v);
-    if (v.position === undefined) return;
-    for (const w of set) {
-      if (w.position !== undefined && w.position > v.position && w.pendingSince === undefined)
-        w.pendingSince = now;
-    }
+  const onDeparture = (v: VisitorRec): void => {
+    byGroupQueued.get(v.group)?.delete(v);
   };
 
   const onAgentFrame = (agentId: string, f: Record<string, unknown>): void => {
@@ -199,7 +189,7 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
     if (n > caps.get(agentId)!) capBreaches++;
     if (v.everQueued) {
       queuedWait.record(now - v.sentAt);
-      onDeparture(v, now);
+      onDeparture(v);
     } else assignLat.record(now - v.sentAt);
     const ws = agentSockets.get(agentId)!;
     setTimeout(
@@ -255,7 +245,6 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
       let welcomed: () => void = () => {};
       const w = new Promise<void>((r) => (welcomed = r));
       const ws = await connect(`${wsBase}/v1/ws/visitor?token=${encodeURIComponent(tok.token)}`, (f) => {
-        const now = performance.now();
         if (f['type'] === 'welcome') welcomed();
         else if (f['type'] === 'session' && !v.sessionId) {
           v.sessionId = (f['session'] as { sessionId: string }).sessionId;
@@ -268,9 +257,9 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
             let set = byGroupQueued.get(group);
             if (!set) byGroupQueued.set(group, (set = new Set()));
             set.add(v);
-          } else if (v.position !== undefined && p < v.position && v.pendingSince !== undefined) {
-            queueLat.record(now - v.pendingSince);
-            v.pendingSince = undefined;
+          } else if (typeof f['changedAt'] === 'number') {
+            // Same machine, same wall clock: receipt − the server time of the change.
+            queueLat.record(Math.max(0, Date.now() - (f['changedAt'] as number)));
           }
           v.position = p;
         } else if (f['type'] === 'error') errors++;

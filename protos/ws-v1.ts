@@ -329,6 +329,8 @@ export interface QueueFrame {
   sessionId: string;
   /** 1 = next to be served. */
   position: number;
+  /** Server time (ms) of the queue change this position reflects. */
+  changedAt?: number;
 }
 export interface TypingNoticeFrame {
   type: 'typing';
