@@ -441,22 +441,24 @@ export class SessionActor implements Actor {
       const botName = config.routing.bots.find((b) => b.botId === botId)?.name ?? botId;
       this.st.state = 'chatbot';
       this.st.botId = botId;
-      await this.save(ctx);
       // One durable write for the whole opening of the session.
-      await this.appendAll(
-        [
-          created,
-          routed,
-          { kind: 'chatbot', botId, botName },
-          {
-            kind: 'message',
-            from: 'system',
-            senderId: `bot:${botId}`,
-            text: `Hello, this is ${botName}. Ask me anything, or type "human" (转人工) to talk to an agent.`,
-          },
-        ],
-        ctx,
-      );
+      await Promise.all([
+        this.save(ctx),
+        this.appendAll(
+          [
+            created,
+            routed,
+            { kind: 'chatbot', botId, botName },
+            {
+              kind: 'message',
+              from: 'system',
+              senderId: `bot:${botId}`,
+              text: `Hello, this is ${botName}. Ask me anything, or type "human" (转人工) to talk to an agent.`,
+            },
+          ],
+          ctx,
+        ),
+      ]);
     } else {
       await this.enqueue(decision.target.groupId, 0, ctx, undefined, [created, routed]);
     }
@@ -503,10 +505,10 @@ export class SessionActor implements Actor {
     s.groupId = groupId;
     s.queued = { at, priority };
     delete s.botId;
-    await this.save(ctx);
     const body: SessionEventBody = { kind: 'queued', group: groupId };
     if (priority > 0) body.priority = priority;
-    await this.appendAll([...leading, body], ctx);
+    // State and events written together: the embedded store commits them in one transaction.
+    await Promise.all([this.save(ctx), this.appendAll([...leading, body], ctx)]);
     const m: DispatchMsg = { t: 'enqueue', sessionId: this.sessionId, groupId, at, priority };
     if (releaseFrom !== undefined) m.releaseFrom = releaseFrom;
     this.tellDispatch(ctx, m);
@@ -928,8 +930,7 @@ export class SessionActor implements Actor {
     delete s.queued;
     if (groupId !== undefined) s.groupId = groupId;
     s.assignedAt = ctx.clock.now();
-    await this.save(ctx);
-    await this.append({ kind: 'assigned', agentId, agentName }, ctx);
+    await Promise.all([this.save(ctx), this.append({ kind: 'assigned', agentId, agentName }, ctx)]);
     this.lastQueuePosition = 0;
     this.tellAgent(ctx, agentId, { t: 'sessionAssigned', session: this.summary('agent') });
     const live = await this.config(ctx);

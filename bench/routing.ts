@@ -162,6 +162,7 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
   let queueUpdates = 0;
   const active = new Map<string, number>();
   const agentSockets = new Map<string, WebSocket>();
+  const early = new Map<string, { agentId: string; at: number }>();
 
   const onDeparture = (v: VisitorRec): void => {
     byGroupQueued.get(v.group)?.delete(v);
@@ -176,10 +177,20 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
     if (f['type'] !== 'assigned') return;
     const s = f['session'] as { sessionId: string };
     const v = visitors.get(s.sessionId);
-    if (!v) return;
+    if (!v) {
+      // The agent heard of the session before its visitor got the `session` answer.
+      if (early.has(s.sessionId)) doubleAssignments++;
+      else early.set(s.sessionId, { agentId, at: now });
+      return;
+    }
+    onAssigned(agentId, s.sessionId, v, now);
+  };
+
+  const onAssigned = (agentId: string, sessionId: string, v: VisitorRec, now: number): void => {
+    const s = { sessionId };
     if (v.assignedTo !== undefined) {
-      if (v.assignedTo !== agentId) doubleAssignments++;
-      else doubleAssignments++;
+      // Twice, to the same agent or another: either way a violation.
+      doubleAssignments++;
       return;
     }
     v.assignedTo = agentId;
@@ -249,6 +260,11 @@ export async function runRouting(o: RoutingOptions): Promise<RoutingResult> {
         else if (f['type'] === 'session' && !v.sessionId) {
           v.sessionId = (f['session'] as { sessionId: string }).sessionId;
           visitors.set(v.sessionId, v);
+          const e = early.get(v.sessionId);
+          if (e) {
+            early.delete(v.sessionId);
+            onAssigned(e.agentId, v.sessionId, v, e.at);
+          }
         } else if (f['type'] === 'queue') {
           const p = f['position'] as number;
           queueUpdates++;
