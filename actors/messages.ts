@@ -58,6 +58,22 @@ export interface EventToConnection {
   seq: number;
   json: string;
 }
+/**
+ * An agent's (or bot's) message in a WeChat/Weibo session, for the gateway's channel provider.
+ * Sent to the host thread's {@link CHANNEL_OUT_ENDPOINT}.
+ */
+export interface ChannelOutMsg {
+  t: 'channelOut';
+  tenantId: string;
+  sessionId: string;
+  seq: number;
+  channel: string;
+  associationId: string;
+  externalUserId: string;
+  text: string;
+}
+export const CHANNEL_OUT_ENDPOINT = { thread: 0, name: 'channel-out' } as const;
+
 export type ConnectionMsg =
   | PushToConnection
   | EventToConnection
@@ -75,6 +91,8 @@ export type SessionMsg =
       channel: string;
       entry?: string;
       associationId?: string;
+      /** WeChat/Weibo: the user on the channel, for replies through the channel provider. */
+      externalUserId?: string;
       /** Proactive chat (F9): the agent who started it; the session skips routing and queue. */
       proactive?: { agentId: string; agentName: string };
     }
@@ -110,7 +128,14 @@ export type SessionMsg =
 
 // ---- to a visitor actor ---------------------------------------------------------------------
 export type VisitorMsg =
-  | { t: 'open'; caller: Caller; channel: string; entry?: string; associationId?: string }
+  | {
+      t: 'open';
+      caller: Caller;
+      channel: string;
+      entry?: string;
+      associationId?: string;
+      externalUserId?: string;
+    }
   | { t: 'current'; caller: Caller }
   | { t: 'sessionClosed'; sessionId: string }
   /** A visitor socket connected / went away (presence, proactive invitations). */

@@ -17,7 +17,9 @@ import type {
 import { DEFAULT_LIMITS, RECALL_WINDOW_MS, STAFF_ONLY_EVENTS } from '../protos/ws-v1.ts';
 import { dispatchKey, splitKey, tkey } from './ids.ts';
 import {
+  CHANNEL_OUT_ENDPOINT,
   KINDS,
+  type ChannelOutMsg,
   type AgentMsg,
   type Caller,
   type ConnectionMsg,
@@ -37,6 +39,8 @@ export interface SessionState_ {
   channel: string;
   entry?: string;
   associationId?: string;
+  /** WeChat OpenID / Weibo user id of the visitor. */
+  externalUserId?: string;
   state: SessionState;
   agentId?: string;
   agentName?: string;
@@ -357,6 +361,23 @@ export class SessionActor implements Actor {
   }
 
   private fanOut(e: StoredEvent, ctx: ActorContext, skip?: EndpointId): void {
+    const s = this.s;
+    if (s?.externalUserId !== undefined && s.associationId !== undefined) {
+      const b = e.body as { kind?: string; from?: string; text?: string };
+      if (b.kind === 'message' && b.from !== 'visitor' && b.text) {
+        // The visitor is on WeChat/Weibo: the gateway's provider carries the reply there.
+        ctx.tell(CHANNEL_OUT_ENDPOINT, {
+          t: 'channelOut',
+          tenantId: this.tenantId,
+          sessionId: this.sessionId,
+          seq: e.seq,
+          channel: s.channel,
+          associationId: s.associationId,
+          externalUserId: s.externalUserId,
+          text: b.text,
+        } satisfies ChannelOutMsg);
+      }
+    }
     // Serialise once per role (visitors may see less than agents), not once per socket.
     let forVisitor: string | undefined;
     let forStaff: string | undefined;
@@ -422,6 +443,7 @@ export class SessionActor implements Actor {
     };
     if (msg.entry !== undefined) this.s.entry = msg.entry;
     if (msg.associationId !== undefined) this.s.associationId = msg.associationId;
+    if (msg.externalUserId !== undefined) this.s.externalUserId = msg.externalUserId;
     const created: SessionEventBody = { kind: 'created', visitorId: msg.visitorId, channel: msg.channel };
     if (msg.entry !== undefined) created.entry = msg.entry;
     if (msg.associationId !== undefined) created.associationId = msg.associationId;

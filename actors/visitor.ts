@@ -65,6 +65,7 @@ export class VisitorActor implements Actor {
         };
         if (msg.entry !== undefined) create.entry = msg.entry;
         if (msg.associationId !== undefined) create.associationId = msg.associationId;
+        if (msg.externalUserId !== undefined) create.externalUserId = msg.externalUserId;
         return this.createSession(create, ctx);
       }
       case 'current':

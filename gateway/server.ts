@@ -41,6 +41,8 @@ import {
 } from '../protos/ws-v1.ts';
 import type { ServerConfig } from './config.ts';
 import { registerAdminRoutes } from './admin.ts';
+import type { ChannelProvider } from './channel-adapters.ts';
+import { registerChannelRoutes } from './channel-routes.ts';
 import { RateLimiter, parseJson, refOf, validateFrame } from './frames.ts';
 import { guard, loadStatic, readJsonBody, sendError, sendJson, statusLine } from './http.ts';
 import { TokenSigner, type Claims } from './tokens.ts';
@@ -117,6 +119,11 @@ function loadOrCreateSecret(dataDir: string): string {
 export interface ServerOptions {
   /** Clock of the actor runtime (tests; honoured with workers = 0). */
   clock?: Clock;
+  /**
+   * Carries agents' replies to WeChat/Weibo users. Default: logs them (no platform credentials are
+   * configured in this build; a deployment plugs in its official-account API client here).
+   */
+  channelProvider?: ChannelProvider;
 }
 
 export async function startServer(
@@ -819,6 +826,19 @@ export async function startServer(
     now: () => (opts.clock ?? Date).now(),
   });
 
+  const channelStats = registerChannelRoutes({
+    app,
+    runtime,
+    provider: opts.channelProvider ?? {
+      sendText: async (channel, accountId, user, text) =>
+        log.info(
+          `channel ${channel}/${accountId}: reply to ${user} not sent (no provider): ${text.slice(0, 80)}`,
+        ),
+    },
+    now: () => (opts.clock ?? Date).now(),
+    log,
+  });
+
   app.get('/v1/health', (res) => {
     const g = guard(res);
     sendJson(g, draining ? 503 : 200, { ok: !draining, connections: conns.size });
@@ -838,6 +858,11 @@ export async function startServer(
           extra +=
             '# HELP sb_gateway_closed_total Sockets closed by the server, by error code.\n# TYPE sb_gateway_closed_total counter\n';
           for (const [code, n] of closedBy) extra += `sb_gateway_closed_total{code="${code}"} ${n}\n`;
+          extra +=
+            '# HELP sb_channel_messages_total WeChat/Weibo messages in, replies out, replies that failed.\n# TYPE sb_channel_messages_total counter\n';
+          extra += `sb_channel_messages_total{dir="in"} ${channelStats.inbound}\n`;
+          extra += `sb_channel_messages_total{dir="out"} ${channelStats.outbound}\n`;
+          extra += `sb_channel_messages_total{dir="out_failed"} ${channelStats.outboundFailed}\n`;
           res.end(text + extra);
         });
       })
