@@ -701,7 +701,7 @@ async function idle(flags: Map<string, string | true>): Promise<IdleResult> {
 async function routing(
   flags: Map<string, string | true>,
   opts: Omit<RoutingOptions, 'url'>,
-): Promise<RoutingResult & { server_cpu_pct: number; server_rss_mb: number }> {
+): Promise<RoutingResult & { server_cpu_pct: number; server_rss_mb: number; load_cpu_pct: number }> {
   const { server: serverCpus, client: clientCpus } = defaultCpus(cpuCount);
   const sCpus = str(flags, 'server-cpus', serverCpus);
   const cCpus = str(flags, 'client-cpus', clientCpus);
@@ -723,9 +723,15 @@ async function routing(
   ]);
   const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
+  // The load process's own CPU, sampled while it runs (it exits before we could read /proc after).
+  const loadPid = child.pid!;
+  const loadFirst = trySample(loadPid);
+  let loadLast = loadFirst;
+  const loadSampler = setInterval(() => (loadLast = trySample(loadPid) ?? loadLast), 1000);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  clearInterval(loadSampler);
   children.delete(child);
   const after = trySample(target.pid);
   await target.stop();
@@ -736,6 +742,7 @@ async function routing(
     ...r,
     server_cpu_pct: cpuPct(before, after),
     server_rss_mb: after ? Math.round(after.rssKb / 1024) : 0,
+    load_cpu_pct: cpuPct(loadFirst, loadLast),
   };
 }
 
@@ -831,7 +838,7 @@ async function main(): Promise<void> {
         `(double ${r.double_assignments}, cap ${r.cap_breaches}); arrival→assignment p50 ${r.assign_latency_ms.p50} / p99 ${r.assign_latency_ms.p99} ms ` +
         `(target ≤ 50: ${r.assign_latency_ms.p99 <= 50 ? 'met' : 'not met'}); queue update p50 ${r.queue_update_latency_ms.p50} / p99 ${r.queue_update_latency_ms.p99} ms ` +
         `(target ≤ 100: ${r.queue_update_latency_ms.p99 <= 100 ? 'met' : 'not met'}) over ${r.queue_update_latency_ms.count} updates; ` +
-        `${r.queued_sessions} sessions waited (p99 wait ${r.queued_wait_ms.p99} ms); server CPU ${r.server_cpu_pct}%, RSS ${r.server_rss_mb} MB`,
+        `${r.queued_sessions} sessions waited (p99 wait ${r.queued_wait_ms.p99} ms); server CPU ${r.server_cpu_pct}%, RSS ${r.server_rss_mb} MB; load generator CPU ${r.load_cpu_pct}%`,
     );
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'idle') {
