@@ -21,6 +21,18 @@ const visitorMsg = (sessionId: string, seq: number, text: string, at = seq * 100
 });
 
 describe('agent store', () => {
+  it('store - a session transferred away leaves the workspace', () => {
+    const s = createAgentStore();
+    s.applyFrame({ type: 'assigned', session: summary('a') });
+    s.applyFrame({ type: 'assigned', session: summary('b') });
+    s.select('b');
+    s.applyFrame({ type: 'released', sessionId: 'b', reason: 'transferred' });
+    expect(s.state.order).toEqual(['a']);
+    expect(s.state.sessions['b']).toBeUndefined();
+    expect(s.state.selected).toBe('a');
+  });
+
+
   it('store - counts unread messages of sessions not in view, clears on select', () => {
     const s = createAgentStore();
     s.applyFrame({ type: 'assigned', session: summary('a') });

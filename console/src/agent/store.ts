@@ -166,6 +166,12 @@ export function createAgentStore(): AgentStore {
       case 'status':
         state.status = f.status;
         break;
+      case 'released':
+        // The session went to another agent: it leaves this workspace.
+        delete state.sessions[f.sessionId];
+        state.order = state.order.filter((id) => id !== f.sessionId);
+        if (state.selected === f.sessionId) state.selected = state.order[0];
+        break;
       case 'typing': {
         const v = state.sessions[f.sessionId];
         if (v && f.from === 'visitor' && !v.closed) v.preview = f.text ?? '';

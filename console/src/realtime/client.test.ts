@@ -169,6 +169,19 @@ describe('realtime client - resume', () => {
     expect(states).toEqual(['connecting', 'open', 'reconnecting', 'open']);
   });
 
+  it('client - a session released by a transfer is not resumed after a reconnect', async () => {
+    const { client, clock, last } = setup();
+    client.connect();
+    await tick();
+    last().accept(['s1', 's2']);
+    last().push({ type: 'released', sessionId: 's2', reason: 'transferred' });
+    last().close(1006);
+    clock.advance(500);
+    await tick();
+    last().accept(['s1']);
+    expect(last().ofType('resume')).toEqual([{ type: 'resume', sessionId: 's1', lastSeq: 0 }]);
+  });
+
   it('client - replay pages with more: true are followed to the end; silence asks again from the last seq', async () => {
     const { client, clock, last } = setup({ pageTimeoutMs: 5000 });
     const synced: number[] = [];

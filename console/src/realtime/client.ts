@@ -398,7 +398,12 @@ export class RealtimeClient {
         break;
       case 'session':
       case 'assigned':
+      case 'invited':
         this.track(f.session.sessionId);
+        break;
+      case 'released':
+        // Transferred to someone else: no resume of it after a reconnect.
+        this.untrack(f.sessionId);
         break;
       case 'error':
         this.onError(f);
