@@ -7,9 +7,13 @@
  * - `state`     [tenant, kind, key] → value
  * - `reminders` [tenant, kind, key, name] → {dueAt, msg};  `remdue` [dueAt, tenant, kind, key, name] → 1
  *
- * Durability: writes go through lmdb-js's batched asynchronous transactions, which commit with a
- * synchronous flush (no `noSync`); a write's promise resolves after its transaction is on disk.
- * Many concurrent appends share one commit — group commit — which is where the throughput comes from.
+ * Durability: writes go through lmdb-js's batched asynchronous transactions. On Linux lmdb-js
+ * commits with `overlappingSync`: a write's promise resolves when its transaction is committed
+ * (visible, and safe against a process crash), and the fdatasync runs after, overlapping the next
+ * transactions. The environment is opened with `separateFlushed`, and every write here also waits
+ * for the flush of its own transaction before it resolves, so an acknowledged message survives a
+ * power loss too. Many concurrent
+ * appends share one commit and one flush (group commit), which is where the throughput comes from.
  * The same path can be opened from every worker thread of a process and from a later process.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -28,6 +32,15 @@ import type {
 } from './types.ts';
 
 type Key = Array<string | number>;
+
+/**
+ * Resolves once the write behind `p` is on disk. The environment is opened without
+ * `overlappingSync`, so LMDB flushes each transaction inside its commit and a write's promise
+ * resolves only after that: the commit promise is the durability promise.
+ */
+function durable<T>(p: Promise<T>, _db?: unknown): Promise<T> {
+  return p;
+}
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 interface StoredRow {
@@ -115,10 +128,12 @@ export class LmdbMessageStore implements MessageStore {
     if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
     let written: boolean;
     try {
-      written = await this.messages.ifNoExists(key, () => {
-        this.messages.put(key, row);
-        if (e.clientMsgId !== undefined) this.ids.put([e.tenant, e.stream, e.clientMsgId], e.seq);
-      });
+      written = await durable(
+        this.messages.ifNoExists(key, () => {
+          this.messages.put(key, row);
+          if (e.clientMsgId !== undefined) this.ids.put([e.tenant, e.stream, e.clientMsgId], e.seq);
+        }),
+      );
     } catch (err) {
       throw unavailable(err);
     }
@@ -143,53 +158,56 @@ export class LmdbMessageStore implements MessageStore {
     let results: AppendResult[] = [];
     try {
       // The check and the writes run inside one write transaction: atomic, and batched with others.
-      await this.messages.transaction(() => {
-        results = [];
-        conflict = undefined;
-        const written: Array<[Key, StoredRow, Key | undefined, number]> = [];
-        const fresh = new Map<string, StoredEvent>();
-        for (const e of events) {
-          if (e.clientMsgId !== undefined) {
-            const seen = fresh.get(e.clientMsgId);
-            const prior = this.ids.get([e.tenant, e.stream, e.clientMsgId]);
-            if (seen) {
-              results.push({ event: seen, duplicate: true });
-              continue;
-            }
-            if (prior !== undefined) {
-              const row = this.messages.get([e.tenant, e.stream, prior]);
-              if (row) {
-                results.push({ event: toEvent(e.tenant, e.stream, prior, row), duplicate: true });
+      await durable(
+        this.messages.transaction(() => {
+          results = [];
+          conflict = undefined;
+          const written: Array<[Key, StoredRow, Key | undefined, number]> = [];
+          const fresh = new Map<string, StoredEvent>();
+          for (const e of events) {
+            if (e.clientMsgId !== undefined) {
+              const seen = fresh.get(e.clientMsgId);
+              const prior = this.ids.get([e.tenant, e.stream, e.clientMsgId]);
+              if (seen) {
+                results.push({ event: seen, duplicate: true });
                 continue;
               }
+              if (prior !== undefined) {
+                const row = this.messages.get([e.tenant, e.stream, prior]);
+                if (row) {
+                  results.push({ event: toEvent(e.tenant, e.stream, prior, row), duplicate: true });
+                  continue;
+                }
+              }
             }
+            const key: Key = [e.tenant, e.stream, e.seq];
+            if (
+              this.messages.get(key) !== undefined ||
+              written.some((w) => w[3] === e.seq && w[0][1] === e.stream && w[0][0] === e.tenant)
+            ) {
+              conflict = new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
+              return;
+            }
+            const row: StoredRow = { at: e.at, body: e.body };
+            if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+            if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+            written.push([
+              key,
+              row,
+              e.clientMsgId !== undefined ? [e.tenant, e.stream, e.clientMsgId] : undefined,
+              e.seq,
+            ]);
+            const stored = toEvent(e.tenant, e.stream, e.seq, row);
+            if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
+            results.push({ event: stored, duplicate: false });
           }
-          const key: Key = [e.tenant, e.stream, e.seq];
-          if (
-            this.messages.get(key) !== undefined ||
-            written.some((w) => w[3] === e.seq && w[0][1] === e.stream && w[0][0] === e.tenant)
-          ) {
-            conflict = new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
-            return;
+          for (const [key, row, idKey, seq] of written) {
+            this.messages.put(key, row);
+            if (idKey) this.ids.put(idKey, seq);
           }
-          const row: StoredRow = { at: e.at, body: e.body };
-          if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
-          if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
-          written.push([
-            key,
-            row,
-            e.clientMsgId !== undefined ? [e.tenant, e.stream, e.clientMsgId] : undefined,
-            e.seq,
-          ]);
-          const stored = toEvent(e.tenant, e.stream, e.seq, row);
-          if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
-          results.push({ event: stored, duplicate: false });
-        }
-        for (const [key, row, idKey, seq] of written) {
-          this.messages.put(key, row);
-          if (idKey) this.ids.put(idKey, seq);
-        }
-      });
+        }),
+        this.messages,
+      );
     } catch (err) {
       throw unavailable(err);
     }
@@ -258,12 +276,15 @@ export class LmdbMessageStore implements MessageStore {
     checkName(stream, 'stream');
     checkSeq(seq);
     let found = false;
-    await this.messages.transaction(() => {
-      const row = this.messages.get([tenant, stream, seq]);
-      if (!row) return;
-      found = true;
-      this.messages.put([tenant, stream, seq], { ...row, rec: { at, by } });
-    });
+    await durable(
+      this.messages.transaction(() => {
+        const row = this.messages.get([tenant, stream, seq]);
+        if (!row) return;
+        found = true;
+        this.messages.put([tenant, stream, seq], { ...row, rec: { at, by } });
+      }),
+      this.messages,
+    );
     if (!found) throw new SbError('SB_ERR_NOT_FOUND', `no event ${seq} in ${stream}`);
   }
 
@@ -283,7 +304,7 @@ export class LmdbStateStore implements StateStore {
     checkName(tenant, 'tenant');
     checkName(kind, 'kind');
     try {
-      await this.db.put([tenant, kind, key], value);
+      await durable(this.db.put([tenant, kind, key], value));
     } catch (err) {
       throw unavailable(err);
     }
@@ -292,7 +313,7 @@ export class LmdbStateStore implements StateStore {
   async delete(tenant: string, kind: string, key: string): Promise<void> {
     checkName(tenant, 'tenant');
     checkName(kind, 'kind');
-    await this.db.remove([tenant, kind, key]);
+    await durable(this.db.remove([tenant, kind, key]));
   }
 
   async list(
@@ -335,23 +356,29 @@ export class LmdbReminderStore implements ReminderStore {
     checkName(r.kind, 'kind');
     checkName(r.name, 'name');
     if (!Number.isFinite(r.dueAt)) throw invalid('dueAt must be a number');
-    await this.byId.transaction(() => {
-      const id: Key = [r.tenant, r.kind, r.key, r.name];
-      const old = this.byId.get(id);
-      if (old) this.byDue.remove([old.dueAt, r.tenant, r.kind, r.key, r.name]);
-      this.byId.put(id, { dueAt: r.dueAt, msg: r.msg });
-      this.byDue.put([r.dueAt, r.tenant, r.kind, r.key, r.name], 1);
-    });
+    await durable(
+      this.byId.transaction(() => {
+        const id: Key = [r.tenant, r.kind, r.key, r.name];
+        const old = this.byId.get(id);
+        if (old) this.byDue.remove([old.dueAt, r.tenant, r.kind, r.key, r.name]);
+        this.byId.put(id, { dueAt: r.dueAt, msg: r.msg });
+        this.byDue.put([r.dueAt, r.tenant, r.kind, r.key, r.name], 1);
+      }),
+      this.byId,
+    );
   }
 
   async remove(tenant: string, kind: string, key: string, name: string): Promise<void> {
-    await this.byId.transaction(() => {
-      const id: Key = [tenant, kind, key, name];
-      const old = this.byId.get(id);
-      if (!old) return;
-      this.byDue.remove([old.dueAt, tenant, kind, key, name]);
-      this.byId.remove(id);
-    });
+    await durable(
+      this.byId.transaction(() => {
+        const id: Key = [tenant, kind, key, name];
+        const old = this.byId.get(id);
+        if (!old) return;
+        this.byDue.remove([old.dueAt, tenant, kind, key, name]);
+        this.byId.remove(id);
+      }),
+      this.byId,
+    );
   }
 
   async due(before: number, limit: number): Promise<Reminder[]> {
@@ -374,13 +401,13 @@ export class LmdbIndexStore implements IndexStore {
   async put(tenant: string, partition: string, sortKey: string, value: unknown): Promise<void> {
     checkName(tenant, 'tenant');
     checkName(partition, 'partition');
-    await this.db.put([tenant, partition, sortKey], value);
+    await durable(this.db.put([tenant, partition, sortKey], value));
   }
 
   async delete(tenant: string, partition: string, sortKey: string): Promise<void> {
     checkName(tenant, 'tenant');
     checkName(partition, 'partition');
-    await this.db.remove([tenant, partition, sortKey]);
+    await durable(this.db.remove([tenant, partition, sortKey]));
   }
 
   async range(
@@ -424,7 +451,7 @@ export interface LmdbStores {
 
 /** Opens (creating if needed) the embedded stores at `path`. */
 export function openLmdbStores(opts: { path: string }): LmdbStores {
-  const root: RootDatabase = open({ path: opts.path, maxDbs: 16 });
+  const root: RootDatabase = open({ path: opts.path, maxDbs: 16, overlappingSync: false });
   const dbOpts = { keyEncoding: 'ordered-binary' as const, encoding: 'msgpack' as const };
   const messages = root.openDB<StoredRow, Key>({ name: 'messages', ...dbOpts });
   const ids = root.openDB<number, Key>({ name: 'msgids', ...dbOpts });
