@@ -7,13 +7,12 @@
  * - `state`     [tenant, kind, key] → value
  * - `reminders` [tenant, kind, key, name] → {dueAt, msg};  `remdue` [dueAt, tenant, kind, key, name] → 1
  *
- * Durability: writes go through lmdb-js's batched asynchronous transactions. On Linux lmdb-js
- * commits with `overlappingSync`: a write's promise resolves when its transaction is committed
- * (visible, and safe against a process crash), and the fdatasync runs after, overlapping the next
- * transactions. The environment is opened with `separateFlushed`, and every write here also waits
- * for the flush of its own transaction before it resolves, so an acknowledged message survives a
- * power loss too. Many concurrent
- * appends share one commit and one flush (group commit), which is where the throughput comes from.
+ * Durability: writes go through lmdb-js's batched asynchronous transactions. lmdb-js defaults to
+ * `overlappingSync` on Linux, where a write resolves at commit and the fdatasync follows later
+ * (safe against a process crash, not a power loss). This store opens the environment without it:
+ * each commit flushes to disk before its writes resolve, so an acknowledged message survives a
+ * power loss too. Many concurrent appends share one commit and one flush (group commit), which is
+ * where the throughput comes from (bench/RESULTS.md has the measured cost).
  * The same path can be opened from every worker thread of a process and from a later process.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
