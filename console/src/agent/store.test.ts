@@ -32,7 +32,6 @@ describe('agent store', () => {
     expect(s.state.selected).toBe('a');
   });
 
-
   it('store - counts unread messages of sessions not in view, clears on select', () => {
     const s = createAgentStore();
     s.applyFrame({ type: 'assigned', session: summary('a') });
