@@ -124,6 +124,19 @@ export class AgentActor implements Actor {
         await this.announce(ctx);
         return undefined;
       }
+      case 'created':
+        await this.events.append(ctx, { kind: 'agent_created', name: msg.name, role: msg.role });
+        return undefined;
+      case 'deleted': {
+        await this.events.append(ctx, { kind: 'agent_deleted' });
+        if (this.st.status !== 'offline') await this.changeStatus('offline', ctx);
+        this.st.maxConcurrent = 0;
+        await ctx.saveState(this.st);
+        await this.announce(ctx);
+        for (const ep of this.endpoints.values())
+          ctx.tell(ep, { t: 'close', code: 4001, reason: 'SB_ERR_UNAUTHENTICATED' } satisfies ConnectionMsg);
+        return undefined;
+      }
       case 'sessionAssigned': {
         this.st.sessions[msg.session.sessionId] = msg.session;
         delete this.st.offers[msg.session.sessionId];

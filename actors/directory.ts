@@ -97,6 +97,15 @@ export class Directory {
     await this.state.put(GLOBAL, K_LOGIN, email, { tenantId: m.tenantId, memberId: m.memberId });
   }
 
+  /** Removes a member and its login. */
+  async deleteMember(tenantId: string, memberId: string): Promise<boolean> {
+    const m = await this.getMember(tenantId, memberId);
+    if (!m) return false;
+    await this.state.delete(GLOBAL, K_LOGIN, normaliseEmail(m.email));
+    await this.state.delete(tenantId, K_MEMBER, memberId);
+    return true;
+  }
+
   /** Checks email + password; the same error for unknown email and wrong password. */
   async login(email: string, password: string): Promise<MemberRecord> {
     const ref = await this.state.get<{ tenantId: string; memberId: string }>(

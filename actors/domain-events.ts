@@ -7,11 +7,15 @@
 import type { ActorContext } from '../engine/types.ts';
 import type { Json, MessageStore } from '../engine/store/types.ts';
 import { SbError } from '../protos/errors.ts';
+import { noteForWebhooks } from './webhook-outbox.ts';
 
 export type DomainEventBody =
+  | { kind: 'agent_created'; name: string; role: string }
+  | { kind: 'agent_deleted' }
   | { kind: 'agent_status'; status: string; previous: string }
   | { kind: 'agent_profile'; maxConcurrent: number; groups: string[] }
-  | { kind: 'visitor_tags'; tags: string[] }
+  | { kind: 'visitor_tags'; tags: string[]; added: string[]; removed: string[] }
+  | { kind: 'visitor_profile'; name: string }
   | { kind: 'visitor_page'; url: string; title?: string };
 
 export function agentStream(agentId: string): string {
@@ -43,6 +47,7 @@ export class OwnedStream {
       body: body as unknown as Json,
     });
     this.lastSeq = seq;
+    await noteForWebhooks(ctx, this.tenant, this.stream, seq, body);
     return seq;
   }
 }

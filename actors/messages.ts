@@ -177,6 +177,9 @@ export type AgentMsg =
   | { t: 'connect'; caller: Caller; endpoint: EndpointId; maxConcurrent: number; groups: string[] }
   | { t: 'disconnect'; endpoint: EndpointId }
   | { t: 'setStatus'; caller: Caller; status: AgentStatus }
+  /** An admin created / deleted the member. */
+  | { t: 'created'; name: string; role: string }
+  | { t: 'deleted' }
   /** An admin changed the member (cap, groups, name). */
   | { t: 'profile'; name: string; maxConcurrent: number; groups: string[] }
   | { t: 'sessionAssigned'; session: SessionSummary }

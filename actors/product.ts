@@ -14,6 +14,13 @@ import { SessionActor } from './session.ts';
 import { VisitorActor } from './visitor.ts';
 import { PresenceActor } from './presence.ts';
 import { TenantConfigActor } from './tenant-config.ts';
+import { DEFAULT_DELIVERY, OUTBOX_KIND, WebhookOutboxActor, type DeliveryPolicy } from './webhook-outbox.ts';
+
+/** Webhook delivery settings from the runtime config (`webhooks`), over the defaults. */
+export function deliveryPolicyOf(config: Readonly<Record<string, unknown>>): DeliveryPolicy {
+  const w = (config['webhooks'] ?? {}) as Partial<DeliveryPolicy>;
+  return { ...DEFAULT_DELIVERY, ...w };
+}
 
 /** Config every thread receives (plain JSON). */
 export type DeskConfig =
@@ -52,13 +59,22 @@ const product: ProductModule = {
       close: () => s.close(),
     };
   },
-  registerKinds(registry: KindRegistry): void {
+  registerKinds(registry: KindRegistry, config: Readonly<Record<string, unknown>>): void {
+    const delivery = deliveryPolicyOf(config);
     registry.register(KINDS.session, { create: (id) => new SessionActor(id), idleMs: 10 * 60_000 });
     registry.register(KINDS.visitor, { create: (id) => new VisitorActor(id), idleMs: 5 * 60_000 });
     registry.register(KINDS.agent, { create: (id) => new AgentActor(id), idleMs: 60 * 60_000 });
     // One dispatcher per tenant holds the queue; keep it resident while the tenant is busy.
     registry.register(KINDS.dispatch, { create: (id) => new DispatchActor(id), idleMs: 60 * 60_000 });
-    registry.register(KINDS.tenantConfig, { create: (id) => new TenantConfigActor(id), idleMs: 10 * 60_000 });
+    registry.register(KINDS.tenantConfig, {
+      create: (id) => new TenantConfigActor(id, { allowLoopbackHttp: delivery.allowLoopbackHttp }),
+      idleMs: 10 * 60_000,
+    });
+    // The outbox keeps retry timers and pumps in memory: collect it only after a long quiet time.
+    registry.register(OUTBOX_KIND, {
+      create: (id) => new WebhookOutboxActor(id, delivery),
+      idleMs: 60 * 60_000,
+    });
     // Presence lives in memory only: it must not be collected while visitors are on the site.
     registry.register(KINDS.presence, { create: (id) => new PresenceActor(id), idleMs: 24 * 60 * 60_000 });
   },

@@ -30,6 +30,8 @@ import { handoff as routeHandoff, route, type Channel, type RoutingDecision } fr
 import { checkMessage } from './sensitive-words.ts';
 import { UNGROUPED } from './dispatch-core.ts';
 import { readTenantConfig, tagIds, type LiveConfig } from './tenant-config.ts';
+import { noteForWebhooks } from './webhook-outbox.ts';
+import { mayProduceWebhook } from './webhooks.ts';
 
 export interface SessionState_ {
   tenantId: string;
@@ -326,6 +328,7 @@ export class SessionActor implements Actor {
     if (!res.duplicate) {
       this.lastSeq = res.event.seq;
       this.fanOut(res.event, ctx, skip);
+      await noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body);
     }
     return res;
   }
@@ -358,6 +361,9 @@ export class SessionActor implements Actor {
       this.lastSeq = e.seq;
       this.fanOut(e, ctx);
     }
+    const last = events[events.length - 1]!;
+    if (bodies.some((b) => mayProduceWebhook(b)))
+      await noteForWebhooks(ctx, this.tenantId, this.sessionId, last.seq, { kind: 'message' });
   }
 
   private fanOut(e: StoredEvent, ctx: ActorContext, skip?: EndpointId): void {

@@ -14,6 +14,12 @@ import { SbError } from '../protos/errors.ts';
 import { isValidId, splitKey } from './ids.ts';
 import { defaultRoutingConfig, validateRoutingConfig, type RoutingConfig } from './routing-rules.ts';
 import { SensitiveMatcher, validateSensitiveConfig, type SensitiveConfig } from './sensitive-words.ts';
+import {
+  defaultWebhookConfig,
+  validateWebhookConfig,
+  type UrlPolicy,
+  type WebhookConfig,
+} from './webhooks.ts';
 
 export const CONFIG_KIND = 'tenantcfg';
 export const CONFIG_CACHE_MS = 1000;
@@ -61,9 +67,19 @@ export interface DeskConfig {
   associations: Association[];
   tags: TagNode[];
   sensitive: SensitiveConfig;
+  webhooks: WebhookConfig;
+  /** When each webhook subscription was created: it receives events from then on. */
+  webhookCreatedAt: Record<string, number>;
 }
 
-export const CONFIG_SECTIONS = ['routing', 'settings', 'associations', 'tags', 'sensitive'] as const;
+export const CONFIG_SECTIONS = [
+  'routing',
+  'settings',
+  'associations',
+  'tags',
+  'sensitive',
+  'webhooks',
+] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
 
 export function defaultSettings(): TenantSettings {
@@ -90,6 +106,8 @@ export function defaultDeskConfig(): DeskConfig {
     associations: [],
     tags: [],
     sensitive: { mode: 'block', words: [] },
+    webhooks: defaultWebhookConfig(),
+    webhookCreatedAt: {},
   };
 }
 
@@ -217,7 +235,13 @@ export function tagIds(tags: readonly TagNode[]): Set<string> {
   return out;
 }
 
-export function validateSection(section: ConfigSection, value: unknown, current: DeskConfig): DeskConfig {
+export function validateSection(
+  section: ConfigSection,
+  value: unknown,
+  current: DeskConfig,
+  policy: UrlPolicy = { allowLoopbackHttp: false },
+  now = 0,
+): DeskConfig {
   const next: DeskConfig = { ...current };
   switch (section) {
     case 'routing':
@@ -235,6 +259,14 @@ export function validateSection(section: ConfigSection, value: unknown, current:
     case 'sensitive':
       next.sensitive = validateSensitiveConfig(value);
       break;
+    case 'webhooks': {
+      next.webhooks = validateWebhookConfig(value, policy);
+      const created: Record<string, number> = {};
+      for (const sub of next.webhooks.subscriptions)
+        created[sub.id] = current.webhookCreatedAt[sub.id] ?? now;
+      next.webhookCreatedAt = created;
+      break;
+    }
   }
   return next;
 }
@@ -250,7 +282,10 @@ export function configKey(tenantId: string): string {
 
 export class TenantConfigActor implements Actor {
   private cfg: DeskConfig = defaultDeskConfig();
-  constructor(readonly id: ActorId) {
+  constructor(
+    readonly id: ActorId,
+    private readonly policy: UrlPolicy = { allowLoopbackHttp: false },
+  ) {
     splitKey(id.key);
   }
 
@@ -265,10 +300,15 @@ export class TenantConfigActor implements Actor {
     if (msg.t !== 'update' || !(CONFIG_SECTIONS as readonly string[]).includes(msg.section)) {
       throw new SbError('SB_ERR_INVALID_FIELD', 'unknown configuration section');
     }
-    const next = validateSection(msg.section, msg.value, this.cfg);
+    const next = validateSection(msg.section, msg.value, this.cfg, this.policy, msg.now);
     next.version = this.cfg.version + 1;
     next.updatedAt = msg.now;
     await ctx.saveState(next);
+    if (msg.section === 'webhooks' && next.webhooks.subscriptions.length > 0) {
+      // So that a restarted server wakes this tenant's webhook outbox (gateway start-up).
+      const t = splitKey(this.id.key).tenantId;
+      await ctx.stores.state.put('_', 'whtenants', t, { since: msg.now });
+    }
     this.cfg = next;
     // This thread's cache sees the change at once; others within CONFIG_CACHE_MS.
     caches.get(ctx.stores.state)?.delete(splitKey(this.id.key).tenantId);

@@ -81,8 +81,10 @@ export class VisitorActor implements Actor {
         this.check(msg.caller);
         this.endpoints.set(`${msg.endpoint.thread}/${msg.endpoint.name}`, msg.endpoint);
         if (this.st.name !== msg.caller.name) {
+          const first = this.st.name === undefined;
           this.st.name = msg.caller.name;
           await ctx.saveState(this.st);
+          if (!first) await this.events.append(ctx, { kind: 'visitor_profile', name: msg.caller.name });
         }
         this.presence(ctx);
         return undefined;
@@ -120,7 +122,8 @@ export class VisitorActor implements Actor {
         return this.profile();
       case 'tags': {
         this.staff(msg.caller);
-        const tags = new Set(this.st.tags ?? []);
+        const before = new Set(this.st.tags ?? []);
+        const tags = new Set(before);
         for (const t of msg.remove ?? []) tags.delete(t);
         for (const t of msg.add ?? []) {
           if (typeof t !== 'string' || t.trim().length === 0 || t.length > 30)
@@ -131,7 +134,10 @@ export class VisitorActor implements Actor {
           throw new SbError('SB_ERR_INVALID_FIELD', `at most ${MAX_VISITOR_TAGS} tags per visitor`);
         this.st.tags = [...tags];
         await ctx.saveState(this.st);
-        await this.events.append(ctx, { kind: 'visitor_tags', tags: this.st.tags });
+        const added = this.st.tags.filter((t) => !before.has(t));
+        const removed = [...before].filter((t) => !tags.has(t));
+        if (added.length || removed.length)
+          await this.events.append(ctx, { kind: 'visitor_tags', tags: this.st.tags, added, removed });
         return this.profile();
       }
       default:

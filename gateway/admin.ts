@@ -12,7 +12,11 @@
  *   GET    /v1/admin/members                 members without password hashes (admin)
  *   POST   /v1/admin/members                 create a member (admin)
  *   PATCH  /v1/admin/members/:memberId       change name, role, cap, groups, password (admin)
+ *   DELETE /v1/admin/members/:memberId       remove a member (admin)
  *   GET    /v1/admin/dispatch                queues per skill group and every agent's load (admin)
+ *   GET    /v1/admin/webhooks/dead-letters   events that exhausted their delivery attempts (admin)
+ *   POST   /v1/admin/webhooks/dead-letters/redeliver   {key}: one attempt now (admin)
+ *   GET    /v1/admin/webhooks/stats          delivered / failed attempts / dead-lettered (admin)
  *   GET    /v1/config/public                 tag tree and skill groups (staff: for the console)
  *   GET    /v1/sessions/:sessionId           session details incl. the routing decision (staff)
  *   GET    /v1/visitors/online               web visitors on the site now (staff)
@@ -46,6 +50,7 @@ import {
 } from '../actors/index.ts';
 import { dispatchKey } from '../actors/ids.ts';
 import { UNGROUPED } from '../actors/dispatch-core.ts';
+import { OUTBOX_KIND, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import { SbError } from '../protos/errors.ts';
 import { guard, readBody, sendError, sendJson, type Guarded } from './http.ts';
 import type { TokenSigner } from './tokens.ts';
@@ -87,7 +92,7 @@ export function registerAdminRoutes(d: AdminDeps): void {
   const { app, runtime, dir } = d;
 
   const route = (
-    method: 'get' | 'post' | 'put' | 'patch',
+    method: 'get' | 'post' | 'put' | 'patch' | 'del',
     path: string,
     nParams: number,
     roles: ReadonlyArray<Caller['role']>,
@@ -100,7 +105,7 @@ export function registerAdminRoutes(d: AdminDeps): void {
       const params: string[] = [];
       for (let i = 0; i < nParams; i++) params.push(req.getParameter(i) ?? '');
       const q = new URLSearchParams(req.getQuery() ?? '');
-      const hasBody = method !== 'get';
+      const hasBody = method !== 'get' && method !== 'del';
       // The body must be read (onData registered) before any await.
       const bodyP: Promise<Buffer> | undefined = hasBody ? readBody(g, d.maxBodyBytes) : undefined;
       bodyP?.catch(() => {});
@@ -284,6 +289,12 @@ export function registerAdminRoutes(d: AdminDeps): void {
     };
     await checkMemberFields(caller.tenantId, o, m);
     await dir.putMember(m as MemberRecord);
+    runtime.tell({ kind: KINDS.agent, key: tkey(caller.tenantId, memberId) }, {
+      t: 'created',
+      name: m.name!,
+      role: m.role!,
+    } satisfies AgentMsg);
+    tellProfile(m as MemberRecord);
     return publicMember(m as MemberRecord);
   });
 
@@ -297,6 +308,38 @@ export function registerAdminRoutes(d: AdminDeps): void {
     tellProfile(m);
     return publicMember(m);
   });
+
+  route('del', '/v1/admin/members/:memberId', 1, ADMIN, async ({ caller, params }) => {
+    const memberId = assertId(params[0], 'memberId');
+    if (memberId === caller.id) throw new SbError('SB_ERR_FORBIDDEN', 'admins cannot delete themselves');
+    if (!(await dir.deleteMember(caller.tenantId, memberId)))
+      throw new SbError('SB_ERR_NOT_FOUND', 'no such member');
+    runtime.tell({ kind: KINDS.agent, key: tkey(caller.tenantId, memberId) }, {
+      t: 'deleted',
+    } satisfies AgentMsg);
+    return { deleted: memberId };
+  });
+
+  // ---- webhooks (F23) ----------------------------------------------------------------------------------
+  const outbox = (tenantId: string): { kind: string; key: string } => ({
+    kind: OUTBOX_KIND,
+    key: outboxKey(tenantId),
+  });
+  route('get', '/v1/admin/webhooks/dead-letters', 0, ADMIN, ({ caller, query }) => {
+    const limit = Number(query('limit') ?? '100');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be 1–1000');
+    return runtime.ask(outbox(caller.tenantId), { t: 'deadLetters', limit } satisfies OutboxMsg);
+  });
+  route('post', '/v1/admin/webhooks/dead-letters/redeliver', 0, ADMIN, async ({ caller, body }) => {
+    const o = objectBody(await body(), ['key']);
+    if (typeof o['key'] !== 'string' || o['key'].length > 400) bad('key: a dead letter key');
+    return runtime.ask(outbox(caller.tenantId), { t: 'redeliver', key: o['key'] } satisfies OutboxMsg, {
+      timeoutMs: 30_000,
+    });
+  });
+  route('get', '/v1/admin/webhooks/stats', 0, ADMIN, ({ caller }) =>
+    runtime.ask(outbox(caller.tenantId), { t: 'stats' } satisfies OutboxMsg),
+  );
 
   route('get', '/v1/admin/dispatch', 0, ADMIN, ({ caller }) =>
     runtime.ask({ kind: KINDS.dispatch, key: dispatchKey(caller.tenantId) }, {

@@ -41,6 +41,14 @@ export interface ServerConfig {
   /** Largest accepted HTTP request body, bytes. Default 64 KiB. */
   maxHttpBodyBytes: number;
   limits: Limits;
+  /** Webhook delivery (actors/webhook-outbox.ts): retries, timeout, plain http to loopback (tests). */
+  webhooks: {
+    allowLoopbackHttp: boolean;
+    baseDelayMs: number;
+    maxDelayMs: number;
+    maxAttempts: number;
+    timeoutMs: number;
+  };
   demo: { enabled: boolean; tenantId: string; password: string; agents: number; agentMaxConcurrent: number };
 }
 
@@ -64,6 +72,13 @@ export const DEFAULT_CONFIG: ServerConfig = {
   staticDir: resolve(new URL('../console/dist', import.meta.url).pathname),
   maxHttpBodyBytes: 64 * 1024,
   limits: { ...DEFAULT_LIMITS },
+  webhooks: {
+    allowLoopbackHttp: false,
+    baseDelayMs: 2000,
+    maxDelayMs: 30 * 60_000,
+    maxAttempts: 16,
+    timeoutMs: 10_000,
+  },
   demo: { enabled: true, tenantId: 'demo', password: 'switchboard', agents: 2, agentMaxConcurrent: 10 },
 };
 
@@ -144,6 +159,13 @@ const SETTERS: Record<string, Setter> = {
   },
   SB_DEMO_AGENTS: (c, v) => (c.demo.agents = int('SB_DEMO_AGENTS', 0, 5000)(v)),
   SB_DEMO_AGENT_MAX: (c, v) => (c.demo.agentMaxConcurrent = int('SB_DEMO_AGENT_MAX', 0, 200)(v)),
+  SB_WEBHOOK_ALLOW_LOOPBACK_HTTP: (c, v) => (c.webhooks.allowLoopbackHttp = v === '1' || v === 'true'),
+  SB_WEBHOOK_RETRY_BASE_MS: (c, v) =>
+    (c.webhooks.baseDelayMs = int('SB_WEBHOOK_RETRY_BASE_MS', 1, 3_600_000)(v)),
+  SB_WEBHOOK_RETRY_MAX_MS: (c, v) =>
+    (c.webhooks.maxDelayMs = int('SB_WEBHOOK_RETRY_MAX_MS', 1, 86_400_000)(v)),
+  SB_WEBHOOK_MAX_ATTEMPTS: (c, v) => (c.webhooks.maxAttempts = int('SB_WEBHOOK_MAX_ATTEMPTS', 1, 100)(v)),
+  SB_WEBHOOK_TIMEOUT_MS: (c, v) => (c.webhooks.timeoutMs = int('SB_WEBHOOK_TIMEOUT_MS', 100, 60_000)(v)),
   ...Object.fromEntries(
     Object.entries(LIMIT_VARS).map(([name, key]) => [
       name,
@@ -197,6 +219,7 @@ export function loadConfig(
     ...c,
     ...overrides,
     limits: { ...c.limits, ...overrides.limits },
+    webhooks: { ...c.webhooks, ...overrides.webhooks },
     demo: { ...c.demo, ...overrides.demo },
   };
 }

@@ -41,6 +41,7 @@ import {
 } from '../protos/ws-v1.ts';
 import type { ServerConfig } from './config.ts';
 import { registerAdminRoutes } from './admin.ts';
+import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import type { ChannelProvider } from './channel-adapters.ts';
 import { registerChannelRoutes } from './channel-routes.ts';
 import { RateLimiter, parseJson, refOf, validateFrame } from './frames.ts';
@@ -140,10 +141,15 @@ export async function startServer(
     productModule: DESK_PRODUCT_MODULE,
     config:
       cfg.store === 'embedded'
-        ? { store: 'embedded', dataDir: cfg.dataDir }
-        : { store: 'cassandra', cassandra: { ...cfg.cassandra } },
+        ? { store: 'embedded', dataDir: cfg.dataDir, webhooks: { ...cfg.webhooks } }
+        : { store: 'cassandra', cassandra: { ...cfg.cassandra }, webhooks: { ...cfg.webhooks } },
   });
   const dir = new Directory(runtime.stores.state);
+  // Webhook outboxes resume their retries and pending deliveries after a restart.
+  for (const t of await runtime.stores.state.list(WEBHOOK_TENANTS.tenant, WEBHOOK_TENANTS.kind, {
+    limit: 100_000,
+  }))
+    runtime.tell({ kind: OUTBOX_KIND, key: outboxKey(t.key) }, { t: 'wake' } satisfies OutboxMsg);
   let demoLogins: Array<{ email: string; role: string }> = [];
   if (cfg.demo.enabled) {
     demoLogins = await seedDemo(
