@@ -7,14 +7,16 @@
  * The streams are the outbox. A writer (session, agent or visitor actor) that stores an event which
  * may produce a webhook also stores a *dirty marker* for its stream (kind `whdirty`) before the
  * event is acknowledged, and nudges this actor. Delivery progress is a durable cursor per
- * (subscription, stream) (kind `whcursor`), written after each delivered event. After a restart the
- * actor lists the markers and continues from the cursors, so nothing acknowledged is skipped; an
- * event may be delivered again if the process died between delivery and cursor write.
+ * (subscription, stream) (kind `whcursor`), written after each page (≤ 100 events) delivered. After a restart the
+ * actor lists the markers and continues from the cursors, so nothing acknowledged is skipped; the
+ * events of a page may be delivered again if the process died before its cursor write.
  * A subscription receives events that happened after it was created.
  *
  * HTTP requests run outside the actor's turns (the turn only starts pumps and records results), one
  * pump per (subscription, stream): a failing receiver delays only its own streams.
  */
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
 import type { MessageStore } from '../engine/store/types.ts';
 import { SbError } from '../protos/errors.ts';
@@ -31,6 +33,8 @@ import {
 } from './webhooks.ts';
 
 export const OUTBOX_KIND = 'webhook';
+/** Concurrent webhook requests per tenant. */
+export const MAX_IN_FLIGHT = 128;
 const DIRTY = 'whdirty';
 const CURSOR = 'whcursor';
 const DEAD = 'whdead';
@@ -96,6 +100,43 @@ export async function noteForWebhooks(
   if (!cfg.config.webhooks.subscriptions.some((s) => s.enabled)) return;
   await ctx.stores.state.put(tenantId, DIRTY, stream, { seq });
   ctx.tell({ kind: OUTBOX_KIND, key: outboxKey(tenantId) }, { t: 'dirty', stream } satisfies OutboxMsg);
+}
+
+/** Keep-alive agents shared by every outbox of the thread (connections are reused per host). */
+const agents = {
+  http: new HttpAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT }),
+};
+
+/** One POST; resolves with the status (redirects are not followed), rejects on timeout or error. */
+function postOnce(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+  abort: AbortSignal,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const secure = url.protocol === 'https:';
+    const req = (secure ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: 'POST',
+        headers,
+        agent: secure ? agents.https : agents.http,
+        timeout: timeoutMs,
+        signal: abort,
+      },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+        res.once('error', reject);
+      },
+    );
+    req.once('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
+    req.once('error', reject);
+    req.end(body);
+  });
 }
 
 export class WebhookOutboxActor implements Actor {
@@ -184,6 +225,7 @@ export class WebhookOutboxActor implements Actor {
     this.stopped = true;
     this.aborter.abort();
     for (const wake of this.sleepers) wake();
+    for (const go of this.waiting.splice(0)) go();
     await Promise.all([...this.pumps]);
   }
 
@@ -237,9 +279,10 @@ export class WebhookOutboxActor implements Actor {
           }
         }
         cursor = e.seq;
-        this.check();
-        await state.put(this.tenantId, CURSOR, pump, { seq: cursor });
       }
+      // One cursor write per page: after a crash at most one page is delivered again (same ids).
+      this.check();
+      await state.put(this.tenantId, CURSOR, pump, { seq: cursor });
     }
   }
 
@@ -261,7 +304,28 @@ export class WebhookOutboxActor implements Actor {
     await state.delete(this.tenantId, DIRTY, stream);
   }
 
+  /** At most {@link MAX_IN_FLIGHT} requests at once per tenant; the others wait their turn. */
+  private inFlight = 0;
+  private readonly waiting: Array<() => void> = [];
+
   private async attempt(
+    sub: WebhookSubscription,
+    p: WebhookPayload,
+    attempt: number,
+    allowHosts: readonly string[],
+    ctx: ActorContext,
+  ): Promise<void> {
+    if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.waiting.push(r));
+    this.inFlight++;
+    try {
+      await this.request(sub, p, attempt, allowHosts, ctx);
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async request(
     sub: WebhookSubscription,
     p: WebhookPayload,
     attempt: number,
@@ -272,23 +336,18 @@ export class WebhookOutboxActor implements Actor {
     await checkResolvedTarget(url, allowHosts, this.policy);
     const body = JSON.stringify(p);
     const ts = Math.floor(ctx.clock.now() / 1000);
-    const res = await fetch(url, {
-      method: 'POST',
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.any([AbortSignal.timeout(this.policy.timeoutMs), this.aborter.signal]),
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'Switchboard-Webhooks/1',
-        'x-sb-event-id': p.id,
-        'x-sb-event-kind': p.kind,
-        'x-sb-timestamp': String(ts),
-        'x-sb-signature': signPayload(sub.secret, ts, body),
-        'x-sb-delivery-attempt': String(attempt),
-      },
-    });
-    await res.arrayBuffer().catch(() => undefined);
-    if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      'user-agent': 'Switchboard-Webhooks/1',
+      'x-sb-event-id': p.id,
+      'x-sb-event-kind': p.kind,
+      'x-sb-timestamp': String(ts),
+      'x-sb-signature': signPayload(sub.secret, ts, body),
+      'x-sb-delivery-attempt': String(attempt),
+    };
+    const status = await postOnce(url, headers, body, this.policy.timeoutMs, this.aborter.signal);
+    if (status < 200 || status >= 300) throw new Error(`HTTP ${status}`);
   }
 
   private async deliver(

@@ -8,6 +8,7 @@
  *        [--store embedded|cassandra] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--url URL] [--json]
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
+ *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *
@@ -21,6 +22,9 @@
  *   understaffed so its visitors queue. Reports assignments, violations (double assignments, cap
  *   breaches), arrival → assignment latency when capacity existed, and queue-position update
  *   latency (see bench/routing.ts for exactly what is measured).
+ * webhooks: a local receiver subscribes to message.created; V visitors send M messages each; at the
+ *   given share of acks the server is SIGKILLed and restarted on the same data. Every acknowledged
+ *   message must be delivered (deduplicated by id), in order per session (bench/webhooks.ts).
  * idle: N authenticated visitor sockets (each waits for its welcome); server RSS per connection.
  * Defaults: visitors 100, agents 10, rate 1000, duration 10, warmup 3, grace 3, window 4,
  *   procs = one per 15,000 sockets (idle: 10,000), server on CPU 0 and load on the others when the
@@ -47,6 +51,7 @@ import {
 import { Histogram, slopeOf } from './histogram.ts';
 import { runHistory } from './history.ts';
 import type { RoutingOptions, RoutingResult } from './routing.ts';
+import { runWebhooks } from './webhooks.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
 
@@ -122,11 +127,18 @@ function pinned(cpuList: string, args: string[]): [string, string[]] {
 interface Started {
   url: string;
   pid: number;
-  stop(): Promise<void>;
+  dataDir: string;
+  /** SIGTERM (graceful) or SIGKILL (crash); the data directory is removed unless `keepData`. */
+  stop(opts?: { signal?: 'SIGTERM' | 'SIGKILL'; keepData?: boolean }): Promise<void>;
 }
 
-async function startServer(target: string, cpusList: string, env: Record<string, string>): Promise<Started> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'sb-bench-'));
+async function startServer(
+  target: string,
+  cpusList: string,
+  env: Record<string, string>,
+  reuseDataDir?: string,
+): Promise<Started> {
+  const dataDir = reuseDataDir ?? mkdtempSync(join(tmpdir(), 'sb-bench-'));
   tempDirs.add(dataDir);
   const entry = target === 'raw-relay' ? 'bench/raw-relay.ts' : 'gateway/main.ts';
   const [cmd, args] = pinned(cpusList, [
@@ -168,10 +180,11 @@ async function startServer(target: string, cpusList: string, env: Record<string,
   return {
     url,
     pid: child.pid!,
-    async stop() {
+    dataDir,
+    async stop(opts = {}) {
       stopping = true;
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
+        child.kill(opts.signal ?? 'SIGTERM');
         await new Promise((r) => {
           const t = setTimeout(() => {
             child.kill('SIGKILL');
@@ -184,6 +197,7 @@ async function startServer(target: string, cpusList: string, env: Record<string,
         });
       }
       children.delete(child);
+      if (opts.keepData) return;
       rmSync(dataDir, { recursive: true, force: true });
       tempDirs.delete(dataDir);
     },
@@ -818,6 +832,41 @@ async function main(): Promise<void> {
       `history on ${r.store}: ${r.writes} acknowledged writes in ${r.duration_s} s = ${r.writes_per_s}/s (errors ${r.write_errors}); ` +
         `ack p50 ${r.write_ack_ms.p50} / p99 ${r.write_ack_ms.p99} ms; last-50 read p50 ${r.read_last50_ms.p50} / p99 ${r.read_last50_ms.p99} ms; ` +
         `history page p99 ${r.history_page_ms.p99} ms`,
+    );
+    if (json) console.log(JSON.stringify(r));
+  } else if (parsed.scenario === 'webhooks') {
+    const f = parsed.flags;
+    armHardTimeout(20 * 60_000);
+    const sCpus = str(f, 'server-cpus', defaultCpus(cpuCount).server);
+    const env = {
+      SB_WEBHOOK_ALLOW_LOOPBACK_HTTP: '1',
+      SB_WORKERS: String(num(f, 'workers', 0)),
+      // Backlog mode holds requests until the senders are done: no timeouts meanwhile.
+      SB_WEBHOOK_TIMEOUT_MS: '60000',
+    };
+    let server: Started | undefined;
+    let dataDir: string | undefined;
+    const r = await runWebhooks({
+      visitors: num(f, 'visitors', 200),
+      messages: num(f, 'messages', 100),
+      restartAt: Number(str(f, 'restart-at', '0.5')),
+      graceS: num(f, 'grace', 60),
+      backlog: str(f, 'backlog', '0') === '1',
+      log,
+      start: async () => {
+        server = await startServer('engine', sCpus, env, dataDir);
+        dataDir = server.dataDir;
+        return server.url;
+      },
+      kill: async () => {
+        await server?.stop({ signal: 'SIGKILL', keepData: true });
+      },
+    });
+    await server?.stop();
+    console.log(
+      `webhooks: ${r.delivered} of ${r.acked} acknowledged messages delivered (lost ${r.lost}, duplicates ${r.duplicates}, ` +
+        `out of order ${r.out_of_order})${r.restart ? ' across a SIGKILL restart' : ''}; ${r.deliveries_per_s} deliveries/s ` +
+        `(target ≥ 2,000: ${r.deliveries_per_s >= 2000 ? 'met' : 'not met'}); lag p50 ${r.lag_ms.p50} / p99 ${r.lag_ms.p99} ms`,
     );
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'routing') {
