@@ -259,7 +259,8 @@ export const wechatAdapter: ChannelAdapter = {
         ];
       }
       default:
-        throw new SbError('SB_ERR_INVALID_FIELD', `unsupported WeChat MsgType ${type.slice(0, 20)}`);
+        // Video, location, link, …: nothing to store; answering `success` stops the platform's retries.
+        return [];
     }
   },
   ack: () => ({ status: 200, contentType: 'text/plain; charset=utf-8', body: 'success' }),

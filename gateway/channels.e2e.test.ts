@@ -106,6 +106,11 @@ describe('channel adapters', () => {
       msgId: 'u1:5:subscribe',
     });
     expect(parseXml('<a>x &amp; &#20320; &#x597D;</a>').text).toBe('x & 你 好');
+    // Types with nothing to store (video, location, …) yield no message, so the platform gets `success`.
+    const video =
+      '<xml><ToUserName>gh_a</ToUserName><FromUserName>u1</FromUserName><CreateTime>1</CreateTime>' +
+      '<MsgType>video</MsgType><MediaId>m</MediaId><MsgId>10</MsgId></xml>';
+    expect(wechatAdapter.parse(req('post', q, video))).toEqual([]);
   });
 
   it('WeChat: malformed bodies are typed errors', () => {
