@@ -15,7 +15,9 @@ function prng(seed: number): () => number {
 
 /** Reference: fold the whole text per code point and search each word naively. */
 function naive(words: string[], text: string): Set<string> {
-  const folded = [...text].map((c) => c.normalize('NFKC').toLowerCase()).join('');
+  const folded = [...text.matchAll(/\P{M}\p{M}*|\p{M}+/gu)]
+    .map((c) => c[0].normalize('NFKC').toLowerCase())
+    .join('');
   const out = new Set<string>();
   for (const w of words) if (foldWord(w) && folded.includes(foldWord(w))) out.add(w);
   return out;
@@ -34,6 +36,14 @@ describe('SensitiveMatcher', () => {
     ]);
     expect(m.test('nothing at all')).toBe(false);
     expect(m.test('免费')).toBe(true);
+  });
+
+  it('treats a character and its combining marks as one', () => {
+    const decomposed = 'cafe\u0301 au lait';
+    expect(new SensitiveMatcher(['cafe']).test(decomposed)).toBe(false);
+    const m = new SensitiveMatcher(['café']);
+    expect(m.find(decomposed).map((f) => decomposed.slice(f.start, f.end))).toEqual(['cafe\u0301']);
+    expect(m.test('CAFÉ')).toBe(true);
   });
 
   it('is width- and case-insensitive and handles surrogate pairs', () => {

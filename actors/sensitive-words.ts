@@ -4,8 +4,9 @@
  * Matching is an Aho–Corasick automaton over code points, built once per list version, so a
  * message is scanned in one pass whatever the list size (thousands of words, Chinese and English
  * mixed). It is case- and width-insensitive: text and words are folded with NFKC (full-width
- * "ＦＲＥＥ" → "FREE", ideographic space → space) and lower-cased, one code point at a time, so
- * match offsets map back to the original text.
+ * "ＦＲＥＥ" → "FREE", ideographic space → space) and lower-cased, one character (with its combining
+ * marks) at a time, so match offsets map back to the original text and "cafe" does not match inside
+ * a decomposed "café".
  *
  * Modes (one at a time): `block` refuses any message containing a word; `remind` lets an agent's
  * message through and shows the agent the tenant's reminder text.
@@ -28,9 +29,12 @@ function foldCp(cp: string): string {
   return cp.normalize('NFKC').toLowerCase();
 }
 
+/** A character with the combining marks after it ("e" + U+0301) folds as one unit ("é"). */
+const CLUSTER = /\P{M}\p{M}*|\p{M}+/gu;
+
 export function foldWord(w: string): string {
   let out = '';
-  for (const cp of w) out += foldCp(cp);
+  for (const m of w.matchAll(CLUSTER)) out += foldCp(m[0]);
   return out.trim();
 }
 
@@ -108,11 +112,10 @@ export class SensitiveMatcher {
     const starts: number[] = [];
     const ends: number[] = [];
     let n = 0;
-    let pos = 0;
-    for (const orig of text) {
-      const origStart = pos;
-      pos += orig.length;
-      for (const ch of foldCp(orig)) {
+    for (const m of text.matchAll(CLUSTER)) {
+      const origStart = m.index;
+      const pos = origStart + m[0].length;
+      for (const ch of foldCp(m[0])) {
         const c = ch.codePointAt(0)!;
         starts.push(origStart);
         ends.push(pos);
@@ -130,8 +133,8 @@ export class SensitiveMatcher {
   test(text: string): boolean {
     if (this.words.length === 0) return false;
     let n = 0;
-    for (const orig of text) {
-      for (const ch of foldCp(orig)) {
+    for (const m of text.matchAll(CLUSTER)) {
+      for (const ch of foldCp(m[0])) {
         const c = ch.codePointAt(0)!;
         while (n !== 0 && !this.nodes[n]!.next.has(c)) n = this.nodes[n]!.fail;
         n = this.nodes[n]!.next.get(c) ?? 0;
