@@ -14,6 +14,9 @@
  *   PATCH  /v1/admin/members/:memberId       change name, role, cap, groups, password (admin)
  *   DELETE /v1/admin/members/:memberId       remove a member (admin)
  *   GET    /v1/admin/dispatch                queues per skill group and every agent's load (admin)
+ *   GET    /v1/admin/api-keys                partner API keys without secrets (admin)
+ *   POST   /v1/admin/api-keys                {name, scopes}: a new key, shown once (admin)
+ *   DELETE /v1/admin/api-keys/:keyId         revoke a key (admin)
  *   GET    /v1/admin/webhooks/dead-letters   events that exhausted their delivery attempts (admin)
  *   POST   /v1/admin/webhooks/dead-letters/redeliver   {key}: one attempt now (admin)
  *   GET    /v1/admin/webhooks/stats          delivered / failed attempts / dead-lettered (admin)
@@ -52,6 +55,7 @@ import { dispatchKey } from '../actors/ids.ts';
 import { UNGROUPED } from '../actors/dispatch-core.ts';
 import { OUTBOX_KIND, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import { SbError } from '../protos/errors.ts';
+import type { ApiKeys } from '../actors/api-keys.ts';
 import { guard, readBody, sendError, sendJson, type Guarded } from './http.ts';
 import type { TokenSigner } from './tokens.ts';
 
@@ -59,6 +63,7 @@ export interface AdminDeps {
   app: TemplatedApp;
   runtime: Runtime;
   dir: Directory;
+  apiKeys: ApiKeys;
   signer: TokenSigner;
   maxBodyBytes: number;
   onInternal: (e: unknown) => void;
@@ -319,6 +324,16 @@ export function registerAdminRoutes(d: AdminDeps): void {
     } satisfies AgentMsg);
     return { deleted: memberId };
   });
+
+  // ---- partner API keys (F22) ------------------------------------------------------------------------
+  route('get', '/v1/admin/api-keys', 0, ADMIN, ({ caller }) => d.apiKeys.list(caller.tenantId));
+  route('post', '/v1/admin/api-keys', 0, ADMIN, async ({ caller, body }) => {
+    const o = objectBody(await body(), ['name', 'scopes']);
+    return d.apiKeys.create(caller.tenantId, String(o['name'] ?? ''), o['scopes'], d.now());
+  });
+  route('del', '/v1/admin/api-keys/:keyId', 1, ADMIN, ({ caller, params }) =>
+    d.apiKeys.revoke(caller.tenantId, params[0] ?? '', d.now()),
+  );
 
   // ---- webhooks (F23) ----------------------------------------------------------------------------------
   const outbox = (tenantId: string): { kind: string; key: string } => ({

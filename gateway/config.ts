@@ -30,6 +30,8 @@ export interface ServerConfig {
     /** Connection attempts at start-up before a clear failure (backoff 0.5 s doubling to 5 s). Default 10. */
     connectAttempts: number;
   };
+  /** Port of the partner gRPC API on `host` (0 = any free port, null = off). Default 8081. */
+  grpcPort: number | null;
   /** Actor worker threads; 0 runs actors on the gateway thread. Default 1. */
   workers: number;
   /** Token lifetime, seconds. Default 12 h. */
@@ -66,6 +68,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
     replication: { class: 'SimpleStrategy', replication_factor: 1 },
     connectAttempts: 10,
   },
+  grpcPort: 8081,
   workers: 1,
   tokenTtlSec: 12 * 3600,
   tokenSecret: undefined,
@@ -145,6 +148,7 @@ const SETTERS: Record<string, Setter> = {
   },
   SB_CASSANDRA_CONNECT_ATTEMPTS: (c, v) =>
     (c.cassandra.connectAttempts = int('SB_CASSANDRA_CONNECT_ATTEMPTS', 1, 1000)(v)),
+  SB_GRPC_PORT: (c, v) => (c.grpcPort = v === 'off' ? null : int('SB_GRPC_PORT', 0, 65535)(v)),
   SB_WORKERS: (c, v) => (c.workers = int('SB_WORKERS', 0, 64)(v)),
   SB_TOKEN_TTL_SEC: (c, v) => (c.tokenTtlSec = int('SB_TOKEN_TTL_SEC', 60, 30 * 86400)(v)),
   SB_TOKEN_SECRET: (c, v) => {

@@ -41,6 +41,8 @@ import {
 } from '../protos/ws-v1.ts';
 import type { ServerConfig } from './config.ts';
 import { registerAdminRoutes } from './admin.ts';
+import { ApiKeys } from '../actors/api-keys.ts';
+import { startGrpc } from './grpc.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import type { ChannelProvider } from './channel-adapters.ts';
 import { registerChannelRoutes } from './channel-routes.ts';
@@ -92,6 +94,8 @@ export interface Server {
   readonly port: number;
   readonly runtime: Runtime;
   readonly demoLogins: Array<{ email: string; role: string }>;
+  /** Port of the partner gRPC API, when enabled. */
+  readonly grpcPort: number | undefined;
   /** Closes the listener and every socket (code 4002), then drains the runtime. */
   drain(): Promise<void>;
 }
@@ -822,10 +826,12 @@ export async function startServer(
     })();
   });
 
+  const apiKeys = new ApiKeys(runtime.stores.state);
   registerAdminRoutes({
     app,
     runtime,
     dir,
+    apiKeys,
     signer,
     maxBodyBytes: cfg.maxHttpBodyBytes,
     onInternal: internal,
@@ -902,6 +908,10 @@ export async function startServer(
     );
   });
   const port = uws.us_socket_local_port(listenSocket);
+  const grpcServer =
+    cfg.grpcPort === null
+      ? undefined
+      : await startGrpc(cfg.host, cfg.grpcPort, { runtime, dir, keys: apiKeys, now: () => Date.now(), log });
   const url = `http://${cfg.host}:${port}`;
 
   return {
@@ -909,9 +919,11 @@ export async function startServer(
     port,
     runtime,
     demoLogins,
+    grpcPort: grpcServer?.port,
     async drain() {
       if (draining) return;
       draining = true;
+      await grpcServer?.stop();
       uws.us_listen_socket_close(listenSocket);
       clearInterval(sweep);
       for (const c of [...conns]) {

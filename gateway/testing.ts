@@ -22,7 +22,7 @@ const quiet = { info: () => {}, error: (m: string, e?: unknown) => console.error
 
 export async function boot(overrides: Partial<ServerConfig> = {}, opts: ServerOptions = {}): Promise<Booted> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'sb-test-'));
-  const cfg = loadConfig({}, { port: 0, workers: 0, ...overrides, dataDir });
+  const cfg = loadConfig({}, { port: 0, workers: 0, grpcPort: null, ...overrides, dataDir });
   const server = await startServer(cfg, quiet, opts);
   return {
     server,

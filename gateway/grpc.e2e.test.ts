@@ -1,0 +1,226 @@
+/**
+ * Partner gRPC API end to end with the ts-proto generated client: API keys and scopes, a session
+ * opened, written to, read and closed by a partner, typed errors as gRPC status codes, deadlines,
+ * server reflection, and the generated code being current.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PartnerServiceClient, type Session } from '../protos/gen/partner/v1/partner.pb.ts';
+import { api, boot, login, TestClient, type Booted } from './testing.ts';
+
+const require = createRequire(import.meta.url);
+const root = new URL('..', import.meta.url).pathname;
+
+let env: Booted | undefined;
+const closers: Array<() => void> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) c();
+  await env?.stop();
+  env = undefined;
+});
+
+function client(
+  port: number,
+  key: string,
+): {
+  call<Req, Res>(method: string, req: Req, deadlineMs?: number): Promise<Res>;
+} {
+  const c = new PartnerServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  closers.push(() => c.close());
+  return {
+    call<Req, Res>(method: string, req: Req, deadlineMs = 5000): Promise<Res> {
+      const md = new grpc.Metadata();
+      if (key) md.set('authorization', `Bearer ${key}`);
+      const fn = (c as unknown as Record<string, (...a: unknown[]) => void>)[method]!.bind(c);
+      return new Promise((resolve, reject) =>
+        fn(req, md, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) =>
+          err ? reject(err) : resolve(res),
+        ),
+      );
+    },
+  };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return -1;
+  } catch (e) {
+    return (e as grpc.ServiceError).code;
+  }
+}
+
+describe('partner gRPC API', () => {
+  it('keys, scopes, sessions and errors over the generated client', async () => {
+    env = await boot({ grpcPort: 0 });
+    const port = env.server.grpcPort!;
+    const admin = await login(env.url, 'admin@demo.test');
+    const mk = async (scopes: string[]): Promise<string> => {
+      const r = await api<{ key: string }>(env!.url, 'POST', '/v1/admin/api-keys', admin.token, {
+        name: 'crm',
+        scopes,
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.key;
+    };
+    const writeKey = await mk(['write']);
+    const readKey = await mk(['read']);
+    const adminKey = await mk(['admin']);
+    const w = client(port, writeKey);
+    const r = client(port, readKey);
+
+    // An agent online to serve the partner's session.
+    const agentTok = await login(env.url, 'agent1@demo.test');
+    const agent = await TestClient.connect(env.wsUrl, 'agent', agentTok.token);
+    closers.push(() => agent.close());
+
+    const s = await w.call<object, Session>('openSession', {
+      visitorId: 'crm-user-42',
+      visitorName: 'Ada',
+      entry: '',
+      channel: 'app',
+    });
+    expect(s).toMatchObject({ visitorId: 'crm-user-42', channel: 'app' });
+    await agent.next((f) => f.type === 'assigned');
+    const sent = await w.call<object, { seq: number; duplicate: boolean }>('sendMessage', {
+      sessionId: s.sessionId,
+      visitorId: 'crm-user-42',
+      clientMsgId: 'p1',
+      text: 'from the partner',
+    });
+    expect(sent.duplicate).toBe(false);
+    const again = await w.call<object, { seq: number; duplicate: boolean }>('sendMessage', {
+      sessionId: s.sessionId,
+      visitorId: 'crm-user-42',
+      clientMsgId: 'p1',
+      text: 'from the partner',
+    });
+    expect(again).toMatchObject({ seq: sent.seq, duplicate: true });
+    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'from the partner');
+    const events = await r.call<object, { events: Array<{ seq: number; kind: string; bodyJson: string }> }>(
+      'listEvents',
+      {
+        sessionId: s.sessionId,
+        afterSeq: 0,
+        limit: 100,
+      },
+    );
+    expect(events.events.map((e) => e.kind)).toContain('message');
+    expect(JSON.parse(events.events.find((e) => e.kind === 'message')!.bodyJson)).toMatchObject({
+      text: 'from the partner',
+    });
+
+    // Scopes: read cannot write, write cannot administer; admin can.
+    expect(
+      await codeOf(
+        r.call('sendMessage', {
+          sessionId: s.sessionId,
+          visitorId: 'crm-user-42',
+          clientMsgId: 'x',
+          text: 'x',
+        }),
+      ),
+    ).toBe(grpc.status.PERMISSION_DENIED);
+    expect(await codeOf(w.call('updateTenant', { name: 'Renamed', retentionDays: 0 }))).toBe(
+      grpc.status.PERMISSION_DENIED,
+    );
+    const t = await client(port, adminKey).call<object, { name: string; retentionDays: number }>(
+      'updateTenant',
+      {
+        name: 'Renamed',
+        retentionDays: 365,
+      },
+    );
+    expect(t).toMatchObject({ name: 'Renamed', retentionDays: 365 });
+    expect(
+      (await r.call<object, { agents: Array<{ agentId: string }> }>('listAgents', {})).agents.map(
+        (a) => a.agentId,
+      ),
+    ).toContain('agent1');
+
+    // Typed errors as status codes; unknown and forged keys; another tenant's session is not found.
+    expect(
+      await codeOf(
+        w.call('sendMessage', { sessionId: 'nope', visitorId: 'crm-user-42', clientMsgId: 'y', text: 'y' }),
+      ),
+    ).toBe(grpc.status.NOT_FOUND);
+    expect(
+      await codeOf(w.call('openSession', { visitorId: 'bad id!', visitorName: '', entry: '', channel: '' })),
+    ).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(await codeOf(client(port, '').call('getTenant', {}))).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await codeOf(client(port, writeKey.slice(0, -2) + 'xx').call('getTenant', {}))).toBe(
+      grpc.status.UNAUTHENTICATED,
+    );
+    // A deadline that has passed is not served.
+    expect(await codeOf(r.call('getTenant', {}, -1))).toBe(grpc.status.DEADLINE_EXCEEDED);
+
+    // Revocation takes effect at once.
+    const list = await api<Array<{ keyId: string; scopes: string[]; hash?: string }>>(
+      env.url,
+      'GET',
+      '/v1/admin/api-keys',
+      admin.token,
+    );
+    expect(list.body.every((k) => k.hash === undefined)).toBe(true);
+    const readId = list.body.find((k) => k.scopes.join() === 'read')!.keyId;
+    expect((await api(env.url, 'DELETE', `/v1/admin/api-keys/${readId}`, admin.token)).status).toBe(200);
+    expect(await codeOf(r.call('getTenant', {}))).toBe(grpc.status.UNAUTHENTICATED);
+
+    const closed = await w.call<object, Session>('closeSession', { sessionId: s.sessionId });
+    expect(closed.state).toBe('closed');
+  });
+
+  it('lists its services through server reflection', async () => {
+    env = await boot({ grpcPort: 0 });
+    const reflectionProto = join(
+      require.resolve('@grpc/reflection/package.json'),
+      '../build/proto/grpc/reflection/v1/reflection.proto',
+    );
+    const def = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto)) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+    };
+    const c = new def.grpc.reflection.v1.ServerReflection(
+      `127.0.0.1:${env.server.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    );
+    closers.push(() => c.close());
+    const names = await new Promise<string[]>((resolve, reject) => {
+      const stream = (
+        c as unknown as {
+          serverReflectionInfo(): grpc.ClientDuplexStream<
+            object,
+            { listServicesResponse?: { service: Array<{ name: string }> } }
+          >;
+        }
+      ).serverReflectionInfo();
+      stream.on('data', (res: { listServicesResponse?: { service: Array<{ name: string }> } }) => {
+        resolve((res.listServicesResponse?.service ?? []).map((s: { name: string }) => s.name));
+        stream.end();
+      });
+      stream.on('error', reject);
+      stream.write({ listServices: '' });
+    });
+    expect(names).toContain('switchboard.partner.v1.PartnerService');
+  });
+
+  it('the generated code is current with the .proto files', () => {
+    const out = mkdtempSync(join(tmpdir(), 'sb-gen-'));
+    try {
+      execFileSync(join(root, 'node_modules/.bin/buf'), ['generate', '--output', out], {
+        cwd: root,
+        stdio: 'pipe',
+      });
+      const fresh = readFileSync(join(out, 'protos/gen/partner/v1/partner.pb.ts'), 'utf8');
+      const committed = readFileSync(join(root, 'protos/gen/partner/v1/partner.pb.ts'), 'utf8');
+      expect(fresh === committed, 'protos/gen is stale: run npm run protos').toBe(true);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
