@@ -150,7 +150,14 @@ async function startServer(
   ]);
   const child = spawn(cmd, args, {
     cwd: root,
-    env: { ...process.env, SB_PORT: '0', SB_DATA_DIR: dataDir, SB_STATIC_DIR: dataDir, ...env },
+    env: {
+      ...process.env,
+      SB_PORT: '0',
+      SB_GRPC_PORT: 'off',
+      SB_DATA_DIR: dataDir,
+      SB_STATIC_DIR: dataDir,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

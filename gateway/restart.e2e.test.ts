@@ -19,7 +19,14 @@ afterAll(() => {
 function startProcess(): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
     cwd: root,
-    env: { ...process.env, SB_PORT: '0', SB_DATA_DIR: dataDir, SB_WORKERS: '1', SB_STATIC_DIR: dataDir },
+    env: {
+      ...process.env,
+      SB_PORT: '0',
+      SB_GRPC_PORT: '0',
+      SB_DATA_DIR: dataDir,
+      SB_WORKERS: '1',
+      SB_STATIC_DIR: dataDir,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   procs.push(proc);
