@@ -14,6 +14,7 @@ import { SbError } from '../protos/errors.ts';
 import { isValidId, splitKey } from './ids.ts';
 import { defaultRoutingConfig, validateRoutingConfig, type RoutingConfig } from './routing-rules.ts';
 import { SensitiveMatcher, validateSensitiveConfig, type SensitiveConfig } from './sensitive-words.ts';
+import { defaultCrmConfig, validateCrmConfig, type CrmConfig } from './crm.ts';
 import {
   defaultWebhookConfig,
   validateWebhookConfig,
@@ -68,6 +69,8 @@ export interface DeskConfig {
   tags: TagNode[];
   sensitive: SensitiveConfig;
   webhooks: WebhookConfig;
+  /** CRM iframe URL template (F24). */
+  crm: CrmConfig;
   /** When each webhook subscription was created: it receives events from then on. */
   webhookCreatedAt: Record<string, number>;
 }
@@ -79,6 +82,7 @@ export const CONFIG_SECTIONS = [
   'tags',
   'sensitive',
   'webhooks',
+  'crm',
 ] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
 
@@ -107,6 +111,7 @@ export function defaultDeskConfig(): DeskConfig {
     tags: [],
     sensitive: { mode: 'block', words: [] },
     webhooks: defaultWebhookConfig(),
+    crm: defaultCrmConfig(),
     webhookCreatedAt: {},
   };
 }
@@ -258,6 +263,9 @@ export function validateSection(
       break;
     case 'sensitive':
       next.sensitive = validateSensitiveConfig(value);
+      break;
+    case 'crm':
+      next.crm = validateCrmConfig(value);
       break;
     case 'webhooks': {
       next.webhooks = validateWebhookConfig(value, policy);

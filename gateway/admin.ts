@@ -22,6 +22,7 @@
  *   GET    /v1/admin/webhooks/stats          delivered / failed attempts / dead-lettered (admin)
  *   GET    /v1/config/public                 tag tree and skill groups (staff: for the console)
  *   GET    /v1/sessions/:sessionId           session details incl. the routing decision (staff)
+ *   GET    /v1/sessions/:sessionId/crm-url   the CRM iframe URL for this session (staff, F24)
  *   GET    /v1/visitors/online               web visitors on the site now (staff)
  *   GET    /v1/visitors/:visitorId           visitor profile: tags, browsing trail, sessions (staff)
  *   POST   /v1/visitors/:visitorId/tags      add/remove visitor tags (staff)
@@ -56,6 +57,7 @@ import { UNGROUPED } from '../actors/dispatch-core.ts';
 import { OUTBOX_KIND, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import { SbError } from '../protos/errors.ts';
 import type { ApiKeys } from '../actors/api-keys.ts';
+import { crmUrl } from '../actors/crm.ts';
 import { guard, readBody, sendError, sendJson, type Guarded } from './http.ts';
 import type { TokenSigner } from './tokens.ts';
 
@@ -369,6 +371,32 @@ export function registerAdminRoutes(d: AdminDeps): void {
       t: 'details',
       caller,
     } satisfies SessionMsg);
+  });
+
+  route('get', '/v1/sessions/:sessionId/crm-url', 1, STAFF, async ({ caller, params }) => {
+    const sessionId = assertId(params[0], 'sessionId');
+    // The session actor checks that an agent is a participant.
+    const s = await runtime.ask<{ visitorId: string; visitorName: string; channel: string }>(
+      { kind: KINDS.session, key: tkey(caller.tenantId, sessionId) },
+      { t: 'details', caller } satisfies SessionMsg,
+    );
+    const cfg = await getConfig(caller.tenantId);
+    const me = await dir.getMember(caller.tenantId, caller.id);
+    const url = crmUrl(
+      cfg.crm,
+      {
+        tenantId: caller.tenantId,
+        sessionId,
+        visitorId: s.visitorId,
+        visitorName: s.visitorName,
+        channel: s.channel,
+        agentId: caller.id,
+        agentName: me?.name ?? caller.name,
+        agentEmail: me?.email ?? '',
+      },
+      d.now(),
+    );
+    return { url: url ?? null };
   });
 
   route('get', '/v1/visitors/online', 0, STAFF, ({ caller, query }) => {

@@ -541,6 +541,30 @@ describe('session lifecycle', () => {
     expect(tagged.body.tags).toEqual(['VIP', 'returning']);
   });
 
+  it('CRM iframe URL: identifiers of the session and the agent, for participants only', async () => {
+    env = await boot();
+    const { b, admin } = await desk(env);
+    const put = await api(b.url, 'PUT', '/v1/admin/config/crm', admin.token, {
+      urlTemplate: 'https://crm.example.com/c?v={visitorId}&a={agentId}&e={agentEmail}&s={sessionId}',
+    });
+    expect(put.status).toBe(200);
+    const a = await agentNamed(b, 'agent1@demo.test');
+    const { c: v, id: vid } = await visitor(b);
+    const sid = await open(v);
+    await a.next((f) => f.type === 'assigned');
+    const tok = await login(b.url, 'agent1@demo.test');
+    const r = await api<{ url: string }>(b.url, 'GET', `/v1/sessions/${sid}/crm-url`, tok.token);
+    const u = new URL(r.body.url);
+    expect(Object.fromEntries(u.searchParams)).toEqual({
+      v: vid,
+      a: 'agent1',
+      e: 'agent1@demo.test',
+      s: sid,
+    });
+    const other = await login(b.url, 'agent2@demo.test');
+    expect((await api(b.url, 'GET', `/v1/sessions/${sid}/crm-url`, other.token)).status).toBe(403);
+  });
+
   it('auto-close timers are durable: they fire after a restart', async () => {
     const clock = new JumpClock();
     env = await boot({}, { clock });
