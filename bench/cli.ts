@@ -8,6 +8,7 @@
  *        [--store embedded|cassandra] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--url URL] [--json]
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
+ *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
@@ -22,6 +23,8 @@
  *   understaffed so its visitors queue. Reports assignments, violations (double assignments, cap
  *   breaches), arrival → assignment latency when capacity existed, and queue-position update
  *   latency (see bench/routing.ts for exactly what is measured).
+ * partner: gRPC SendMessage calls over one channel with a write-scoped API key, C in flight (closed
+ *   loop), spread over S sessions; calls/s and call latency (bench/partner.ts).
  * webhooks: a local receiver subscribes to message.created; V visitors send M messages each; at the
  *   given share of acks the server is SIGKILLed and restarted on the same data. Every acknowledged
  *   message must be delivered (deduplicated by id), in order per session (bench/webhooks.ts).
@@ -52,6 +55,7 @@ import { Histogram, slopeOf } from './histogram.ts';
 import { runHistory } from './history.ts';
 import type { RoutingOptions, RoutingResult } from './routing.ts';
 import { runWebhooks } from './webhooks.ts';
+import type { PartnerOptions, PartnerResult } from './partner.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
 
@@ -126,6 +130,8 @@ function pinned(cpuList: string, args: string[]): [string, string[]] {
 
 interface Started {
   url: string;
+  /** host:port of the partner gRPC API when the server runs it. */
+  grpc?: string;
   pid: number;
   dataDir: string;
   /** SIGTERM (graceful) or SIGKILL (crash); the data directory is removed unless `keepData`. */
@@ -184,8 +190,10 @@ async function startServer(
     children.delete(child);
     if (!stopping) log(`[bench] the server exited during the run (${code ?? sig}); its last output:\n${out}`);
   });
+  const grpcAt = /SB_GRPC_LISTENING (\S+)/.exec(out)?.[1];
   return {
     url,
+    ...(grpcAt ? { grpc: grpcAt } : {}),
     pid: child.pid!,
     dataDir,
     async stop(opts = {}) {
@@ -839,6 +847,55 @@ async function main(): Promise<void> {
       `history on ${r.store}: ${r.writes} acknowledged writes in ${r.duration_s} s = ${r.writes_per_s}/s (errors ${r.write_errors}); ` +
         `ack p50 ${r.write_ack_ms.p50} / p99 ${r.write_ack_ms.p99} ms; last-50 read p50 ${r.read_last50_ms.p50} / p99 ${r.read_last50_ms.p99} ms; ` +
         `history page p99 ${r.history_page_ms.p99} ms`,
+    );
+    if (json) console.log(JSON.stringify(r));
+  } else if (parsed.scenario === 'partner') {
+    const f = parsed.flags;
+    armHardTimeout(15 * 60_000);
+    const { server: sDef, client: cDef } = defaultCpus(cpuCount);
+    const server = await startServer('engine', str(f, 'server-cpus', sDef), {
+      SB_GRPC_PORT: '0',
+      SB_WORKERS: String(num(f, 'workers', 0)),
+    });
+    if (!server.grpc) throw new Error('the server did not report its gRPC port');
+    const opts: PartnerOptions = {
+      url: server.url,
+      grpc: server.grpc,
+      sessions: num(f, 'sessions', 200),
+      concurrency: num(f, 'concurrency', 64),
+      durationS: num(f, 'duration', 20),
+      warmupS: num(f, 'warmup', 3),
+    };
+    const before = trySample(server.pid);
+    const [cmd, args] = pinned(str(f, 'client-cpus', cDef), [
+      process.execPath,
+      '--import',
+      'tsx',
+      join(root, 'bench/partner.ts'),
+      JSON.stringify(opts),
+    ]);
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    const loadFirst = trySample(child.pid!);
+    let loadLast = loadFirst;
+    const sampler = setInterval(() => (loadLast = trySample(child.pid!) ?? loadLast), 1000);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-100_000)));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    clearInterval(sampler);
+    children.delete(child);
+    const after = trySample(server.pid);
+    await server.stop();
+    if (code !== 0) throw new Error(`partner load exited with ${code}`);
+    const r = {
+      ...(JSON.parse(out.trim().split('\n').pop() ?? '{}') as PartnerResult),
+      server_cpu_pct: cpuPct(before, after),
+      load_cpu_pct: cpuPct(loadFirst, loadLast),
+    };
+    console.log(
+      `partner gRPC: ${r.calls_per_s} SendMessage calls/s over one channel (target ≥ 5,000: ${r.calls_per_s >= 5000 ? 'met' : 'not met'}); ` +
+        `latency p50 ${r.latency_ms.p50} / p99 ${r.latency_ms.p99} ms (target ≤ 20: ${r.latency_ms.p99 <= 20 ? 'met' : 'not met'}); ` +
+        `errors ${r.errors}; server CPU ${r.server_cpu_pct}%, load generator CPU ${r.load_cpu_pct}%`,
     );
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'webhooks') {

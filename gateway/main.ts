@@ -14,6 +14,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const server = await startServer(cfg);
+  if (server.grpcPort !== undefined) console.log(`SB_GRPC_LISTENING ${cfg.host}:${server.grpcPort}`);
   console.log(`SB_LISTENING ${server.url}`);
   if (cfg.demo.enabled) {
     console.log(

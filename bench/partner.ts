@@ -1,0 +1,155 @@
+/**
+ * Partner gRPC scenario load (child of `npm run bench -- partner`, pinned to the load cores): one
+ * gRPC channel, an API key with the write scope, S sessions opened through the API, then
+ * `SendMessage` calls kept C in flight (closed loop) for D seconds after a warm-up. Latency is call
+ * start → response. Prints progress on stderr and the result as the last stdout line (JSON).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { PartnerServiceClient, type Session } from '../protos/gen/partner/v1/partner.pb.ts';
+import { Histogram } from './histogram.ts';
+
+export interface PartnerOptions {
+  url: string;
+  grpc: string;
+  sessions: number;
+  concurrency: number;
+  durationS: number;
+  warmupS: number;
+}
+
+export interface PartnerResult {
+  scenario: 'partner';
+  sessions: number;
+  concurrency: number;
+  duration_s: number;
+  calls: number;
+  errors: number;
+  calls_per_s: number;
+  latency_ms: ReturnType<Histogram['summary']>;
+}
+
+const log = (s: string): void => void process.stderr.write(s + '\n');
+
+async function http<T>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers['authorization'] = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(base + path, {
+    method,
+    headers,
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text) as T;
+}
+
+export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
+  const base = o.url.replace(/\/$/, '');
+  const admin = await http<{ token: string }>(base, 'POST', '/v1/auth/login', {
+    email: 'admin@demo.test',
+    password: 'switchboard',
+  });
+  const { key } = await http<{ key: string }>(
+    base,
+    'POST',
+    '/v1/admin/api-keys',
+    { name: 'bench', scopes: ['write'] },
+    admin.token,
+  );
+  const client = new PartnerServiceClient(o.grpc, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${key}`);
+  const call = <Req, Res>(method: 'openSession' | 'sendMessage', req: Req): Promise<Res> =>
+    new Promise((resolve, reject) => {
+      const fn = (client as unknown as Record<string, (...a: unknown[]) => void>)[method]!.bind(client);
+      fn(req, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: Res) =>
+        err ? reject(err) : resolve(res),
+      );
+    });
+
+  const sessions: Array<{ sessionId: string; visitorId: string; n: number }> = [];
+  for (let i = 0; i < o.sessions; i++) {
+    const visitorId = `pb${i}`;
+    const s = await call<object, Session>('openSession', {
+      visitorId,
+      visitorName: '',
+      entry: '',
+      channel: 'app',
+    });
+    sessions.push({ sessionId: s.sessionId, visitorId, n: 0 });
+  }
+  log(`[partner] ${o.sessions} sessions open over one channel; ${o.concurrency} calls in flight`);
+
+  const hist = new Histogram();
+  let calls = 0;
+  let errors = 0;
+  let measuring = false;
+  let stop = false;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (!stop) {
+      const s = sessions[next++ % sessions.length]!;
+      const t0 = performance.now();
+      try {
+        await call('sendMessage', {
+          sessionId: s.sessionId,
+          visitorId: s.visitorId,
+          clientMsgId: `b${s.n++}`,
+          text: 'partner bench message',
+        });
+        if (measuring) {
+          hist.record(performance.now() - t0);
+          calls++;
+        }
+      } catch {
+        if (measuring) errors++;
+      }
+    }
+  };
+  const workers = Array.from({ length: o.concurrency }, () => worker());
+  await new Promise((r) => setTimeout(r, o.warmupS * 1000));
+  measuring = true;
+  const start = performance.now();
+  const progress = setInterval(() => {
+    const el = (performance.now() - start) / 1000;
+    log(
+      `[partner] t=${el.toFixed(0)}s calls ${calls} (${Math.round(calls / el)}/s) p99 ${hist.summary().p99} ms errors ${errors}`,
+    );
+  }, 1000);
+  await new Promise((r) => setTimeout(r, o.durationS * 1000));
+  measuring = false;
+  const seconds = (performance.now() - start) / 1000;
+  stop = true;
+  clearInterval(progress);
+  await Promise.all(workers);
+  client.close();
+  return {
+    scenario: 'partner',
+    sessions: o.sessions,
+    concurrency: o.concurrency,
+    duration_s: o.durationS,
+    calls,
+    errors,
+    calls_per_s: Math.round(calls / seconds),
+    latency_ms: hist.summary(),
+  };
+}
+
+if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+  runPartner(JSON.parse(process.argv[2] ?? '{}') as PartnerOptions)
+    .then((r) => {
+      console.log(JSON.stringify(r));
+      process.exit(0);
+    })
+    .catch((err: unknown) => {
+      log(`[partner] failed: ${(err as Error)?.stack ?? String(err)}`);
+      process.exit(1);
+    });
+}
