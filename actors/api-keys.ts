@@ -94,14 +94,16 @@ export class ApiKeys {
   /** The key's record when `key` is a valid, unrevoked key; SB_ERR_UNAUTHENTICATED otherwise. */
   async authenticate(key: string | undefined): Promise<ApiKeyRecord> {
     const m = /^sbk_([A-Za-z0-9_-]{1,64})\.([0-9A-Z]{26})\.([A-Za-z0-9_-]{43})$/.exec(key ?? '');
-    const fail = new SbError('SB_ERR_UNAUTHENTICATED', 'missing, malformed, unknown or revoked API key');
-    if (!m) throw fail;
+    // Built only on failure: an Error captures a stack trace, too costly for every call.
+    const fail = (): SbError =>
+      new SbError('SB_ERR_UNAUTHENTICATED', 'missing, malformed, unknown or revoked API key');
+    if (!m) throw fail();
     const [, tenantId, keyId, secret] = m as unknown as [string, string, string, string];
     const r = await this.state.get<ApiKeyRecord>(tenantId, KIND, keyId);
-    if (!r || r.revokedAt !== undefined) throw fail;
+    if (!r || r.revokedAt !== undefined) throw fail();
     const a = Buffer.from(r.hash);
     const b = Buffer.from(hashSecret(secret));
-    if (a.length !== b.length || !timingSafeEqual(a, b)) throw fail;
+    if (a.length !== b.length || !timingSafeEqual(a, b)) throw fail();
     return r;
   }
 }
