@@ -312,7 +312,7 @@ export class TenantConfigActor implements Actor {
     next.version = this.cfg.version + 1;
     next.updatedAt = msg.now;
     await ctx.saveState(next);
-    if (msg.section === 'webhooks' && next.webhooks.subscriptions.length > 0) {
+    if (msg.section === 'webhooks' && (next.webhooks.subscriptions.length > 0 || next.webhooks.feed)) {
       // So that a restarted server wakes this tenant's webhook outbox (gateway start-up).
       const t = splitKey(this.id.key).tenantId;
       await ctx.stores.state.put('_', 'whtenants', t, { since: msg.now });

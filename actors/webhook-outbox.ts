@@ -18,12 +18,13 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
-import type { MessageStore } from '../engine/store/types.ts';
+import type { Json, MessageStore } from '../engine/store/types.ts';
 import { SbError } from '../protos/errors.ts';
 import { splitKey } from './ids.ts';
 import { readTenantConfig, type LiveConfig } from './tenant-config.ts';
 import {
   checkResolvedTarget,
+  WEBHOOK_KINDS,
   mayProduceWebhook,
   signPayload,
   webhookEventsOf,
@@ -33,6 +34,16 @@ import {
 } from './webhooks.ts';
 
 export const OUTBOX_KIND = 'webhook';
+/** The tenant's event feed (partner SubscribeEvents): a stream of payloads, its seq is the cursor. */
+export const FEED_STREAM = '_feed';
+const FEED_SUB = '~feed';
+const FEED_SUBSCRIPTION: WebhookSubscription = {
+  id: FEED_SUB,
+  url: 'feed:',
+  events: [...WEBHOOK_KINDS],
+  secret: '',
+  enabled: true,
+};
 /** Concurrent webhook requests per tenant. */
 export const MAX_IN_FLIGHT = 128;
 const DIRTY = 'whdirty';
@@ -97,7 +108,8 @@ export async function noteForWebhooks(
 ): Promise<void> {
   if (!mayProduceWebhook(body)) return;
   const cfg = live ?? (await readTenantConfig(ctx.stores.state, tenantId, ctx.clock.now()));
-  if (!cfg.config.webhooks.subscriptions.some((s) => s.enabled)) return;
+  const w = cfg.config.webhooks;
+  if (!w.feed && !w.subscriptions.some((s) => s.enabled)) return;
   await ctx.stores.state.put(tenantId, DIRTY, stream, { seq });
   ctx.tell({ kind: OUTBOX_KIND, key: outboxKey(tenantId) }, { t: 'dirty', stream } satisfies OutboxMsg);
 }
@@ -200,6 +212,7 @@ export class WebhookOutboxActor implements Actor {
   private async kickStream(stream: string, ctx: ActorContext): Promise<void> {
     const { config } = await readTenantConfig(ctx.stores.state, this.tenantId, ctx.clock.now());
     for (const s of config.webhooks.subscriptions) if (s.enabled) this.start(`${s.id}|${stream}`, ctx);
+    if (config.webhooks.feed) this.start(`${FEED_SUB}|${stream}`, ctx);
   }
 
   private start(pump: string, ctx: ActorContext): void {
@@ -254,9 +267,14 @@ export class WebhookOutboxActor implements Actor {
     for (;;) {
       this.check();
       const { config } = await readTenantConfig(state, this.tenantId, ctx.clock.now());
-      const sub = config.webhooks.subscriptions.find((s) => s.id === subId && s.enabled);
+      const sub =
+        subId === FEED_SUB
+          ? config.webhooks.feed
+            ? FEED_SUBSCRIPTION
+            : undefined
+          : config.webhooks.subscriptions.find((s) => s.id === subId && s.enabled);
       if (!sub) return;
-      const since = config.webhookCreatedAt[sub.id] ?? 0;
+      const since = sub === FEED_SUBSCRIPTION ? 0 : (config.webhookCreatedAt[sub.id] ?? 0);
       let cursor = (await state.get<{ seq: number }>(this.tenantId, CURSOR, pump))?.seq ?? 0;
       const events = await store.read(this.tenantId, stream, { afterSeq: cursor, limit: 100 });
       if (events.length === 0) {
@@ -275,7 +293,8 @@ export class WebhookOutboxActor implements Actor {
           );
           for (const p of payloads) {
             if (!sub.events.includes(p.kind)) continue;
-            await this.deliver(sub, p, stream, e.seq, config.webhooks.allowPrivateHosts, ctx);
+            if (sub === FEED_SUBSCRIPTION) await this.appendFeed(p, ctx);
+            else await this.deliver(sub, p, stream, e.seq, config.webhooks.allowPrivateHosts, ctx);
           }
         }
         cursor = e.seq;
@@ -296,12 +315,37 @@ export class WebhookOutboxActor implements Actor {
     const state = ctx.stores.state;
     const marker = await state.get<{ seq: number }>(this.tenantId, DIRTY, stream);
     if (!marker || marker.seq > cursor) return;
-    for (const s of subs) {
-      if (!s.enabled) continue;
-      const c = (await state.get<{ seq: number }>(this.tenantId, CURSOR, `${s.id}|${stream}`))?.seq ?? 0;
+    const ids = subs.filter((s) => s.enabled).map((s) => s.id);
+    const { config } = await readTenantConfig(state, this.tenantId, ctx.clock.now());
+    if (config.webhooks.feed) ids.push(FEED_SUB);
+    for (const id of ids) {
+      const c = (await state.get<{ seq: number }>(this.tenantId, CURSOR, `${id}|${stream}`))?.seq ?? 0;
       if (c < marker.seq) return;
     }
     await state.delete(this.tenantId, DIRTY, stream);
+  }
+
+  /** Appends to the feed one at a time (this actor is the feed's single writer). */
+  private feedChain: Promise<void> = Promise.resolve();
+  private feedSeq: number | undefined;
+
+  private appendFeed(p: WebhookPayload, ctx: ActorContext): Promise<void> {
+    const next = this.feedChain.then(async () => {
+      this.check();
+      const store = ctx.stores.extra['messages'] as MessageStore;
+      this.feedSeq ??= await store.lastSeq(this.tenantId, FEED_STREAM);
+      const seq = this.feedSeq + 1;
+      await store.append({
+        tenant: this.tenantId,
+        stream: FEED_STREAM,
+        seq,
+        at: ctx.clock.now(),
+        body: p as unknown as Json,
+      });
+      this.feedSeq = seq;
+    });
+    this.feedChain = next.catch(() => undefined);
+    return next;
   }
 
   /** At most {@link MAX_IN_FLIGHT} requests at once per tenant; the others wait their turn. */

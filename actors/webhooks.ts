@@ -50,12 +50,14 @@ export interface WebhookSubscription {
 
 export interface WebhookConfig {
   subscriptions: WebhookSubscription[];
+  /** Keep the tenant's event feed for the partner API's SubscribeEvents (resumable by cursor). */
+  feed: boolean;
   /** Hosts allowed even though they are (or resolve to) private addresses. */
   allowPrivateHosts: string[];
 }
 
 export function defaultWebhookConfig(): WebhookConfig {
-  return { subscriptions: [], allowPrivateHosts: [] };
+  return { subscriptions: [], allowPrivateHosts: [], feed: false };
 }
 
 export interface WebhookPayload {
@@ -195,7 +197,10 @@ export function validateWebhookConfig(input: unknown, policy: UrlPolicy): Webhoo
   if (!input || typeof input !== 'object' || Array.isArray(input)) bad('webhooks', 'must be an object');
   const o = input as Record<string, unknown>;
   for (const k of Object.keys(o))
-    if (k !== 'subscriptions' && k !== 'allowPrivateHosts') bad(`webhooks.${k}`, 'unknown field');
+    if (k !== 'subscriptions' && k !== 'allowPrivateHosts' && k !== 'feed')
+      bad(`webhooks.${k}`, 'unknown field');
+  const feed = o['feed'] ?? false;
+  if (typeof feed !== 'boolean') bad('webhooks.feed', 'must be true or false');
   const hosts = o['allowPrivateHosts'] ?? [];
   if (!Array.isArray(hosts) || hosts.length > WEBHOOK_LIMITS.allowHosts)
     bad('webhooks.allowPrivateHosts', `an array of at most ${WEBHOOK_LIMITS.allowHosts} hosts`);
@@ -236,7 +241,7 @@ export function validateWebhookConfig(input: unknown, policy: UrlPolicy): Webhoo
       enabled,
     };
   });
-  return { subscriptions, allowPrivateHosts };
+  return { subscriptions, allowPrivateHosts, feed };
 }
 
 // ---- events → payloads --------------------------------------------------------------------------------

@@ -176,6 +176,81 @@ describe('partner gRPC API', () => {
     expect(closed.state).toBe('closed');
   });
 
+  it('streams the tenant event feed and resumes from a cursor', async () => {
+    env = await boot({ grpcPort: 0 });
+    const port = env.server.grpcPort!;
+    const admin = await login(env.url, 'admin@demo.test');
+    const key = (
+      await api<{ key: string }>(env.url, 'POST', '/v1/admin/api-keys', admin.token, {
+        name: 'feed',
+        scopes: ['write'],
+      })
+    ).body.key;
+    const c = new PartnerServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    closers.push(() => c.close());
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${key}`);
+    // Off by default: a typed refusal.
+    const off = await new Promise<number>((resolve) => {
+      const st = c.subscribeEvents({ afterCursor: 0 }, md);
+      st.on('error', (e: grpc.ServiceError) => resolve(e.code));
+      st.on('data', () => undefined);
+    });
+    expect(off).toBe(grpc.status.FAILED_PRECONDITION);
+    expect((await api(env.url, 'PUT', '/v1/admin/config/webhooks', admin.token, { feed: true })).status).toBe(
+      200,
+    );
+
+    const w = client(port, key);
+    const send = async (sessionId: string, n: number): Promise<void> => {
+      await w.call('sendMessage', {
+        sessionId,
+        visitorId: 'feed-user',
+        clientMsgId: `f${n}`,
+        text: `feed ${n}`,
+      });
+    };
+    const s = await w.call<object, Session>('openSession', {
+      visitorId: 'feed-user',
+      visitorName: '',
+      entry: '',
+      channel: '',
+    });
+    for (let i = 0; i < 5; i++) await send(s.sessionId, i);
+
+    const collect = (
+      after: number,
+      until: (got: Array<{ cursor: number; id: string; kind: string; dataJson: string }>) => boolean,
+    ) =>
+      new Promise<Array<{ cursor: number; id: string; kind: string; dataJson: string }>>(
+        (resolve, reject) => {
+          const got: Array<{ cursor: number; id: string; kind: string; dataJson: string }> = [];
+          const st = c.subscribeEvents({ afterCursor: after }, md);
+          st.on('data', (e: { cursor: number; id: string; kind: string; dataJson: string }) => {
+            got.push(e);
+            if (until(got)) {
+              st.cancel();
+              resolve(got);
+            }
+          });
+          st.on('error', (e: grpc.ServiceError) =>
+            e.code === grpc.status.CANCELLED ? undefined : reject(e),
+          );
+        },
+      );
+    const first = await collect(0, (g) => g.filter((e) => e.kind === 'message.created').length >= 5);
+    expect(first.filter((e) => e.kind === 'message.created').map((e) => JSON.parse(e.dataJson).text)).toEqual(
+      [0, 1, 2, 3, 4].map((i) => `feed ${i}`),
+    );
+    const last = first.at(-1)!.cursor;
+    for (let i = 5; i < 8; i++) await send(s.sessionId, i);
+    const resumed = await collect(last, (g) => g.filter((e) => e.kind === 'message.created').length >= 3);
+    expect(resumed.every((e) => e.cursor > last)).toBe(true);
+    expect(
+      resumed.filter((e) => e.kind === 'message.created').map((e) => JSON.parse(e.dataJson).text),
+    ).toEqual([5, 6, 7].map((i) => `feed ${i}`));
+  });
+
   it('lists its services through server reflection', async () => {
     env = await boot({ grpcPort: 0 });
     const reflectionProto = join(

@@ -23,9 +23,18 @@ import { ERRORS, SbError, toSbError } from '../protos/errors.ts';
 import type { SessionEvent, SessionSummary } from '../protos/ws-v1.ts';
 import {
   PartnerServiceService,
+  type FeedEvent,
   type PartnerServiceServer,
   type Session as PbSession,
+  type SubscribeEventsRequest,
 } from '../protos/gen/partner/v1/partner.pb.ts';
+import type { MessageStore } from '../engine/store/types.ts';
+import { readTenantConfig } from '../actors/tenant-config.ts';
+import { FEED_STREAM } from '../actors/webhook-outbox.ts';
+import type { WebhookPayload } from '../actors/webhooks.ts';
+
+/** How often a caught-up SubscribeEvents stream looks for new feed entries. */
+export const FEED_POLL_MS = 25;
 
 export const PARTNER_PROTO = fileURLToPath(new URL('../protos/partner/v1/partner.proto', import.meta.url));
 
@@ -201,6 +210,52 @@ export function partnerService(d: GrpcDeps): PartnerServiceServer {
       );
       return toPbSession(s);
     }),
+    subscribeEvents: (call: grpc.ServerWritableStream<SubscribeEventsRequest, FeedEvent>): void => {
+      void (async () => {
+        try {
+          const h = call.metadata.get('authorization')[0];
+          const key = await d.keys.authenticate(
+            typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined,
+          );
+          if (!hasScope(key.scopes, 'read'))
+            throw new SbError('SB_ERR_FORBIDDEN', 'this key lacks the read scope');
+          const { config } = await readTenantConfig(runtime.stores.state, key.tenantId, d.now());
+          if (!config.webhooks.feed)
+            throw new SbError(
+              'SB_ERR_INVALID_STATE',
+              'the event feed is off for this tenant (webhooks.feed)',
+            );
+          if (!Number.isSafeInteger(call.request.afterCursor) || call.request.afterCursor < 0)
+            throw new SbError('SB_ERR_INVALID_FIELD', 'after_cursor: ≥ 0');
+          const store = runtime.stores.extra['messages'] as MessageStore;
+          let cursor = call.request.afterCursor;
+          let open = true;
+          call.on('cancelled', () => (open = false));
+          call.on('close', () => (open = false));
+          while (open) {
+            const page = await store.read(key.tenantId, FEED_STREAM, { afterSeq: cursor, limit: 1000 });
+            for (const e of page) {
+              const p = e.body as unknown as WebhookPayload;
+              const ok = call.write({
+                cursor: e.seq,
+                id: p.id,
+                kind: p.kind,
+                occurredAt: p.occurredAt,
+                dataJson: JSON.stringify(p.data),
+              } satisfies FeedEvent);
+              cursor = e.seq;
+              if (!ok) await new Promise((r) => call.once('drain', r));
+              if (!open) break;
+            }
+            // Live tail: the feed is polled while caught up.
+            if (page.length < 1000) await new Promise((r) => setTimeout(r, FEED_POLL_MS));
+          }
+        } catch (err) {
+          if (toSbError(err).code === 'SB_ERR_INTERNAL') d.log.error('grpc: internal error', err);
+          call.emit('error', grpcError(err));
+        }
+      })();
+    },
     listEvents: unary('read', async (req, key, timeoutMs) => {
       const sessionId = assertId(req.sessionId, 'session_id');
       const limit = req.limit === 0 ? 100 : req.limit;

@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -28,6 +30,19 @@ export const protobufFileName = "partner/v1/partner.proto";
  * `authorization` metadata (`Bearer sbk_…`); each method needs a scope (read, write or admin).
  * Errors use the gRPC status of the SB_ERR_* code (protos/errors.ts) with the code in the message.
  */
+
+export interface SubscribeEventsRequest {
+  afterCursor: number;
+}
+
+export interface FeedEvent {
+  cursor: number;
+  id: string;
+  kind: string;
+  occurredAt: number;
+  /** The webhook payload's `data` as JSON (docs/WEBHOOKS.md). */
+  dataJson: string;
+}
 
 export interface GetTenantRequest {
 }
@@ -124,6 +139,220 @@ export interface ListEventsResponse {
   events: Event[];
   more: boolean;
 }
+
+function createBaseSubscribeEventsRequest(): SubscribeEventsRequest {
+  return { afterCursor: 0 };
+}
+
+export const SubscribeEventsRequest: MessageFns<SubscribeEventsRequest> = {
+  encode(message: SubscribeEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.afterCursor !== 0) {
+      writer.uint32(8).int64(message.afterCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.afterCursor = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubscribeEventsRequest {
+    return {
+      afterCursor: isSet(object.afterCursor)
+        ? globalThis.Number(object.afterCursor)
+        : isSet(object.after_cursor)
+        ? globalThis.Number(object.after_cursor)
+        : 0,
+    };
+  },
+
+  toJSON(message: SubscribeEventsRequest): unknown {
+    const obj: any = {};
+    if (message.afterCursor !== 0) {
+      obj.afterCursor = Math.round(message.afterCursor);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SubscribeEventsRequest>, I>>(base?: I): SubscribeEventsRequest {
+    return SubscribeEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubscribeEventsRequest>, I>>(object: I): SubscribeEventsRequest {
+    const message = createBaseSubscribeEventsRequest();
+    message.afterCursor = object.afterCursor ?? 0;
+    return message;
+  },
+};
+
+function createBaseFeedEvent(): FeedEvent {
+  return { cursor: 0, id: "", kind: "", occurredAt: 0, dataJson: "" };
+}
+
+export const FeedEvent: MessageFns<FeedEvent> = {
+  encode(message: FeedEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cursor !== 0) {
+      writer.uint32(8).int64(message.cursor);
+    }
+    if (message.id !== "") {
+      writer.uint32(18).string(message.id);
+    }
+    if (message.kind !== "") {
+      writer.uint32(26).string(message.kind);
+    }
+    if (message.occurredAt !== 0) {
+      writer.uint32(32).int64(message.occurredAt);
+    }
+    if (message.dataJson !== "") {
+      writer.uint32(42).string(message.dataJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FeedEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFeedEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cursor = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.occurredAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dataJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FeedEvent {
+    return {
+      cursor: isSet(object.cursor) ? globalThis.Number(object.cursor) : 0,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      occurredAt: isSet(object.occurredAt)
+        ? globalThis.Number(object.occurredAt)
+        : isSet(object.occurred_at)
+        ? globalThis.Number(object.occurred_at)
+        : 0,
+      dataJson: isSet(object.dataJson)
+        ? globalThis.String(object.dataJson)
+        : isSet(object.data_json)
+        ? globalThis.String(object.data_json)
+        : "",
+    };
+  },
+
+  toJSON(message: FeedEvent): unknown {
+    const obj: any = {};
+    if (message.cursor !== 0) {
+      obj.cursor = Math.round(message.cursor);
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.occurredAt !== 0) {
+      obj.occurredAt = Math.round(message.occurredAt);
+    }
+    if (message.dataJson !== "") {
+      obj.dataJson = message.dataJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FeedEvent>, I>>(base?: I): FeedEvent {
+    return FeedEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FeedEvent>, I>>(object: I): FeedEvent {
+    const message = createBaseFeedEvent();
+    message.cursor = object.cursor ?? 0;
+    message.id = object.id ?? "";
+    message.kind = object.kind ?? "";
+    message.occurredAt = object.occurredAt ?? 0;
+    message.dataJson = object.dataJson ?? "";
+    return message;
+  },
+};
 
 function createBaseGetTenantRequest(): GetTenantRequest {
   return {};
@@ -1774,6 +2003,21 @@ export const PartnerServiceService = {
     responseSerialize: (value: ListEventsResponse): Buffer => Buffer.from(ListEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListEventsResponse => ListEventsResponse.decode(value),
   },
+  /**
+   * scope read: the tenant's domain events (the webhook kinds), from after_cursor on, then live.
+   * Needs the tenant's feed enabled (admin config `webhooks.feed`). Delivery is at least once:
+   * deduplicate on `id`; resume with the last `cursor` received.
+   */
+  subscribeEvents: {
+    path: "/switchboard.partner.v1.PartnerService/SubscribeEvents" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: SubscribeEventsRequest): Buffer =>
+      Buffer.from(SubscribeEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubscribeEventsRequest => SubscribeEventsRequest.decode(value),
+    responseSerialize: (value: FeedEvent): Buffer => Buffer.from(FeedEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FeedEvent => FeedEvent.decode(value),
+  },
 } as const;
 
 export interface PartnerServiceServer extends UntypedServiceImplementation {
@@ -1793,6 +2037,12 @@ export interface PartnerServiceServer extends UntypedServiceImplementation {
   getSession: handleUnaryCall<GetSessionRequest, Session>;
   /** scope read: a session's events in seq order, paged by after_seq. */
   listEvents: handleUnaryCall<ListEventsRequest, ListEventsResponse>;
+  /**
+   * scope read: the tenant's domain events (the webhook kinds), from after_cursor on, then live.
+   * Needs the tenant's feed enabled (admin config `webhooks.feed`). Delivery is at least once:
+   * deduplicate on `id`; resume with the last `cursor` received.
+   */
+  subscribeEvents: handleServerStreamingCall<SubscribeEventsRequest, FeedEvent>;
 }
 
 export interface PartnerServiceClient extends Client {
@@ -1924,6 +2174,17 @@ export interface PartnerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListEventsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * scope read: the tenant's domain events (the webhook kinds), from after_cursor on, then live.
+   * Needs the tenant's feed enabled (admin config `webhooks.feed`). Delivery is at least once:
+   * deduplicate on `id`; resume with the last `cursor` received.
+   */
+  subscribeEvents(request: SubscribeEventsRequest, options?: Partial<CallOptions>): ClientReadableStream<FeedEvent>;
+  subscribeEvents(
+    request: SubscribeEventsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FeedEvent>;
 }
 
 export const PartnerServiceClient = makeGenericClientConstructor(
