@@ -325,27 +325,52 @@ export class WebhookOutboxActor implements Actor {
     await state.delete(this.tenantId, DIRTY, stream);
   }
 
-  /** Appends to the feed one at a time (this actor is the feed's single writer). */
-  private feedChain: Promise<void> = Promise.resolve();
+  /**
+   * Appends to the feed (this actor is its single writer). Payloads that arrive while a write is
+   * in progress go together in the next one: one durable batch for many events.
+   */
   private feedSeq: number | undefined;
+  private feedPending: Array<{ p: WebhookPayload; done: () => void; fail: (e: unknown) => void }> = [];
+  private feedWriting = false;
 
   private appendFeed(p: WebhookPayload, ctx: ActorContext): Promise<void> {
-    const next = this.feedChain.then(async () => {
-      this.check();
-      const store = ctx.stores.extra['messages'] as MessageStore;
-      this.feedSeq ??= await store.lastSeq(this.tenantId, FEED_STREAM);
-      const seq = this.feedSeq + 1;
-      await store.append({
-        tenant: this.tenantId,
-        stream: FEED_STREAM,
-        seq,
-        at: ctx.clock.now(),
-        body: p as unknown as Json,
-      });
-      this.feedSeq = seq;
+    return new Promise((done, fail) => {
+      this.feedPending.push({ p, done, fail });
+      if (!this.feedWriting) void this.flushFeed(ctx);
     });
-    this.feedChain = next.catch(() => undefined);
-    return next;
+  }
+
+  private async flushFeed(ctx: ActorContext): Promise<void> {
+    this.feedWriting = true;
+    try {
+      while (this.feedPending.length > 0) {
+        const batch = this.feedPending.splice(0, 500);
+        try {
+          this.check();
+          const store = ctx.stores.extra['messages'] as MessageStore;
+          this.feedSeq ??= await store.lastSeq(this.tenantId, FEED_STREAM);
+          const at = ctx.clock.now();
+          const first = this.feedSeq + 1;
+          await store.appendBatch(
+            batch.map((b, i) => ({
+              tenant: this.tenantId,
+              stream: FEED_STREAM,
+              seq: first + i,
+              at,
+              body: b.p as unknown as Json,
+            })),
+          );
+          this.feedSeq = first + batch.length - 1;
+          for (const b of batch) b.done();
+        } catch (err) {
+          // The seq may be out of step now: re-read it before the next batch.
+          this.feedSeq = undefined;
+          for (const b of batch) b.fail(err);
+        }
+      }
+    } finally {
+      this.feedWriting = false;
+    }
   }
 
   /** At most {@link MAX_IN_FLIGHT} requests at once per tenant; the others wait their turn. */

@@ -59,7 +59,17 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
   ],
   idle: ['connections', 'procs', 'json', 'url', 'target', 'server-cpus', 'client-cpus', 'workers', 'hold'],
   history: ['store', 'duration', 'concurrency', 'sessions', 'reads', 'json'],
-  partner: ['sessions', 'concurrency', 'duration', 'warmup', 'workers', 'json', 'server-cpus', 'client-cpus'],
+  partner: [
+    'sessions',
+    'concurrency',
+    'duration',
+    'warmup',
+    'feed',
+    'workers',
+    'json',
+    'server-cpus',
+    'client-cpus',
+  ],
   webhooks: ['visitors', 'messages', 'restart-at', 'backlog', 'grace', 'workers', 'json', 'server-cpus'],
   routing: [
     'visitors',

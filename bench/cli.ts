@@ -8,7 +8,7 @@
  *        [--store embedded|cassandra] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--url URL] [--json]
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
- *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--workers W] [--json]
+ *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
@@ -865,6 +865,7 @@ async function main(): Promise<void> {
       concurrency: num(f, 'concurrency', 64),
       durationS: num(f, 'duration', 20),
       warmupS: num(f, 'warmup', 3),
+      feed: str(f, 'feed', '0') === '1',
     };
     const before = trySample(server.pid);
     const [cmd, args] = pinned(str(f, 'client-cpus', cDef), [
@@ -895,7 +896,10 @@ async function main(): Promise<void> {
     console.log(
       `partner gRPC: ${r.calls_per_s} SendMessage calls/s over one channel (target ≥ 5,000: ${r.calls_per_s >= 5000 ? 'met' : 'not met'}); ` +
         `latency p50 ${r.latency_ms.p50} / p99 ${r.latency_ms.p99} ms (target ≤ 20: ${r.latency_ms.p99 <= 20 ? 'met' : 'not met'}); ` +
-        `errors ${r.errors}; server CPU ${r.server_cpu_pct}%, load generator CPU ${r.load_cpu_pct}%`,
+        `errors ${r.errors}; server CPU ${r.server_cpu_pct}%, load generator CPU ${r.load_cpu_pct}%` +
+        (r.feed_events_per_s !== undefined
+          ? `; event feed read back at ${r.feed_events_per_s} events/s (${r.feed_events} events; target ≥ 20,000: ${r.feed_events_per_s >= 20_000 ? 'met' : 'not met'})`
+          : ''),
     );
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'webhooks') {

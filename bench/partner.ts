@@ -15,6 +15,8 @@ export interface PartnerOptions {
   concurrency: number;
   durationS: number;
   warmupS: number;
+  /** Also keep the tenant's event feed, then read it back over SubscribeEvents and time that. */
+  feed: boolean;
 }
 
 export interface PartnerResult {
@@ -26,6 +28,9 @@ export interface PartnerResult {
   errors: number;
   calls_per_s: number;
   latency_ms: ReturnType<Histogram['summary']>;
+  /** SubscribeEvents from cursor 0 after the run: events read and their rate. */
+  feed_events?: number;
+  feed_events_per_s?: number;
 }
 
 const log = (s: string): void => void process.stderr.write(s + '\n');
@@ -63,6 +68,7 @@ export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
     { name: 'bench', scopes: ['write'] },
     admin.token,
   );
+  if (o.feed) await http(base, 'PUT', '/v1/admin/config/webhooks', { feed: true }, admin.token);
   const client = new PartnerServiceClient(o.grpc, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${key}`);
@@ -129,8 +135,34 @@ export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
   stop = true;
   clearInterval(progress);
   await Promise.all(workers);
+  let feedEvents: number | undefined;
+  let feedRate: number | undefined;
+  if (o.feed) {
+    // Every send of the run (warm-up included) produced one message.created event.
+    const expected = sessions.reduce((n, x) => n + x.n, 0);
+    log(`[partner] reading the feed back: ${expected} events expected`);
+    const t0 = performance.now();
+    feedEvents = await new Promise<number>((resolve, reject) => {
+      let n = 0;
+      const st = client.subscribeEvents({ afterCursor: 0 }, md);
+      const timer = setTimeout(() => {
+        st.cancel();
+        resolve(n);
+      }, 120_000);
+      st.on('data', () => {
+        if (++n >= expected) {
+          clearTimeout(timer);
+          st.cancel();
+          resolve(n);
+        }
+      });
+      st.on('error', (e: grpc.ServiceError) => (e.code === grpc.status.CANCELLED ? undefined : reject(e)));
+    });
+    feedRate = Math.round(feedEvents / ((performance.now() - t0) / 1000));
+  }
   client.close();
   return {
+    ...(feedEvents !== undefined ? { feed_events: feedEvents, feed_events_per_s: feedRate } : {}),
     scenario: 'partner',
     sessions: o.sessions,
     concurrency: o.concurrency,
