@@ -43,6 +43,8 @@ import type { ServerConfig } from './config.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { ApiKeys } from '../actors/api-keys.ts';
 import { startGrpc } from './grpc.ts';
+import { registerPartnerRest } from './partner-rest.ts';
+import { OPENAPI } from './openapi.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import type { ChannelProvider } from './channel-adapters.ts';
 import { registerChannelRoutes } from './channel-routes.ts';
@@ -96,8 +98,32 @@ export interface Server {
   readonly demoLogins: Array<{ email: string; role: string }>;
   /** Port of the partner gRPC API, when enabled. */
   readonly grpcPort: number | undefined;
+  /** HTTP routes as registered (method, uWS pattern). */
+  readonly routes: ReadonlyArray<{ method: string; path: string }>;
   /** Closes the listener and every socket (code 4002), then drains the runtime. */
   drain(): Promise<void>;
+}
+
+/** The app, recording each route's method and pattern as it is registered. */
+function recordRoutes(
+  app: Uws.TemplatedApp,
+  into: Array<{ method: string; path: string }>,
+): Uws.TemplatedApp {
+  const methods = new Set(['get', 'post', 'put', 'patch', 'del', 'any', 'options', 'ws']);
+  return new Proxy(app, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function') return v;
+      // Native methods must run with the native app as `this`.
+      if (typeof prop !== 'string' || !methods.has(prop))
+        return (v as (...a: unknown[]) => unknown).bind(target);
+      return (path: string, ...rest: unknown[]) => {
+        into.push({ method: prop === 'del' ? 'delete' : prop, path });
+        (v as (...a: unknown[]) => unknown).call(target, path, ...rest);
+        return receiver;
+      };
+    },
+  });
 }
 
 export interface ServerLog {
@@ -175,7 +201,9 @@ export async function startServer(
   let nextConnId = 1;
   let draining = false;
 
-  const app = uws.App();
+  /** Every route registered on the app, for the OpenAPI conformance check. */
+  const routes: Array<{ method: string; path: string }> = [];
+  const app = recordRoutes(uws.App(), routes);
 
   // ------------------------------------------------------------------------------ sockets
   const send = (c: Conn, frame: ServerFrame): void => sendText(c, JSON.stringify(frame));
@@ -851,6 +879,12 @@ export async function startServer(
     log,
   });
 
+  registerPartnerRest(app, { runtime, dir, keys: apiKeys, now: () => Date.now(), log }, cfg.maxHttpBodyBytes);
+  app.get('/v1/openapi.json', (res) => {
+    const g = guard(res);
+    sendJson(g, 200, OPENAPI);
+  });
+
   app.get('/v1/health', (res) => {
     const g = guard(res);
     sendJson(g, draining ? 503 : 200, { ok: !draining, connections: conns.size });
@@ -920,6 +954,7 @@ export async function startServer(
     runtime,
     demoLogins,
     grpcPort: grpcServer?.port,
+    routes,
     async drain() {
       if (draining) return;
       draining = true;
