@@ -16,7 +16,8 @@ import { isPrivateAddress, validateTargetUrl, checkResolvedTarget } from '../act
 import { api, boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
 
 const SECRET = 'receiver-secret-0123456789';
-const FAST = { allowLoopbackHttp: true, baseDelayMs: 20, maxDelayMs: 200, maxAttempts: 6, timeoutMs: 400 };
+// Short delays, but attempts enough (about 8 s of retrying) that a slow machine never dead-letters here.
+const FAST = { allowLoopbackHttp: true, baseDelayMs: 20, maxDelayMs: 200, maxAttempts: 40, timeoutMs: 400 };
 
 type Verify = (secret: string, headers: IncomingHttpHeaders, body: string, now?: number) => boolean;
 
