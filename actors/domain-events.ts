@@ -16,7 +16,17 @@ export type DomainEventBody =
   | { kind: 'agent_profile'; maxConcurrent: number; groups: string[] }
   | { kind: 'visitor_tags'; tags: string[]; added: string[]; removed: string[] }
   | { kind: 'visitor_profile'; name: string }
-  | { kind: 'visitor_page'; url: string; title?: string };
+  | { kind: 'visitor_page'; url: string; title?: string }
+  | {
+      kind: 'ticket_created';
+      ticketId: string;
+      subject: string;
+      priority: string;
+      createdBy: string;
+      sessionId?: string;
+    }
+  | { kind: 'ticket_changed'; ticketId: string; by: string; changes: Record<string, string> }
+  | { kind: 'ticket_commented'; ticketId: string; by: string; text: string };
 
 export function agentStream(agentId: string): string {
   return `agent.${agentId}`;

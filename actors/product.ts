@@ -14,6 +14,7 @@ import { SessionActor } from './session.ts';
 import { VisitorActor } from './visitor.ts';
 import { PresenceActor } from './presence.ts';
 import { TenantConfigActor } from './tenant-config.ts';
+import { TICKET_KIND, TicketActor } from './tickets.ts';
 import { DEFAULT_DELIVERY, OUTBOX_KIND, WebhookOutboxActor, type DeliveryPolicy } from './webhook-outbox.ts';
 
 /** Webhook delivery settings from the runtime config (`webhooks`), over the defaults. */
@@ -70,6 +71,7 @@ const product: ProductModule = {
       create: (id) => new TenantConfigActor(id, { allowLoopbackHttp: delivery.allowLoopbackHttp }),
       idleMs: 10 * 60_000,
     });
+    registry.register(TICKET_KIND, { create: (id) => new TicketActor(id), idleMs: 10 * 60_000 });
     // The outbox keeps retry timers and pumps in memory: collect it only after a long quiet time.
     registry.register(OUTBOX_KIND, {
       create: (id) => new WebhookOutboxActor(id, delivery),

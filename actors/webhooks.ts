@@ -4,7 +4,8 @@
  *
  * Event kinds (the ten of F23): `session.closed`, `message.created`, `agent.created`,
  * `agent.status_changed`, `agent.logged_out`, `agent.deleted`, `agent.changed`,
- * `visitor.tag_added`, `visitor.tag_removed`, `visitor.changed`.
+ * `visitor.tag_added`, `visitor.tag_removed`, `visitor.changed`; and for tickets (F25)
+ * `ticket.created`, `ticket.changed`, `ticket.commented`.
  *
  * Payload (JSON, `version: 1`): `{version, id, kind, tenantId, occurredAt, data}`; `id` is stable per
  * event (`<stream>:<seq>`) — receivers deduplicate on it. Headers:
@@ -33,6 +34,10 @@ export const WEBHOOK_KINDS = [
   'visitor.tag_added',
   'visitor.tag_removed',
   'visitor.changed',
+  // Tickets (F25), beyond the ten of F23.
+  'ticket.created',
+  'ticket.changed',
+  'ticket.commented',
 ] as const;
 export type WebhookKind = (typeof WEBHOOK_KINDS)[number];
 
@@ -297,6 +302,13 @@ export function webhookEventsOf(
     if (kind === 'visitor_profile') return [make('visitor.changed', { visitorId, name: body['name'] })];
     return [];
   }
+  if (stream.startsWith('ticket.')) {
+    const { kind: _k, ...data } = body;
+    if (kind === 'ticket_created') return [make('ticket.created', data)];
+    if (kind === 'ticket_changed') return [make('ticket.changed', data)];
+    if (kind === 'ticket_commented') return [make('ticket.commented', data)];
+    return [];
+  }
   if (kind === 'message')
     return [
       make('message.created', {
@@ -323,6 +335,9 @@ export function mayProduceWebhook(body: { kind?: unknown }): boolean {
     k === 'agent_created' ||
     k === 'agent_deleted' ||
     k === 'visitor_tags' ||
-    k === 'visitor_profile'
+    k === 'visitor_profile' ||
+    k === 'ticket_created' ||
+    k === 'ticket_changed' ||
+    k === 'ticket_commented'
   );
 }

@@ -23,6 +23,11 @@
  *   GET    /v1/config/public                 tag tree and skill groups (staff: for the console)
  *   GET    /v1/sessions/:sessionId           session details incl. the routing decision (staff)
  *   GET    /v1/sessions/:sessionId/crm-url   the CRM iframe URL for this session (staff, F24)
+ *   POST   /v1/tickets                       create a ticket, optionally from a session (staff, F25)
+ *   GET    /v1/tickets                       tickets: agents their own, admins all (cursor paging)
+ *   GET    /v1/tickets/:ticketId             one ticket with transcript and comments
+ *   PATCH  /v1/tickets/:ticketId             status (workflow), priority, assignee
+ *   POST   /v1/tickets/:ticketId/comments    add a comment
  *   GET    /v1/visitors/online               web visitors on the site now (staff)
  *   GET    /v1/visitors/:visitorId           visitor profile: tags, browsing trail, sessions (staff)
  *   POST   /v1/visitors/:visitorId/tags      add/remove visitor tags (staff)
@@ -58,6 +63,17 @@ import { OUTBOX_KIND, outboxKey, type OutboxMsg } from '../actors/webhook-outbox
 import { SbError } from '../protos/errors.ts';
 import type { ApiKeys } from '../actors/api-keys.ts';
 import { crmUrl } from '../actors/crm.ts';
+import {
+  TICKET_KIND,
+  listTickets,
+  newTicketId,
+  type ExternalTicketSystem,
+  type Ticket,
+  type TicketMsg,
+  type TicketPriority,
+  type TicketStatus,
+} from '../actors/tickets.ts';
+import type { IndexStore } from '../engine/store/types.ts';
 import { guard, readBody, sendError, sendJson, type Guarded } from './http.ts';
 import type { TokenSigner } from './tokens.ts';
 
@@ -66,6 +82,8 @@ export interface AdminDeps {
   runtime: Runtime;
   dir: Directory;
   apiKeys: ApiKeys;
+  /** Mirrors tickets to an external ticket system when configured. */
+  ticketSystem?: ExternalTicketSystem | undefined;
   signer: TokenSigner;
   maxBodyBytes: number;
   onInternal: (e: unknown) => void;
@@ -397,6 +415,87 @@ export function registerAdminRoutes(d: AdminDeps): void {
       d.now(),
     );
     return { url: url ?? null };
+  });
+
+  // ---- tickets (F25) -------------------------------------------------------------------------------------
+  const ticket = (tenantId: string, ticketId: string): { kind: string; key: string } => ({
+    kind: TICKET_KIND,
+    key: tkey(tenantId, ticketId),
+  });
+  /**
+   * Mirrors a change to the external ticket system, in order per ticket (creation first); a failure
+   * is logged and never fails the call. Entries leave the map when the ticket closes.
+   */
+  const mirrors = new Map<string, { chain: Promise<void>; externalId: string | undefined }>();
+  const mirror = (t: Ticket): void => {
+    const ext = d.ticketSystem;
+    if (!ext) return;
+    let m = mirrors.get(t.ticketId);
+    if (!m) mirrors.set(t.ticketId, (m = { chain: Promise.resolve(), externalId: t.externalId }));
+    const entry = m;
+    entry.chain = entry.chain
+      .then(async () => {
+        if (entry.externalId === undefined) {
+          entry.externalId = await ext.create(t);
+          await runtime.ask(ticket(t.tenantId, t.ticketId), {
+            t: 'external',
+            externalId: entry.externalId,
+          } satisfies TicketMsg);
+        } else await ext.update({ ...t, externalId: entry.externalId });
+        if (t.status === 'closed') mirrors.delete(t.ticketId);
+      })
+      .catch((err: unknown) => d.onInternal(err));
+  };
+  route('post', '/v1/tickets', 0, STAFF, async ({ caller, body }) => {
+    const o = objectBody(await body(), ['subject', 'description', 'priority', 'sessionId', 'assigneeId']);
+    const m: TicketMsg = {
+      t: 'create',
+      caller,
+      subject: o['subject'] as string,
+      description: (o['description'] as string | undefined) ?? '',
+      priority: ((o['priority'] as string | undefined) ?? 'normal') as TicketPriority,
+    };
+    if (o['sessionId'] !== undefined) m.sessionId = assertId(o['sessionId'], 'sessionId');
+    if (o['assigneeId'] !== undefined) m.assigneeId = assertId(o['assigneeId'], 'assigneeId');
+    const t = await runtime.ask<Ticket>(ticket(caller.tenantId, newTicketId(d.now())), m);
+    mirror(t);
+    return t;
+  });
+  route('get', '/v1/tickets', 0, STAFF, ({ caller, query }) => {
+    const limit = Number(query('limit') ?? '50');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200) bad('limit must be 1–200');
+    const cursor = query('cursor');
+    if (cursor !== undefined && cursor.length > 200) bad('cursor too long');
+    return listTickets(runtime.stores.extra['index'] as IndexStore, caller, {
+      limit,
+      ...(cursor ? { after: cursor } : {}),
+    });
+  });
+  route('get', '/v1/tickets/:ticketId', 1, STAFF, ({ caller, params }) =>
+    runtime.ask(ticket(caller.tenantId, assertId(params[0], 'ticketId')), {
+      t: 'get',
+      caller,
+    } satisfies TicketMsg),
+  );
+  route('patch', '/v1/tickets/:ticketId', 1, STAFF, async ({ caller, params, body }) => {
+    const o = objectBody(await body(), ['status', 'priority', 'assigneeId']);
+    const m: TicketMsg = { t: 'update', caller };
+    if (o['status'] !== undefined) m.status = o['status'] as TicketStatus;
+    if (o['priority'] !== undefined) m.priority = o['priority'] as TicketPriority;
+    if (o['assigneeId'] !== undefined) m.assigneeId = assertId(o['assigneeId'], 'assigneeId');
+    const t = await runtime.ask<Ticket>(ticket(caller.tenantId, assertId(params[0], 'ticketId')), m);
+    mirror(t);
+    return t;
+  });
+  route('post', '/v1/tickets/:ticketId/comments', 1, STAFF, async ({ caller, params, body }) => {
+    const o = objectBody(await body(), ['text']);
+    const t = await runtime.ask<Ticket>(ticket(caller.tenantId, assertId(params[0], 'ticketId')), {
+      t: 'comment',
+      caller,
+      text: o['text'] as string,
+    } satisfies TicketMsg);
+    mirror(t);
+    return t;
   });
 
   route('get', '/v1/visitors/online', 0, STAFF, ({ caller, query }) => {

@@ -210,6 +210,42 @@ export const OPENAPI = {
     '/v1/admin/dispatch': {
       get: op({ summary: "Skill-group queues and every agent's load", auth: 'admin', tag: 'admin' }),
     },
+    '/v1/tickets': {
+      post: op({
+        summary: 'Create a ticket, optionally from a session (transcript attached)',
+        auth: 'member',
+        tag: 'tickets',
+        body: {
+          type: 'object',
+          properties: { subject: STR, description: STR, priority: STR, sessionId: STR, assigneeId: STR },
+        },
+      }),
+      get: op({
+        summary: 'Tickets (agents: their own; admins: all)',
+        auth: 'member',
+        tag: 'tickets',
+        params: [param('limit', 'query', INT), param('cursor', 'query')],
+      }),
+    },
+    '/v1/tickets/{ticketId}': {
+      get: op({ summary: 'One ticket', auth: 'member', tag: 'tickets', params: [param('ticketId', 'path')] }),
+      patch: op({
+        summary: 'Status (open → pending/solved/closed …), priority, assignee',
+        auth: 'member',
+        tag: 'tickets',
+        params: [param('ticketId', 'path')],
+        body: { type: 'object', properties: { status: STR, priority: STR, assigneeId: STR } },
+      }),
+    },
+    '/v1/tickets/{ticketId}/comments': {
+      post: op({
+        summary: 'Comment on a ticket',
+        auth: 'member',
+        tag: 'tickets',
+        params: [param('ticketId', 'path')],
+        body: { type: 'object', properties: { text: STR } },
+      }),
+    },
     '/v1/visitors/online': {
       get: op({
         summary: 'Web visitors on the site now',

@@ -42,6 +42,7 @@ import {
 import type { ServerConfig } from './config.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { ApiKeys } from '../actors/api-keys.ts';
+import type { ExternalTicketSystem } from '../actors/tickets.ts';
 import { startGrpc } from './grpc.ts';
 import { registerPartnerRest } from './partner-rest.ts';
 import { OPENAPI } from './openapi.ts';
@@ -155,6 +156,8 @@ export interface ServerOptions {
    * configured in this build; a deployment plugs in its official-account API client here).
    */
   channelProvider?: ChannelProvider;
+  /** Mirrors tickets to an external ticket system (F25). */
+  ticketSystem?: ExternalTicketSystem;
 }
 
 export async function startServer(
@@ -860,6 +863,7 @@ export async function startServer(
     runtime,
     dir,
     apiKeys,
+    ticketSystem: opts.ticketSystem,
     signer,
     maxBodyBytes: cfg.maxHttpBodyBytes,
     onInternal: internal,
