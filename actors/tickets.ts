@@ -229,14 +229,19 @@ export class TicketActor implements Actor {
       changes['priority'] = msg.priority;
       t.priority = msg.priority;
     }
+    let formerAssignee: string | undefined;
     if (msg.assigneeId !== undefined && msg.assigneeId !== t.assigneeId) {
       if (!isValidId(msg.assigneeId)) throw new SbError('SB_ERR_INVALID_FIELD', 'assigneeId');
       changes['assigneeId'] = msg.assigneeId;
+      formerAssignee = t.assigneeId;
       t.assigneeId = msg.assigneeId;
     }
     if (Object.keys(changes).length === 0) return t;
     t.updatedAt = ctx.clock.now();
     await this.persist(ctx);
+    // The previous assignee's list no longer shows it (unless they created it).
+    if (formerAssignee !== undefined && formerAssignee !== t.createdBy)
+      await indexStoreOf(ctx).delete(this.tenantId, `tickets-agent:${formerAssignee}`, this.sortKey());
     await this.events.append(ctx, {
       kind: 'ticket_changed',
       ticketId: t.ticketId,
@@ -246,11 +251,15 @@ export class TicketActor implements Actor {
     return t;
   }
 
+  private sortKey(): string {
+    return `${String(this.t!.createdAt).padStart(15, '0')}:${this.t!.ticketId}`;
+  }
+
   /** State plus the index entries (tenant-wide and per involved agent). */
   private async persist(ctx: ActorContext): Promise<void> {
     const t = this.t!;
     await ctx.saveState(t);
-    const sortKey = `${String(t.createdAt).padStart(15, '0')}:${t.ticketId}`;
+    const sortKey = this.sortKey();
     const entry = {
       ticketId: t.ticketId,
       subject: t.subject,

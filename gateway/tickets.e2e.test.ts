@@ -119,6 +119,12 @@ describe('tickets', () => {
           await api<{ tickets: Array<{ ticketId: string }> }>(env.url, 'GET', '/v1/tickets', a2.token)
         ).body.tickets.map((x) => x.ticketId),
       ).toEqual([t.ticketId]);
+      // Reassigned back: agent2's list no longer shows it.
+      expect((await patch({ assigneeId: 'admin' }, a2.token)).body.assigneeId).toBe('admin');
+      expect(
+        (await api<{ tickets: unknown[] }>(env.url, 'GET', '/v1/tickets', a2.token)).body.tickets,
+      ).toEqual([]);
+      expect((await patch({ assigneeId: 'agent2' })).body.assigneeId).toBe('agent2');
       expect((await patch({ status: 'closed' }, a2.token)).body.status).toBe('closed');
       expect((await patch({ status: 'open' })).status).toBe(409);
       expect(
@@ -130,13 +136,13 @@ describe('tickets', () => {
       ).toHaveLength(1);
 
       // Mirrored to the external system, and pushed as webhooks in order.
-      for (let i = 0; i < 100 && (got.length < 7 || ext.updates.length < 6); i++)
+      for (let i = 0; i < 100 && (got.length < 9 || ext.updates.length < 8); i++)
         await new Promise((r) => setTimeout(r, 50));
       expect(ext.created).toEqual([t.ticketId]);
       expect(ext.updates.at(-1)).toEqual({ id: 'EXT-1', status: 'closed' });
       expect(got[0]).toBe('ticket.created');
       expect(got.filter((k) => k === 'ticket.commented')).toHaveLength(1);
-      expect(got.filter((k) => k === 'ticket.changed')).toHaveLength(5);
+      expect(got.filter((k) => k === 'ticket.changed')).toHaveLength(7);
     } finally {
       receiver.closeAllConnections();
       receiver.close();
