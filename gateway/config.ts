@@ -40,6 +40,8 @@ export interface ServerConfig {
   tokenSecret: string | undefined;
   /** Directory of the built console; default console/dist. */
   staticDir: string;
+  /** Bearer token of the platform operator routes (/v1/platform/…); undefined = those routes are off. */
+  platformToken: string | undefined;
   /** Largest accepted HTTP request body, bytes. Default 64 KiB. */
   maxHttpBodyBytes: number;
   limits: Limits;
@@ -73,6 +75,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   tokenTtlSec: 12 * 3600,
   tokenSecret: undefined,
   staticDir: resolve(new URL('../console/dist', import.meta.url).pathname),
+  platformToken: undefined,
   maxHttpBodyBytes: 64 * 1024,
   limits: { ...DEFAULT_LIMITS },
   webhooks: {
@@ -156,6 +159,10 @@ const SETTERS: Record<string, Setter> = {
     c.tokenSecret = v;
   },
   SB_STATIC_DIR: (c, v) => (c.staticDir = resolve(v)),
+  SB_PLATFORM_TOKEN: (c, v) => {
+    if (v.length < 32) throw new Error('SB_PLATFORM_TOKEN must be at least 32 characters');
+    c.platformToken = v;
+  },
   SB_DEMO: (c, v) => (c.demo.enabled = v !== '0' && v !== 'false'),
   SB_DEMO_PASSWORD: (c, v) => {
     if (v.length < 8) throw new Error('SB_DEMO_PASSWORD must be at least 8 characters');

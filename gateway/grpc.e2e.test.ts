@@ -251,6 +251,99 @@ describe('partner gRPC API', () => {
     ).toEqual([5, 6, 7].map((i) => `feed ${i}`));
   });
 
+  it('org keys: a partner serving several tenants creates a tenant and acts on the ones it covers', async () => {
+    const platformToken = 'p'.repeat(40);
+    env = await boot({ grpcPort: 0, platformToken });
+    const port = env.server.grpcPort!;
+    const platform = (method: string, path: string, body?: unknown, tok = platformToken) =>
+      api<{ key: string; error?: { code: string } }>(env!.url, method, path, tok, body);
+    expect((await platform('GET', '/v1/platform/org-keys', undefined, 'wrong')).status).toBe(401);
+    const made = await platform('POST', '/v1/platform/org-keys', {
+      name: 'reseller',
+      tenants: ['demo', 'acme'],
+      scopes: ['admin'],
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    const orgKey = made.body.key;
+    const call = <Res>(method: string, req: object, tenant: string): Promise<Res> => {
+      const c = new PartnerServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      closers.push(() => c.close());
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${orgKey}`);
+      md.set('x-sb-tenant', tenant);
+      const fn = (c as unknown as Record<string, (...a: unknown[]) => void>)[method]!.bind(c);
+      return new Promise((resolve, reject) =>
+        fn(req, md, { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: Res) =>
+          err ? reject(err) : resolve(res),
+        ),
+      );
+    };
+    const t = await call<{ tenantId: string; name: string }>(
+      'createTenant',
+      {
+        tenantId: 'acme',
+        name: 'ACME',
+        adminEmail: 'boss@acme.test',
+        adminPassword: 'acme-password',
+        retentionDays: 0,
+      },
+      'acme',
+    );
+    expect(t).toMatchObject({ tenantId: 'acme', name: 'ACME' });
+    // The new tenant's admin can log in; the org key reads both covered tenants and no other.
+    expect((await login(env.url, 'boss@acme.test', 'acme-password')).tenantId).toBe('acme');
+    expect((await call<{ name: string }>('getTenant', {}, 'demo')).name).toBe('Demo');
+    expect(await codeOf(call('getTenant', {}, 'other'))).toBe(grpc.status.PERMISSION_DENIED);
+    expect(
+      await codeOf(
+        call(
+          'createTenant',
+          {
+            tenantId: 'zeta',
+            name: 'Z',
+            adminEmail: 'z@z.test',
+            adminPassword: 'zzzzzzzz',
+            retentionDays: 0,
+          },
+          'zeta',
+        ),
+      ),
+    ).toBe(grpc.status.PERMISSION_DENIED);
+    // A tenant key cannot create tenants.
+    const admin = await login(env.url, 'admin@demo.test');
+    const tenantKey = (
+      await api<{ key: string }>(env.url, 'POST', '/v1/admin/api-keys', admin.token, {
+        name: 't',
+        scopes: ['admin'],
+      })
+    ).body.key;
+    expect(
+      await codeOf(
+        client(port, tenantKey).call('createTenant', {
+          tenantId: 'demo',
+          name: 'x',
+          adminEmail: 'a@b.test',
+          adminPassword: 'xxxxxxxx',
+          retentionDays: 0,
+        }),
+      ),
+    ).toBe(grpc.status.PERMISSION_DENIED);
+    // Over REST too, with the header; revocation stops it.
+    const rest = await fetch(`${env.url}/v1/partner/tenant`, {
+      headers: { authorization: `Bearer ${orgKey}`, 'x-sb-tenant': 'acme' },
+    });
+    expect(((await rest.json()) as { name: string }).name).toBe('ACME');
+    const list = await api<Array<{ keyId: string; hash?: string }>>(
+      env.url,
+      'GET',
+      '/v1/platform/org-keys',
+      platformToken,
+    );
+    expect(list.body.every((k) => k.hash === undefined)).toBe(true);
+    await platform('DELETE', `/v1/platform/org-keys/${list.body[0]!.keyId}`);
+    expect(await codeOf(call('getTenant', {}, 'demo'))).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
   it('lists its services through server reflection', async () => {
     env = await boot({ grpcPort: 0 });
     const reflectionProto = join(

@@ -13,6 +13,7 @@ import {
   Directory,
   KINDS,
   assertId,
+  hashPassword,
   tkey,
   type Caller,
   type SessionMsg,
@@ -86,7 +87,8 @@ export function partnerService(d: GrpcDeps): PartnerServiceServer {
   ): Promise<ApiKeyRecord> => {
     const h = call.metadata.get('authorization')[0];
     const raw = typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined;
-    const key = await d.keys.authenticate(raw);
+    const t = call.metadata.get('x-sb-tenant')[0];
+    const key = await d.keys.authenticate(raw, typeof t === 'string' ? t : undefined);
     if (!hasScope(key.scopes, scope))
       throw new SbError('SB_ERR_FORBIDDEN', `this key lacks the ${scope} scope`);
     return key;
@@ -113,6 +115,42 @@ export function partnerService(d: GrpcDeps): PartnerServiceServer {
     };
 
   return {
+    createTenant: unary('admin', async (req, key) => {
+      if (!key.keyId.startsWith('org:'))
+        throw new SbError('SB_ERR_FORBIDDEN', 'creating tenants needs an org key');
+      const tenantId = assertId(req.tenantId, 'tenant_id');
+      if (tenantId !== key.tenantId)
+        throw new SbError('SB_ERR_INVALID_FIELD', 'x-sb-tenant must name the new tenant');
+      if (await d.dir.getTenant(tenantId)) throw new SbError('SB_ERR_INVALID_STATE', 'tenant exists');
+      if (req.name.trim() === '' || req.name.length > 100)
+        throw new SbError('SB_ERR_INVALID_FIELD', 'name: 1–100 characters');
+      if (req.adminPassword.length < 8 || req.adminPassword.length > 256)
+        throw new SbError('SB_ERR_INVALID_FIELD', 'admin_password: 8–256 characters');
+      if (!/^[^\s@]{1,64}@[^\s@]{1,189}$/.test(req.adminEmail))
+        throw new SbError('SB_ERR_INVALID_FIELD', 'admin_email: not an email address');
+      if (req.retentionDays !== 0 && (req.retentionDays < 1 || req.retentionDays > 3650))
+        throw new SbError('SB_ERR_INVALID_FIELD', 'retention_days: 1–3650');
+      const now = d.now();
+      const tenant = {
+        tenantId,
+        name: req.name.trim(),
+        createdAt: now,
+        defaultMaxConcurrent: 10,
+        ...(req.retentionDays ? { retentionDays: req.retentionDays } : {}),
+      };
+      await d.dir.putMember({
+        tenantId,
+        memberId: 'admin',
+        email: req.adminEmail,
+        name: 'Admin',
+        role: 'admin',
+        maxConcurrent: 10,
+        passwordHash: await hashPassword(req.adminPassword),
+        createdAt: now,
+      });
+      await d.dir.putTenant(tenant);
+      return { tenantId, name: tenant.name, retentionDays: tenant.retentionDays ?? 180, createdAt: now };
+    }),
     getTenant: unary('read', async (_req, key) => {
       const t = await d.dir.getTenant(key.tenantId);
       if (!t) throw new SbError('SB_ERR_NOT_FOUND', 'no such tenant');
@@ -214,8 +252,10 @@ export function partnerService(d: GrpcDeps): PartnerServiceServer {
       void (async () => {
         try {
           const h = call.metadata.get('authorization')[0];
+          const tm = call.metadata.get('x-sb-tenant')[0];
           const key = await d.keys.authenticate(
             typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined,
+            typeof tm === 'string' ? tm : undefined,
           );
           if (!hasScope(key.scopes, 'read'))
             throw new SbError('SB_ERR_FORBIDDEN', 'this key lacks the read scope');

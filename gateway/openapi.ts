@@ -17,7 +17,7 @@ function param(name: string, where: 'path' | 'query', schema: Json = STR, requir
 interface Op {
   summary: string;
   /** member: login token (agents/admins); apiKey: partner key; visitor token is a member-like bearer. */
-  auth: 'member' | 'admin' | 'apiKey' | 'none';
+  auth: 'member' | 'admin' | 'apiKey' | 'platform' | 'none';
   tag: string;
   params?: Json[];
   body?: Json;
@@ -38,6 +38,7 @@ function op(o: Op): Json {
   };
   if (o.auth === 'member' || o.auth === 'admin') out['security'] = [{ memberToken: [] }];
   if (o.auth === 'apiKey') out['security'] = [{ apiKey: [] }];
+  if (o.auth === 'platform') out['security'] = [{ platformToken: [] }];
   if (o.auth === 'none') out['security'] = [];
   if (o.params) out['parameters'] = o.params;
   if (o.body) out['requestBody'] = { required: true, content: { 'application/json': { schema: o.body } } };
@@ -62,7 +63,13 @@ export const OPENAPI = {
         scheme: 'bearer',
         description: 'Token from POST /v1/auth/login (or a visitor token)',
       },
-      apiKey: { type: 'http', scheme: 'bearer', description: 'Partner API key sbk_<tenant>.<id>.<secret>' },
+      apiKey: {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'Partner API key sbk_<tenant>.<id>.<secret>, or an org key sbo_<id>.<secret> with the x-sb-tenant header',
+      },
+      platformToken: { type: 'http', scheme: 'bearer', description: 'SB_PLATFORM_TOKEN of the deployment' },
     },
     schemas: {
       Error: {
@@ -352,6 +359,30 @@ export const OPENAPI = {
         auth: 'apiKey',
         tag: 'partner',
         params: [param('afterCursor', 'query', INT), param('limit', 'query', INT)],
+      }),
+    },
+    '/v1/platform/org-keys': {
+      get: op({ summary: 'Organisation keys (platform operator)', auth: 'platform', tag: 'platform' }),
+      post: op({
+        summary: 'Create an organisation key for several tenants (shown once)',
+        auth: 'platform',
+        tag: 'platform',
+        body: {
+          type: 'object',
+          properties: {
+            name: STR,
+            tenants: { type: 'array', items: STR },
+            scopes: { type: 'array', items: STR },
+          },
+        },
+      }),
+    },
+    '/v1/platform/org-keys/{keyId}': {
+      delete: op({
+        summary: 'Revoke an organisation key',
+        auth: 'platform',
+        tag: 'platform',
+        params: [param('keyId', 'path')],
       }),
     },
     '/v1/openapi.json': {

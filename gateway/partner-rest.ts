@@ -13,7 +13,8 @@
  *   GET    /v1/partner/sessions/:sessionId/events read    ?afterSeq=&limit=
  *   GET    /v1/partner/events                     read    ?afterCursor=&limit= (the tenant feed, paged)
  *
- * Authorization: `Bearer sbk_…` (an API key from /v1/admin/api-keys).
+ * Authorization: `Bearer sbk_…` (a tenant key from /v1/admin/api-keys), or `Bearer sbo_…` (an
+ * organisation key from /v1/platform/org-keys) with `x-sb-tenant: <tenant id>`.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
@@ -32,10 +33,11 @@ export function registerPartnerRest(app: TemplatedApp, d: GrpcDeps, maxBodyBytes
   const svc = partnerService(d) as unknown as Record<string, Handler>;
 
   /** Runs one gRPC handler with a request built from the HTTP call. */
-  const invoke = (method: string, auth: string, request: unknown): Promise<unknown> =>
+  const invoke = (method: string, auth: string, tenant: string, request: unknown): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const metadata = new grpc.Metadata();
       if (auth) metadata.set('authorization', auth);
+      if (tenant) metadata.set('x-sb-tenant', tenant);
       const call = { request, metadata, getDeadline: () => Date.now() + 30_000 };
       svc[method]!(call, (err, res) => {
         if (!err) return resolve(res);
@@ -56,6 +58,7 @@ export function registerPartnerRest(app: TemplatedApp, d: GrpcDeps, maxBodyBytes
     app[method](path, (res: HttpResponse, req: HttpRequest) => {
       const g = guard(res);
       const auth = req.getHeader('authorization');
+      const tenant = req.getHeader('x-sb-tenant');
       const ct = req.getHeader('content-type');
       const params: string[] = [];
       for (let i = 0; i < 3; i++) params.push(req.getParameter(i) ?? '');
@@ -80,7 +83,7 @@ export function registerPartnerRest(app: TemplatedApp, d: GrpcDeps, maxBodyBytes
             body = v as Record<string, unknown>;
           }
           const { op, request } = build({ params, query, body });
-          sendJson(g, 200, await invoke(op, auth, request));
+          sendJson(g, 200, await invoke(op, auth, tenant, request));
         } catch (err) {
           sendError(g, err, (e) => d.log.error('partner REST: internal error', e));
         }
@@ -160,10 +163,14 @@ export function registerPartnerRest(app: TemplatedApp, d: GrpcDeps, maxBodyBytes
   app.get('/v1/partner/events', (res, req) => {
     const g = guard(res);
     const auth = req.getHeader('authorization');
+    const tenant = req.getHeader('x-sb-tenant');
     const query = new URLSearchParams(req.getQuery() ?? '');
     void (async () => {
       try {
-        const key = await d.keys.authenticate(auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
+        const key = await d.keys.authenticate(
+          auth.startsWith('Bearer ') ? auth.slice(7) : undefined,
+          tenant || undefined,
+        );
         if (!hasScope(key.scopes, 'read'))
           throw new SbError('SB_ERR_FORBIDDEN', 'this key lacks the read scope');
         const { config } = await readTenantConfig(d.runtime.stores.state, key.tenantId, d.now());

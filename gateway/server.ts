@@ -45,6 +45,7 @@ import { ApiKeys } from '../actors/api-keys.ts';
 import type { ExternalTicketSystem } from '../actors/tickets.ts';
 import { startGrpc } from './grpc.ts';
 import { registerPartnerRest } from './partner-rest.ts';
+import { registerPlatformRoutes } from './platform.ts';
 import { OPENAPI } from './openapi.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import type { ChannelProvider } from './channel-adapters.ts';
@@ -883,6 +884,13 @@ export async function startServer(
     log,
   });
 
+  registerPlatformRoutes(app, {
+    token: cfg.platformToken,
+    keys: apiKeys,
+    now: () => Date.now(),
+    maxBodyBytes: cfg.maxHttpBodyBytes,
+    onInternal: internal,
+  });
   registerPartnerRest(app, { runtime, dir, keys: apiKeys, now: () => Date.now(), log }, cfg.maxHttpBodyBytes);
   app.get('/v1/openapi.json', (res) => {
     const g = guard(res);

@@ -26,8 +26,9 @@ export const protobufPackage = "switchboard.partner.v1";
 export const protobufFileName = "partner/v1/partner.proto";
 
 /**
- * Partner API v1: what integrators call over gRPC (F22). Every call carries a tenant API key in the
- * `authorization` metadata (`Bearer sbk_…`); each method needs a scope (read, write or admin).
+ * Partner API v1: what integrators call over gRPC (F22). Every call carries an API key in the
+ * `authorization` metadata: a tenant key (`Bearer sbk_…`), or an organisation key (`Bearer sbo_…`)
+ * together with `x-sb-tenant: <tenant id>`. Each method needs a scope (read, write or admin).
  * Errors use the gRPC status of the SB_ERR_* code (protos/errors.ts) with the code in the message.
  */
 
@@ -45,6 +46,15 @@ export interface FeedEvent {
 }
 
 export interface GetTenantRequest {
+}
+
+export interface CreateTenantRequest {
+  tenantId: string;
+  name: string;
+  adminEmail: string;
+  adminPassword: string;
+  /** 0 = the default (180). */
+  retentionDays: number;
 }
 
 export interface UpdateTenantRequest {
@@ -402,6 +412,155 @@ export const GetTenantRequest: MessageFns<GetTenantRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<GetTenantRequest>, I>>(_: I): GetTenantRequest {
     const message = createBaseGetTenantRequest();
+    return message;
+  },
+};
+
+function createBaseCreateTenantRequest(): CreateTenantRequest {
+  return { tenantId: "", name: "", adminEmail: "", adminPassword: "", retentionDays: 0 };
+}
+
+export const CreateTenantRequest: MessageFns<CreateTenantRequest> = {
+  encode(message: CreateTenantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenantId !== "") {
+      writer.uint32(10).string(message.tenantId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.adminEmail !== "") {
+      writer.uint32(26).string(message.adminEmail);
+    }
+    if (message.adminPassword !== "") {
+      writer.uint32(34).string(message.adminPassword);
+    }
+    if (message.retentionDays !== 0) {
+      writer.uint32(40).int32(message.retentionDays);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTenantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateTenantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.adminEmail = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.adminPassword = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.retentionDays = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateTenantRequest {
+    return {
+      tenantId: isSet(object.tenantId)
+        ? globalThis.String(object.tenantId)
+        : isSet(object.tenant_id)
+        ? globalThis.String(object.tenant_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      adminEmail: isSet(object.adminEmail)
+        ? globalThis.String(object.adminEmail)
+        : isSet(object.admin_email)
+        ? globalThis.String(object.admin_email)
+        : "",
+      adminPassword: isSet(object.adminPassword)
+        ? globalThis.String(object.adminPassword)
+        : isSet(object.admin_password)
+        ? globalThis.String(object.admin_password)
+        : "",
+      retentionDays: isSet(object.retentionDays)
+        ? globalThis.Number(object.retentionDays)
+        : isSet(object.retention_days)
+        ? globalThis.Number(object.retention_days)
+        : 0,
+    };
+  },
+
+  toJSON(message: CreateTenantRequest): unknown {
+    const obj: any = {};
+    if (message.tenantId !== "") {
+      obj.tenantId = message.tenantId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.adminEmail !== "") {
+      obj.adminEmail = message.adminEmail;
+    }
+    if (message.adminPassword !== "") {
+      obj.adminPassword = message.adminPassword;
+    }
+    if (message.retentionDays !== 0) {
+      obj.retentionDays = Math.round(message.retentionDays);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateTenantRequest>, I>>(base?: I): CreateTenantRequest {
+    return CreateTenantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTenantRequest>, I>>(object: I): CreateTenantRequest {
+    const message = createBaseCreateTenantRequest();
+    message.tenantId = object.tenantId ?? "";
+    message.name = object.name ?? "";
+    message.adminEmail = object.adminEmail ?? "";
+    message.adminPassword = object.adminPassword ?? "";
+    message.retentionDays = object.retentionDays ?? 0;
     return message;
   },
 };
@@ -1923,6 +2082,16 @@ export const ListEventsResponse: MessageFns<ListEventsResponse> = {
 
 export type PartnerServiceService = typeof PartnerServiceService;
 export const PartnerServiceService = {
+  /** Org keys only (scope admin, covering tenant_id): creates a tenant with its first admin. */
+  createTenant: {
+    path: "/switchboard.partner.v1.PartnerService/CreateTenant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateTenantRequest): Buffer => Buffer.from(CreateTenantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateTenantRequest => CreateTenantRequest.decode(value),
+    responseSerialize: (value: Tenant): Buffer => Buffer.from(Tenant.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Tenant => Tenant.decode(value),
+  },
   /** scope read */
   getTenant: {
     path: "/switchboard.partner.v1.PartnerService/GetTenant" as const,
@@ -2021,6 +2190,8 @@ export const PartnerServiceService = {
 } as const;
 
 export interface PartnerServiceServer extends UntypedServiceImplementation {
+  /** Org keys only (scope admin, covering tenant_id): creates a tenant with its first admin. */
+  createTenant: handleUnaryCall<CreateTenantRequest, Tenant>;
   /** scope read */
   getTenant: handleUnaryCall<GetTenantRequest, Tenant>;
   /** scope admin */
@@ -2046,6 +2217,22 @@ export interface PartnerServiceServer extends UntypedServiceImplementation {
 }
 
 export interface PartnerServiceClient extends Client {
+  /** Org keys only (scope admin, covering tenant_id): creates a tenant with its first admin. */
+  createTenant(
+    request: CreateTenantRequest,
+    callback: (error: ServiceError | null, response: Tenant) => void,
+  ): ClientUnaryCall;
+  createTenant(
+    request: CreateTenantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Tenant) => void,
+  ): ClientUnaryCall;
+  createTenant(
+    request: CreateTenantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Tenant) => void,
+  ): ClientUnaryCall;
   /** scope read */
   getTenant(
     request: GetTenantRequest,
