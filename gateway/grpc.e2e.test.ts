@@ -11,7 +11,11 @@ import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PartnerServiceClient, type Session } from '../protos/gen/partner/v1/partner.pb.ts';
+import {
+  PartnerServiceClient,
+  PartnerServiceService,
+  type Session,
+} from '../protos/gen/partner/v1/partner.pb.ts';
 import { api, boot, login, TestClient, type Booted } from './testing.ts';
 
 const require = createRequire(import.meta.url);
@@ -174,6 +178,48 @@ describe('partner gRPC API', () => {
 
     const closed = await w.call<object, Session>('closeSession', { sessionId: s.sessionId });
     expect(closed.state).toBe('closed');
+  });
+
+  it('checks the scope of every method before anything else', async () => {
+    env = await boot({ grpcPort: 0 });
+    const port = env.server.grpcPort!;
+    const admin = await login(env.url, 'admin@demo.test');
+    const keyFor = async (scopes: string[]): Promise<string> =>
+      (await api<{ key: string }>(env!.url, 'POST', '/v1/admin/api-keys', admin.token, { name: 's', scopes }))
+        .body.key;
+    const read = client(port, await keyFor(['read']));
+    const write = client(port, await keyFor(['write']));
+    const needs: Record<string, 'read' | 'write' | 'admin'> = {
+      createTenant: 'admin',
+      getTenant: 'read',
+      updateTenant: 'admin',
+      listAgents: 'read',
+      openSession: 'write',
+      sendMessage: 'write',
+      closeSession: 'write',
+      getSession: 'read',
+      listEvents: 'read',
+    };
+    // Every unary method of the service is in the table.
+    const declared = Object.keys(PartnerServiceService).filter(
+      (m) => !PartnerServiceService[m as keyof typeof PartnerServiceService].responseStream,
+    );
+    expect(declared.sort()).toEqual(Object.keys(needs).sort());
+    for (const [method, scope] of Object.entries(needs)) {
+      // An all-defaults request (every field present), decoded from an empty message.
+      const req = PartnerServiceService[method as keyof typeof PartnerServiceService].requestDeserialize(
+        Buffer.alloc(0),
+      );
+      const readCode = await codeOf(read.call(method, req));
+      const writeCode = await codeOf(write.call(method, req));
+      if (scope === 'read') {
+        expect(readCode, method).not.toBe(grpc.status.PERMISSION_DENIED);
+        expect(writeCode, method).not.toBe(grpc.status.PERMISSION_DENIED);
+      } else {
+        expect(readCode, method).toBe(grpc.status.PERMISSION_DENIED);
+        expect(writeCode === grpc.status.PERMISSION_DENIED, method).toBe(scope === 'admin');
+      }
+    }
   });
 
   it('streams the tenant event feed and resumes from a cursor', async () => {
