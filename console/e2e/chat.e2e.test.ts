@@ -304,4 +304,46 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await agent.screenshot({ path: `${shots}/agent-workspace-en-desktop.png` });
     await visitor.screenshot({ path: `${shots}/visitor-chat-en-phone.png` });
   }, 60_000);
+
+  it('console - session tags from the tree, a forced tag before closing, rating invitation', async () => {
+    const adminTok = (await (
+      await fetch(`${env.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'admin@demo.test', password: 'switchboard' }),
+      })
+    ).json()) as { token: string };
+    const put = (section: string, body: unknown): Promise<Response> =>
+      fetch(`${env.url}/v1/admin/config/${section}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminTok.token}` },
+        body: JSON.stringify(body),
+      });
+    expect(
+      (await put('tags', [{ tagId: 'billing', name: '账单', children: [{ tagId: 'refund', name: '退款' }] }]))
+        .status,
+    ).toBe(200);
+    expect((await put('settings', { forceTagOnClose: true })).status).toBe(200);
+    // The admin takes chats too; nobody else is idle longer, so the next visitor comes here.
+    const agent = await agentPage(DESKTOP, 'zh-CN', 'admin@demo.test');
+    agent.on('dialog', (d) => void d.accept());
+    const visitor = await newPage(PHONE, 'zh-CN');
+    await visitor.goto(`${env.url}/chat.html?tenant=demo`);
+    await visitor.getByPlaceholder('请输入您的问题').fill('我要退款');
+    await visitor.keyboard.press('Enter');
+    await agent.locator('.sessions li').filter({ hasText: '我要退款' }).click();
+    await agent.getByText('我要退款').last().waitFor();
+    // Closing without a tag is refused with a clear message.
+    await agent.getByRole('button', { name: '结束会话' }).click();
+    await agent.getByRole('alert').filter({ hasText: '结束会话前请先添加会话标签' }).waitFor();
+    // Tag from the tree (shown with its path), then rating invitation, then close.
+    await agent.locator('[data-test=add-tag]').selectOption('refund');
+    await agent.locator('.tags .tag').filter({ hasText: '账单 / 退款' }).waitFor();
+    await agent.getByRole('button', { name: '邀请评价' }).click();
+    await agent.screenshot({ path: `${shots}/agent-tags-zh-CN-desktop.png` });
+    await agent.getByRole('button', { name: '×' }).first().click(); // dismiss the error banner
+    await agent.getByRole('button', { name: '结束会话' }).click();
+    await agent.getByText('会话已结束').last().waitFor();
+    await agent.screenshot({ path: `${shots}/agent-closed-tagged-zh-CN-desktop.png` });
+  }, 60_000);
 });

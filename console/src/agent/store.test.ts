@@ -21,6 +21,23 @@ const visitorMsg = (sessionId: string, seq: number, text: string, at = seq * 100
 });
 
 describe('agent store', () => {
+  it('store - transfer offers, refused actions and sensitive-word reminders', () => {
+    const s = createAgentStore();
+    s.applyFrame({ type: 'assigned', session: summary('a') });
+    s.applyFrame({ type: 'transferOffer', session: summary('b'), fromAgentId: 'agent2', expiresAt: 99 });
+    s.applyFrame({ type: 'transferOffer', session: summary('b'), fromAgentId: 'agent2', expiresAt: 120 });
+    expect(s.state.offers.map((o) => [o.session.sessionId, o.expiresAt])).toEqual([['b', 120]]);
+    s.applyFrame({ type: 'assigned', session: summary('b') });
+    expect(s.state.offers).toEqual([]);
+    s.applyFrame({ type: 'transferOffer', session: summary('c'), fromAgentId: 'agent2', expiresAt: 1 });
+    s.answered('c');
+    expect(s.state.offers).toEqual([]);
+    s.applyFrame({ type: 'error', code: 'SB_ERR_TAG_REQUIRED', message: 'x' });
+    expect(s.state.error?.code).toBe('SB_ERR_TAG_REQUIRED');
+    s.applyFrame({ type: 'notice', sessionId: 'a', kind: 'sensitive', text: 'careful', words: ['x'] });
+    expect(s.state.sessions['a']!.lines.at(-1)!.notice).toEqual({ kind: 'sensitive', text: 'careful' });
+  });
+
   it('store - a session transferred away leaves the workspace', () => {
     const s = createAgentStore();
     s.applyFrame({ type: 'assigned', session: summary('a') });

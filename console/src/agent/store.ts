@@ -20,7 +20,7 @@ export interface ChatLine {
   delivery?: Delivery;
   recalled?: boolean;
   /** System lines: what happened (rendered in the UI language). */
-  notice?: { kind: 'assigned'; name: string } | { kind: 'closed' };
+  notice?: { kind: 'assigned'; name: string } | { kind: 'closed' } | { kind: 'sensitive'; text: string };
 }
 
 export interface SessionView {
@@ -34,12 +34,22 @@ export interface SessionView {
   waitingSince: number | undefined;
 }
 
+export interface TransferOffer {
+  session: SessionSummary;
+  fromAgentId: string;
+  expiresAt: number;
+}
+
 export interface AgentState {
   status: AgentStatus;
   sessions: Record<string, SessionView>;
   /** Session ids, newest assignment first. */
   order: string[];
   selected: string | undefined;
+  /** Transfers other agents offer to this agent, waiting for an answer. */
+  offers: TransferOffer[];
+  /** The last refused action (typed error), shown until the next one or dismissed. */
+  error: { code: string; at: number } | undefined;
 }
 
 export interface AgentStore {
@@ -55,10 +65,19 @@ export interface AgentStore {
   /** Removes a closed session from the list. */
   dismiss(sessionId: string): void;
   reset(): void;
+  /** A transfer offer was answered (or expired). */
+  answered(sessionId: string): void;
 }
 
 export function createAgentStore(): AgentStore {
-  const state = reactive<AgentState>({ status: 'offline', sessions: {}, order: [], selected: undefined });
+  const state = reactive<AgentState>({
+    status: 'offline',
+    sessions: {},
+    order: [],
+    selected: undefined,
+    offers: [],
+    error: undefined,
+  });
 
   const ensure = (s: SessionSummary): SessionView => {
     const known = state.sessions[s.sessionId];
@@ -162,10 +181,32 @@ export function createAgentStore(): AgentStore {
         break;
       case 'assigned':
         ensure(f.session);
+        state.offers = state.offers.filter((o) => o.session.sessionId !== f.session.sessionId);
         break;
       case 'status':
         state.status = f.status;
         break;
+      case 'transferOffer':
+        state.offers = [
+          ...state.offers.filter((o) => o.session.sessionId !== f.session.sessionId),
+          { session: f.session, fromAgentId: f.fromAgentId, expiresAt: f.expiresAt },
+        ];
+        break;
+      case 'error':
+        state.error = { code: f.code, at: Date.now() };
+        break;
+      case 'notice': {
+        const v = state.sessions[f.sessionId];
+        if (v)
+          v.lines.push({
+            key: `n${v.lines.length}-${Date.now()}`,
+            at: Date.now(),
+            from: 'system',
+            text: '',
+            notice: { kind: 'sensitive', text: f.text },
+          });
+        break;
+      }
       case 'released':
         // The session went to another agent: it leaves this workspace.
         delete state.sessions[f.sessionId];
@@ -231,6 +272,11 @@ export function createAgentStore(): AgentStore {
       state.sessions = {};
       state.order = [];
       state.selected = undefined;
+      state.offers = [];
+      state.error = undefined;
+    },
+    answered(sessionId) {
+      state.offers = state.offers.filter((o) => o.session.sessionId !== sessionId);
     },
   };
 }
