@@ -324,11 +324,32 @@ describe.runIf(haveChromium)('console in chromium', () => {
         .status,
     ).toBe(200);
     expect((await put('settings', { forceTagOnClose: true })).status).toBe(200);
-    // The admin takes chats too; nobody else is idle longer, so the next visitor comes here.
+    // Entry `refund` routes to the VIP group, which only the admin serves: the chat comes here.
+    expect(
+      (
+        await put('routing', {
+          groups: [{ groupId: 'vip', name: 'VIP' }],
+          rules: [
+            {
+              id: 'refund',
+              kind: 'entry',
+              match: 'refund',
+              targets: { mode: 'allDay', target: { kind: 'group', groupId: 'vip' } },
+            },
+          ],
+        })
+      ).status,
+    ).toBe(200);
+    const patched = await fetch(`${env.url}/v1/admin/members/admin`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminTok.token}` },
+      body: JSON.stringify({ groups: ['vip'] }),
+    });
+    expect(patched.status).toBe(200);
     const agent = await agentPage(DESKTOP, 'zh-CN', 'admin@demo.test');
     agent.on('dialog', (d) => void d.accept());
     const visitor = await newPage(PHONE, 'zh-CN');
-    await visitor.goto(`${env.url}/chat.html?tenant=demo`);
+    await visitor.goto(`${env.url}/chat.html?tenant=demo&entry=refund`);
     await visitor.getByPlaceholder('请输入您的问题').fill('我要退款');
     await visitor.keyboard.press('Enter');
     await agent.locator('.sessions li').filter({ hasText: '我要退款' }).click();
@@ -341,6 +362,13 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await agent.locator('.tags .tag').filter({ hasText: '账单 / 退款' }).waitFor();
     await agent.getByRole('button', { name: '邀请评价' }).click();
     await agent.screenshot({ path: `${shots}/agent-tags-zh-CN-desktop.png` });
+    // The visitor rates (once): five stars and a remark.
+    await visitor.getByRole('heading', { name: '请为本次服务评分' }).waitFor();
+    await visitor.getByRole('radio', { name: '5 星' }).click();
+    await visitor.getByLabel('还有什么想告诉我们的？（选填）').fill('很快就解决了');
+    await visitor.screenshot({ path: `${shots}/visitor-rating-zh-CN-phone.png` });
+    await visitor.getByRole('button', { name: '提交评价' }).click();
+    await visitor.getByText('感谢您的评价！').waitFor();
     await agent.getByRole('button', { name: '×' }).first().click(); // dismiss the error banner
     await agent.getByRole('button', { name: '结束会话' }).click();
     await agent.getByText('会话已结束').last().waitFor();

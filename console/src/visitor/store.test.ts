@@ -35,6 +35,34 @@ const ev = (seq: number, body: SessionEvent['body'], extra: Partial<SessionEvent
 });
 
 describe('visitor store', () => {
+  it('visitor store - rating: invited, then rated once (by event or by the answer)', () => {
+    const s = createVisitorStore(fakeTimers());
+    s.adopt('s1');
+    expect(s.state.ratingInvited).toBe(false);
+    s.applyEvent(ev(4, { kind: 'internal' }));
+    s.applyEvent(ev(5, { kind: 'rating_invited', by: 'agent1' }));
+    expect(s.state.ratingInvited).toBe(true);
+    s.applyEvent(ev(6, { kind: 'rated', score: 4 }));
+    expect(s.state.rated).toBe(4);
+    s.adopt('s2');
+    expect([s.state.ratingInvited, s.state.rated]).toEqual([false, undefined]);
+    s.applyFrame({
+      type: 'session',
+      session: {
+        sessionId: 's2',
+        tenantId: 'demo',
+        visitorId: 'v',
+        visitorName: 'V',
+        channel: 'web',
+        state: 'closed',
+        createdAt: 0,
+        lastSeq: 9,
+        rating: { score: 5 },
+      },
+    });
+    expect(s.state.rated).toBe(5);
+  });
+
   it('visitor store - queue position, then the agent, then the end', () => {
     const s = createVisitorStore(fakeTimers());
     s.adopt('s1');

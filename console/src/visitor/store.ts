@@ -29,6 +29,10 @@ export interface VisitorState {
   closed: boolean;
   agentTyping: boolean;
   lines: VisitorLine[];
+  /** The agent asked for a rating (or the served session closed): the rating card shows. */
+  ratingInvited: boolean;
+  /** The score given, once rated (a session is rated once). */
+  rated: number | undefined;
 }
 
 /** "Agent is typing" disappears this long after the agent's last typing frame, ms. */
@@ -66,6 +70,8 @@ export function createVisitorStore(
     closed: false,
     agentTyping: false,
     lines: [],
+    ratingInvited: false,
+    rated: undefined,
   });
   let typingTimer: unknown;
 
@@ -79,7 +85,15 @@ export function createVisitorStore(
     state,
     adopt(sessionId) {
       stopTyping();
-      Object.assign(state, { sessionId, queue: 0, agentName: '', closed: false, lines: [] });
+      Object.assign(state, {
+        sessionId,
+        queue: 0,
+        agentName: '',
+        closed: false,
+        lines: [],
+        ratingInvited: false,
+        rated: undefined,
+      });
     },
     applyEvent(e) {
       if (e.sessionId !== state.sessionId) return;
@@ -126,6 +140,12 @@ export function createVisitorStore(
             notice: { key: 'visitor.assigned', vars: { name: b.agentName } },
           });
           return;
+        case 'rating_invited':
+          state.ratingInvited = true;
+          return;
+        case 'rated':
+          state.rated = b.score;
+          return;
         case 'closed':
           state.closed = true;
           state.queue = 0;
@@ -144,7 +164,10 @@ export function createVisitorStore(
       }
     },
     applyFrame(f) {
-      if (f.type === 'queue' && f.sessionId === state.sessionId && !state.agentName) {
+      if (f.type === 'session' && f.session.sessionId === state.sessionId && f.session.rating) {
+        // The answer to `rate` (a closed session no longer streams its `rated` event).
+        state.rated = f.session.rating.score;
+      } else if (f.type === 'queue' && f.sessionId === state.sessionId && !state.agentName) {
         state.queue = f.position;
       } else if (
         f.type === 'typing' &&
