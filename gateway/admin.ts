@@ -13,6 +13,7 @@
  *   POST   /v1/admin/members                 create a member (admin)
  *   PATCH  /v1/admin/members/:memberId       change name, role, cap, groups, password (admin)
  *   DELETE /v1/admin/members/:memberId       remove a member (admin)
+ *   GET    /v1/agents                        colleagues with status and load, for transfers (staff)
  *   GET    /v1/admin/dispatch                queues per skill group and every agent's load (admin)
  *   GET    /v1/admin/api-keys                partner API keys without secrets (admin)
  *   POST   /v1/admin/api-keys                {name, scopes}: a new key, shown once (admin)
@@ -52,6 +53,7 @@ import {
   type AgentMsg,
   type Caller,
   type DispatchMsg,
+  type DispatchSnapshot,
   type MemberRecord,
   type PresenceMsg,
   type SessionMsg,
@@ -375,6 +377,27 @@ export function registerAdminRoutes(d: AdminDeps): void {
   route('get', '/v1/admin/webhooks/stats', 0, ADMIN, ({ caller }) =>
     runtime.ask(outbox(caller.tenantId), { t: 'stats' } satisfies OutboxMsg),
   );
+
+  // Colleagues and their availability, for transfers (no session ids).
+  route('get', '/v1/agents', 0, STAFF, async ({ caller }) => {
+    const snap = await runtime.ask<DispatchSnapshot>(
+      { kind: KINDS.dispatch, key: dispatchKey(caller.tenantId) },
+      { t: 'snapshot' } satisfies DispatchMsg,
+    );
+    const live = new Map(snap.agents.map((a) => [a.agentId, a]));
+    return (await dir.listMembers(caller.tenantId)).map((m) => {
+      const a = live.get(m.memberId);
+      return {
+        agentId: m.memberId,
+        name: m.name,
+        role: m.role,
+        groups: m.groups ?? [],
+        status: a?.connected ? a.status : 'offline',
+        active: a?.active ?? 0,
+        max: a?.max ?? m.maxConcurrent,
+      };
+    });
+  });
 
   route('get', '/v1/admin/dispatch', 0, ADMIN, ({ caller }) =>
     runtime.ask({ kind: KINDS.dispatch, key: dispatchKey(caller.tenantId) }, {

@@ -214,6 +214,9 @@ export const OPENAPI = {
     '/v1/admin/webhooks/stats': {
       get: op({ summary: 'Webhook delivery counters', auth: 'admin', tag: 'webhooks' }),
     },
+    '/v1/agents': {
+      get: op({ summary: 'Colleagues with status and load (for transfers)', auth: 'member', tag: 'agents' }),
+    },
     '/v1/admin/dispatch': {
       get: op({ summary: "Skill-group queues and every agent's load", auth: 'admin', tag: 'admin' }),
     },

@@ -347,7 +347,7 @@ describe.runIf(haveChromium)('console in chromium', () => {
     });
     expect(patched.status).toBe(200);
     const agent = await agentPage(DESKTOP, 'zh-CN', 'admin@demo.test');
-    agent.on('dialog', (d) => void d.accept());
+    agent.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept('物流丢件，已联系快递') : d.accept()));
     const visitor = await newPage(PHONE, 'zh-CN');
     await visitor.goto(`${env.url}/chat.html?tenant=demo&entry=refund`);
     await visitor.getByPlaceholder('请输入您的问题').fill('我要退款');
@@ -360,6 +360,13 @@ describe.runIf(haveChromium)('console in chromium', () => {
     // Tag from the tree (shown with its path), then rating invitation, then close.
     await agent.locator('[data-test=add-tag]').selectOption('refund');
     await agent.locator('.tags .tag').filter({ hasText: '账单 / 退款' }).waitFor();
+    // An internal note; the transfer menu lists colleagues with their status and load.
+    await agent.getByRole('button', { name: '添加备注' }).click();
+    await agent.getByText('备注：物流丢件，已联系快递').waitFor();
+    await agent.locator('[data-test=transfer]').focus();
+    await agent
+      .locator('[data-test=transfer] option', { hasText: /Agent 1（(在线|离线)/ })
+      .waitFor({ state: 'attached' });
     await agent.getByRole('button', { name: '邀请评价' }).click();
     await agent.screenshot({ path: `${shots}/agent-tags-zh-CN-desktop.png` });
     // The visitor rates (once): five stars and a remark.

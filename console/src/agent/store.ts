@@ -20,7 +20,11 @@ export interface ChatLine {
   delivery?: Delivery;
   recalled?: boolean;
   /** System lines: what happened (rendered in the UI language). */
-  notice?: { kind: 'assigned'; name: string } | { kind: 'closed' } | { kind: 'sensitive'; text: string };
+  notice?:
+    | { kind: 'assigned'; name: string }
+    | { kind: 'closed' }
+    | { kind: 'sensitive'; text: string }
+    | { kind: 'note'; text: string };
 }
 
 export interface SessionView {
@@ -166,6 +170,16 @@ export function createAgentStore(): AgentStore {
           from: 'system',
           text: '',
           notice: { kind: 'closed' },
+        });
+        return;
+      case 'note':
+        v.lines.push({
+          key: `s${e.seq}`,
+          seq: e.seq,
+          at: e.at,
+          from: 'system',
+          text: '',
+          notice: { kind: 'note', text: b.text },
         });
         return;
       default:
