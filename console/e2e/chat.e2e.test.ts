@@ -350,6 +350,11 @@ describe.runIf(haveChromium)('console in chromium', () => {
     agent.on('dialog', (d) => void (d.type() === 'prompt' ? d.accept('物流丢件，已联系快递') : d.accept()));
     const visitor = await newPage(PHONE, 'zh-CN');
     await visitor.goto(`${env.url}/chat.html?tenant=demo&entry=refund`);
+    // Type only once the session is open (the composer sends nothing before).
+    await visitor
+      .getByRole('status')
+      .filter({ hasText: /为您服务|排队/ })
+      .waitFor({ timeout: 15_000 });
     await visitor.getByPlaceholder('请输入您的问题').fill('我要退款');
     await visitor.keyboard.press('Enter');
     await agent.locator('.sessions li').filter({ hasText: '我要退款' }).click();
@@ -367,6 +372,11 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await agent
       .locator('[data-test=transfer] option', { hasText: /Agent 1（(在线|离线)/ })
       .waitFor({ state: 'attached' });
+    // The visitor's profile: tags kept on the visitor across sessions.
+    await agent.getByText('访客资料').click();
+    await agent.getByLabel('添加访客标签').fill('VIP');
+    await agent.getByLabel('添加访客标签').press('Enter');
+    await agent.locator('.visitor-panel .tag', { hasText: 'VIP' }).waitFor();
     await agent.getByRole('button', { name: '邀请评价' }).click();
     await agent.screenshot({ path: `${shots}/agent-tags-zh-CN-desktop.png` });
     // The visitor rates (once): five stars and a remark.
