@@ -3,7 +3,14 @@
  * Everything here crosses worker threads, so it is plain data (structured-clone safe).
  */
 import type { EndpointId } from '../engine/types.ts';
-import type { AgentStatus, PartyType, ServerFrame, SessionSummary } from '../protos/ws-v1.ts';
+import type {
+  AgentStatus,
+  Attachment,
+  DeviceInfo,
+  PartyType,
+  ServerFrame,
+  SessionSummary,
+} from '../protos/ws-v1.ts';
 
 /** Actor kinds of the service desk. Keys always start with the tenant id: `<tenant>:<id>`. */
 export const KINDS = {
@@ -98,7 +105,14 @@ export type SessionMsg =
     }
   | { t: 'summary'; caller: Caller }
   /** `endpoint`: the sending socket; it gets the ack (which carries the seq) instead of the event. */
-  | { t: 'send'; caller: Caller; clientMsgId: string; text: string; endpoint?: EndpointId }
+  | {
+      t: 'send';
+      caller: Caller;
+      clientMsgId: string;
+      text: string;
+      attachment?: Attachment;
+      endpoint?: EndpointId;
+    }
   | { t: 'subscribe'; caller: Caller; endpoint: EndpointId; lastSeq: number }
   | { t: 'unsubscribe'; endpoint: EndpointId }
   | { t: 'typing'; caller: Caller; text?: string }
@@ -139,7 +153,9 @@ export type VisitorMsg =
   | { t: 'current'; caller: Caller }
   | { t: 'sessionClosed'; sessionId: string }
   /** A visitor socket connected / went away (presence, proactive invitations). */
-  | { t: 'connected'; caller: Caller; endpoint: EndpointId }
+  | { t: 'connected'; caller: Caller; endpoint: EndpointId; device?: DeviceInfo }
+  /** An app reported its device (F7). */
+  | { t: 'device'; caller: Caller; device: Omit<DeviceInfo, 'ip' | 'userAgent'> }
   | { t: 'disconnected'; endpoint: EndpointId }
   | { t: 'page'; caller: Caller; url: string; title?: string }
   /** An agent starts a session with this visitor (F9). */
@@ -156,6 +172,8 @@ export interface VisitorProfile {
   online: boolean;
   openSessionId?: string;
   sessions: string[];
+  /** Address, browser and (apps) device of the latest connection. */
+  device?: DeviceInfo;
 }
 
 // ---- to the presence actor (one per tenant) --------------------------------------------------

@@ -8,6 +8,7 @@ import type { IndexStore, MessageStore, StoredEvent } from '../engine/store/type
 import { indexClosedSession, type HistoryEntry } from './history.ts';
 import { SbError } from '../protos/errors.ts';
 import type {
+  Attachment,
   SessionEvent,
   SessionEventBody,
   SessionState,
@@ -28,6 +29,7 @@ import {
 } from './messages.ts';
 import { handoff as routeHandoff, route, type Channel, type RoutingDecision } from './routing-rules.ts';
 import { checkMessage } from './sensitive-words.ts';
+import { getFileRecord } from './files.ts';
 import { UNGROUPED } from './dispatch-core.ts';
 import { readTenantConfig, tagIds, type LiveConfig } from './tenant-config.ts';
 import { noteForWebhooks } from './webhook-outbox.ts';
@@ -197,7 +199,7 @@ export class SessionActor implements Actor {
         if (msg.caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN');
         return { ...this.st };
       case 'send':
-        return this.send(msg.caller, msg.clientMsgId, msg.text, ctx, msg.endpoint);
+        return this.send(msg.caller, msg.clientMsgId, msg.text, ctx, msg.endpoint, msg.attachment);
       case 'subscribe':
         return this.subscribe(msg.caller, msg.endpoint, msg.lastSeq, ctx);
       case 'unsubscribe':
@@ -571,6 +573,7 @@ export class SessionActor implements Actor {
     text: string,
     ctx: ActorContext,
     from_?: EndpointId,
+    attachment?: Attachment,
   ): Promise<unknown> {
     this.authorize(caller);
     const known = this.recentIds.get(clientMsgId);
@@ -587,8 +590,16 @@ export class SessionActor implements Actor {
       if (prior) return { seq: prior.seq, at: prior.at, duplicate: true };
       throw new SbError('SB_ERR_SESSION_CLOSED');
     }
-    if (text.length === 0 || text.length > DEFAULT_LIMITS.maxTextChars) {
+    if ((text.length === 0 && !attachment) || text.length > DEFAULT_LIMITS.maxTextChars) {
       throw new SbError('SB_ERR_INVALID_FIELD', `text must be 1–${DEFAULT_LIMITS.maxTextChars} characters`);
+    }
+    let file: (Attachment & { url: string }) | undefined;
+    if (attachment) {
+      // The stored record decides name, type and size; visitors attach only their own uploads.
+      const rec = await getFileRecord(ctx.stores.state, this.tenantId, attachment.fileId);
+      if (!rec || (caller.role === 'visitor' && rec.uploadedBy !== caller.id))
+        throw new SbError('SB_ERR_INVALID_FIELD', 'attachment.fileId: no such file');
+      file = { fileId: rec.fileId, name: rec.name, mime: rec.mime, size: rec.size, url: rec.url };
     }
     const from = caller.role === 'visitor' ? 'visitor' : 'agent';
     const live = await this.config(ctx);
@@ -604,7 +615,14 @@ export class SessionActor implements Actor {
       throw new SbError('SB_ERR_SENSITIVE_WORD');
     }
     const res = await this.append(
-      { kind: 'message', from, senderId: caller.id, text, clientMsgId },
+      {
+        kind: 'message',
+        from,
+        senderId: caller.id,
+        text,
+        clientMsgId,
+        ...(file ? { attachment: file } : {}),
+      },
       ctx,
       clientMsgId,
       from_,

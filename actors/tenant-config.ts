@@ -73,7 +73,20 @@ export interface DeskConfig {
   crm: CrmConfig;
   /** When each webhook subscription was created: it receives events from then on. */
   webhookCreatedAt: Record<string, number>;
+  /** Team canned responses (常用语) every agent of the tenant can insert. */
+  quickReplies: QuickReply[];
 }
+
+/** A canned response: a short title to find it by, and the text it inserts. */
+export interface QuickReply {
+  id: string;
+  /** Optional grouping shown in the console ("Greetings", "Shipping"…). */
+  category?: string;
+  title: string;
+  text: string;
+}
+
+export const MAX_QUICK_REPLIES = { team: 2000, personal: 200 } as const;
 
 export const CONFIG_SECTIONS = [
   'routing',
@@ -83,6 +96,7 @@ export const CONFIG_SECTIONS = [
   'sensitive',
   'webhooks',
   'crm',
+  'quickReplies',
 ] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
 
@@ -113,6 +127,7 @@ export function defaultDeskConfig(): DeskConfig {
     webhooks: defaultWebhookConfig(),
     crm: defaultCrmConfig(),
     webhookCreatedAt: {},
+    quickReplies: [],
   };
 }
 
@@ -228,6 +243,28 @@ export function validateTags(input: unknown): TagNode[] {
   return walk(input, 'tags', 1);
 }
 
+/** Canned responses: ids unique, title 1–50, category ≤ 30, text 1–4,000 characters. */
+export function validateQuickReplies(input: unknown, max: number, path = 'quickReplies'): QuickReply[] {
+  if (!Array.isArray(input)) bad(path, 'must be an array');
+  if (input.length > max) bad(path, `at most ${max} quick replies`);
+  const seen = new Set<string>();
+  return input.map((raw, i) => {
+    const p = `${path}[${i}]`;
+    const o = obj(raw, p, ['id', 'category', 'title', 'text']);
+    const qid = id(o['id'], `${p}.id`);
+    if (seen.has(qid)) bad(`${p}.id`, 'duplicate');
+    seen.add(qid);
+    const q: QuickReply = {
+      id: qid,
+      title: str(o['title'], `${p}.title`, 50),
+      text: str(o['text'], `${p}.text`, 4000),
+    };
+    if (o['category'] !== undefined && o['category'] !== '')
+      q.category = str(o['category'], `${p}.category`, 30);
+    return q;
+  });
+}
+
 export function tagIds(tags: readonly TagNode[]): Set<string> {
   const out = new Set<string>();
   const walk = (ns: readonly TagNode[]): void => {
@@ -266,6 +303,9 @@ export function validateSection(
       break;
     case 'crm':
       next.crm = validateCrmConfig(value);
+      break;
+    case 'quickReplies':
+      next.quickReplies = validateQuickReplies(value, MAX_QUICK_REPLIES.team);
       break;
     case 'webhooks': {
       next.webhooks = validateWebhookConfig(value, policy);

@@ -43,6 +43,10 @@ export interface Ticket {
   transcript?: Array<{ seq: number; at: number; from: string; text: string }>;
   comments: Array<{ by: string; text: string; at: number }>;
   externalId?: string;
+  /** `offline`: a message a visitor left while nobody was working (留言). */
+  source?: 'offline';
+  /** Offline messages: who left it and how to reach them. */
+  visitor?: { visitorId: string; name: string; contact: string };
   createdAt: number;
   updatedAt: number;
 }
@@ -56,6 +60,8 @@ export type TicketMsg =
       priority: TicketPriority;
       sessionId?: string;
       assigneeId?: string;
+      /** A visitor's offline message: the only ticket a visitor may create. */
+      offline?: { contact: string };
     }
   | { t: 'get'; caller: Caller }
   | { t: 'update'; caller: Caller; status?: TicketStatus; priority?: TicketPriority; assigneeId?: string }
@@ -159,7 +165,10 @@ export class TicketActor implements Actor {
 
   private async create(msg: Extract<TicketMsg, { t: 'create' }>, ctx: ActorContext): Promise<Ticket> {
     if (this.t) throw new SbError('SB_ERR_INVALID_STATE', 'ticket exists');
-    if (msg.caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN');
+    if (msg.caller.role === 'visitor' && (!msg.offline || msg.sessionId || msg.assigneeId))
+      throw new SbError('SB_ERR_FORBIDDEN');
+    if (msg.offline && (typeof msg.offline.contact !== 'string' || msg.offline.contact.length > 200))
+      throw new SbError('SB_ERR_INVALID_FIELD', 'contact: at most 200 characters');
     if (typeof msg.subject !== 'string' || msg.subject.trim() === '' || msg.subject.length > 200)
       throw new SbError('SB_ERR_INVALID_FIELD', 'subject: 1–200 characters');
     if (typeof msg.description !== 'string' || msg.description.length > 10_000)
@@ -182,6 +191,10 @@ export class TicketActor implements Actor {
       updatedAt: now,
     };
     if (msg.assigneeId !== undefined) t.assigneeId = msg.assigneeId;
+    if (msg.offline) {
+      t.source = 'offline';
+      t.visitor = { visitorId: msg.caller.id, name: msg.caller.name, contact: msg.offline.contact.trim() };
+    }
     if (msg.sessionId !== undefined) {
       // The caller must be allowed to read the session; its transcript is attached.
       await ctx.ask<SessionSummary>({ kind: KINDS.session, key: tkey(this.tenantId, msg.sessionId) }, {
@@ -267,9 +280,10 @@ export class TicketActor implements Actor {
       priority: t.priority,
       createdAt: t.createdAt,
       ...(t.assigneeId ? { assigneeId: t.assigneeId } : {}),
+      ...(t.source ? { source: t.source } : {}),
     };
     const index = indexStoreOf(ctx);
-    const agents = new Set([t.createdBy, ...(t.assigneeId ? [t.assigneeId] : [])]);
+    const agents = new Set([...(t.source ? [] : [t.createdBy]), ...(t.assigneeId ? [t.assigneeId] : [])]);
     await Promise.all([
       index.put(this.tenantId, 'tickets', sortKey, entry),
       ...[...agents].map((a) => index.put(this.tenantId, `tickets-agent:${a}`, sortKey, entry)),

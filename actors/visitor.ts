@@ -6,7 +6,7 @@
  */
 import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.ts';
 import { SbError } from '../protos/errors.ts';
-import type { SessionSummary } from '../protos/ws-v1.ts';
+import type { DeviceInfo, SessionSummary } from '../protos/ws-v1.ts';
 import { OwnedStream, visitorStream } from './domain-events.ts';
 import { dispatchKey, newId, splitKey, tkey } from './ids.ts';
 import {
@@ -30,6 +30,7 @@ interface VisitorState {
   trail?: VisitorProfile['trail'];
   /** Most recent first, at most 50. */
   sessions?: string[];
+  device?: DeviceInfo;
 }
 
 export class VisitorActor implements Actor {
@@ -80,6 +81,17 @@ export class VisitorActor implements Actor {
       case 'connected': {
         this.check(msg.caller);
         this.endpoints.set(`${msg.endpoint.thread}/${msg.endpoint.name}`, msg.endpoint);
+        if (
+          msg.device &&
+          (msg.device.ip !== this.st.device?.ip || msg.device.userAgent !== this.st.device?.userAgent)
+        ) {
+          // A new address or browser replaces the web details; what an app reported stays until it reports again.
+          const { ip, userAgent, ...app } = this.st.device ?? {};
+          void ip;
+          void userAgent;
+          this.st.device = { ...app, ...msg.device };
+          if (this.st.name === msg.caller.name) await ctx.saveState(this.st);
+        }
         if (this.st.name !== msg.caller.name) {
           const first = this.st.name === undefined;
           this.st.name = msg.caller.name;
@@ -115,6 +127,11 @@ export class VisitorActor implements Actor {
         this.presence(ctx);
         return undefined;
       }
+      case 'device':
+        this.check(msg.caller);
+        this.st.device = { ...this.st.device, ...msg.device };
+        await ctx.saveState(this.st);
+        return undefined;
       case 'invite':
         return this.invite(msg.caller, ctx);
       case 'profile':
@@ -170,6 +187,7 @@ export class VisitorActor implements Actor {
       sessions: [...(this.st.sessions ?? [])],
     };
     if (this.st.openSessionId !== undefined) p.openSessionId = this.st.openSessionId;
+    if (this.st.device) p.device = { ...this.st.device };
     return p;
   }
 

@@ -21,10 +21,14 @@
  *   GET    /v1/admin/webhooks/dead-letters   events that exhausted their delivery attempts (admin)
  *   POST   /v1/admin/webhooks/dead-letters/redeliver   {key}: one attempt now (admin)
  *   GET    /v1/admin/webhooks/stats          delivered / failed attempts / dead-lettered (admin)
- *   GET    /v1/config/public                 tag tree and skill groups (staff: for the console)
+ *   GET    /v1/config/public                 tag tree, skill groups, team quick replies (staff: for the console)
+ *   GET    /v1/me/quick-replies              the caller's personal quick replies (staff)
+ *   PUT    /v1/me/quick-replies              replace them: {quickReplies: [{id, title, text, category?}]} (staff)
  *   GET    /v1/sessions/:sessionId           session details incl. the routing decision (staff)
  *   GET    /v1/sessions/:sessionId/crm-url   the CRM iframe URL for this session (staff, F24)
  *   POST   /v1/tickets                       create a ticket, optionally from a session (staff, F25)
+ *   GET    /v1/visitor/availability          {available, agentsOnline}: is anyone working now (visitor)
+ *   POST   /v1/visitor/offline-message       {contact?, text}: leave a message as a ticket (visitor)
  *   GET    /v1/tickets                       tickets: agents their own, admins all (cursor paging)
  *   GET    /v1/tickets/:ticketId             one ticket with transcript and comments
  *   PATCH  /v1/tickets/:ticketId             status (workflow), priority, assignee
@@ -39,7 +43,10 @@ import type { Runtime } from '../engine/types.ts';
 import {
   CONFIG_SECTIONS,
   MAX_CONCURRENT,
+  MAX_QUICK_REPLIES,
   configKey,
+  validateQuickReplies,
+  type QuickReply,
   type ConfigSection,
   type DeskConfig,
   type TenantConfigMsg,
@@ -206,7 +213,21 @@ export function registerAdminRoutes(d: AdminDeps): void {
         forceTagOnClose: c.settings.forceTagOnClose,
         transferTimeoutSec: c.settings.transferTimeoutSec,
       },
+      quickReplies: c.quickReplies,
+      crm: c.crm.urlTemplate !== '',
     };
+  });
+
+  // Personal canned responses, one list per member (the team's are the `quickReplies` section).
+  route('get', '/v1/me/quick-replies', 0, STAFF, async ({ caller }) => ({
+    quickReplies: (await runtime.stores.state.get<QuickReply[]>(caller.tenantId, 'qr', caller.id)) ?? [],
+  }));
+
+  route('put', '/v1/me/quick-replies', 0, STAFF, async ({ caller, body }) => {
+    const o = objectBody(await body(), ['quickReplies']);
+    const list = validateQuickReplies(o['quickReplies'], MAX_QUICK_REPLIES.personal);
+    await runtime.stores.state.put(caller.tenantId, 'qr', caller.id, list);
+    return { quickReplies: list };
   });
 
   route('get', '/v1/admin/tenant', 0, ADMIN, async ({ caller }) => {
@@ -484,6 +505,34 @@ export function registerAdminRoutes(d: AdminDeps): void {
     mirror(t);
     return t;
   });
+  // ---- visitors: who is working, and offline messages (留言) ------------------------------------------
+  route('get', '/v1/visitor/availability', 0, ['visitor'], async ({ caller }) => {
+    const snap = await runtime.ask<DispatchSnapshot>(
+      { kind: KINDS.dispatch, key: dispatchKey(caller.tenantId) },
+      { t: 'snapshot' } satisfies DispatchMsg,
+    );
+    const online = snap.agents.filter((a) => a.connected && a.status === 'online').length;
+    return { available: online > 0, agentsOnline: online };
+  });
+
+  route('post', '/v1/visitor/offline-message', 0, ['visitor'], async ({ caller, body }) => {
+    const o = objectBody(await body(), ['contact', 'text']);
+    const text = o['text'];
+    if (typeof text !== 'string' || text.trim() === '' || text.length > 2000) bad('text: 1–2000 characters');
+    const contact = o['contact'] ?? '';
+    if (typeof contact !== 'string' || contact.length > 200) bad('contact: at most 200 characters');
+    const t = await runtime.ask<Ticket>(ticket(caller.tenantId, newTicketId(d.now())), {
+      t: 'create',
+      caller,
+      subject: `${caller.name}: ${text.trim().split('\n')[0]!.slice(0, 80)}`,
+      description: text,
+      priority: 'normal',
+      offline: { contact },
+    } satisfies TicketMsg);
+    mirror(t);
+    return { ticketId: t.ticketId, createdAt: t.createdAt };
+  });
+
   route('get', '/v1/tickets', 0, STAFF, ({ caller, query }) => {
     const limit = Number(query('limit') ?? '50');
     if (!Number.isInteger(limit) || limit < 1 || limit > 200) bad('limit must be 1–200');

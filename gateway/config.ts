@@ -44,6 +44,8 @@ export interface ServerConfig {
   platformToken: string | undefined;
   /** Largest accepted HTTP request body, bytes. Default 64 KiB. */
   maxHttpBodyBytes: number;
+  /** Largest attachment an agent or visitor may upload (images and files), bytes. */
+  maxFileBytes: number;
   limits: Limits;
   /** Webhook delivery (actors/webhook-outbox.ts): retries, timeout, plain http to loopback (tests). */
   webhooks: {
@@ -77,6 +79,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   staticDir: resolve(new URL('../console/dist', import.meta.url).pathname),
   platformToken: undefined,
   maxHttpBodyBytes: 64 * 1024,
+  maxFileBytes: 10 * 1024 * 1024,
   limits: { ...DEFAULT_LIMITS },
   webhooks: {
     allowLoopbackHttp: false,
@@ -158,6 +161,9 @@ const SETTERS: Record<string, Setter> = {
     if (v.length < 32) throw new Error('SB_TOKEN_SECRET must be at least 32 characters');
     c.tokenSecret = v;
   },
+  SB_MAX_HTTP_BODY_BYTES: (c, v) =>
+    (c.maxHttpBodyBytes = int('SB_MAX_HTTP_BODY_BYTES', 1024, 16 * 1024 * 1024)(v)),
+  SB_MAX_FILE_BYTES: (c, v) => (c.maxFileBytes = int('SB_MAX_FILE_BYTES', 1024, 100 * 1024 * 1024)(v)),
   SB_STATIC_DIR: (c, v) => (c.staticDir = resolve(v)),
   SB_PLATFORM_TOKEN: (c, v) => {
     if (v.length < 32) throw new Error('SB_PLATFORM_TOKEN must be at least 32 characters');

@@ -6,6 +6,7 @@ import { SbError } from '../protos/errors.ts';
 import {
   AGENT_STATUSES,
   type AgentStatus,
+  type Attachment,
   type ClientFrame,
   type Limits,
   type Role,
@@ -21,6 +22,7 @@ const VISITOR_TYPES = new Set([
   'handoff',
   'rate',
   'page',
+  'device',
 ]);
 const AGENT_TYPES = new Set([
   'send',
@@ -112,12 +114,39 @@ export function validateFrame(o: Record<string, unknown>, role: Role, limits: Li
         typeof cm === 'string' && CLIENT_MSG_ID_RE.test(cm),
         'clientMsgId must be 1–64 printable ASCII characters',
       );
-      field(typeof text === 'string' && text.trim().length > 0, 'text must be a non-empty string');
+      const att = o['attachment'];
+      let attachment: Attachment | undefined;
+      if (att !== undefined) {
+        field(att !== null && typeof att === 'object' && !Array.isArray(att), 'attachment must be an object');
+        const a = att as Record<string, unknown>;
+        field(
+          typeof a['fileId'] === 'string' && ID_RE.test(a['fileId']),
+          'attachment.fileId must be a file id',
+        );
+        // Name, type and size are taken from the stored upload; the client's copies are informative.
+        attachment = {
+          fileId: a['fileId'] as string,
+          name: typeof a['name'] === 'string' ? a['name'].slice(0, 200) : '',
+          mime: typeof a['mime'] === 'string' ? a['mime'].slice(0, 128) : '',
+          size: typeof a['size'] === 'number' ? a['size'] : 0,
+        };
+      }
+      field(
+        typeof text === 'string' && (text.trim().length > 0 || (attachment !== undefined && text === '')),
+        'text must be a non-empty string',
+      );
       field(
         (text as string).length <= limits.maxTextChars,
         `text longer than ${limits.maxTextChars} characters`,
       );
-      return { type: 'send', sessionId: sid, clientMsgId: cm as string, text: text as string };
+      const sf: ClientFrame = {
+        type: 'send',
+        sessionId: sid,
+        clientMsgId: cm as string,
+        text: text as string,
+      };
+      if (attachment) sf.attachment = attachment;
+      return sf;
     }
     case 'resume': {
       const sid = sessionId(o);
@@ -190,6 +219,15 @@ export function validateFrame(o: Record<string, unknown>, role: Role, limits: Li
       return title === undefined
         ? { type: 'page', url: url as string }
         : { type: 'page', url: url as string, title: title as string };
+    }
+    case 'device': {
+      const f: ClientFrame = { type: 'device' };
+      for (const k of ['os', 'model', 'appVersion', 'carrier'] as const) {
+        const v = o[k];
+        field(v === undefined || (typeof v === 'string' && v.length <= 100), `${k}: at most 100 characters`);
+        if (typeof v === 'string') f[k] = v;
+      }
+      return f;
     }
     case 'transfer': {
       const toAgentId = o['toAgentId'];

@@ -256,6 +256,47 @@ export const OPENAPI = {
         body: { type: 'object', properties: { text: STR } },
       }),
     },
+    '/v1/files': {
+      post: op({
+        summary:
+          'Upload an image or file (raw body, content-type = its type, at most SB_MAX_FILE_BYTES); answers {fileId, name, mime, size, url}',
+        auth: 'member',
+        tag: 'files',
+        params: [param('name', 'query', STR, true)],
+      }),
+    },
+    '/v1/files/{tenantId}/{fileId}': {
+      get: op({
+        summary: 'Download an attachment by its capability URL (sig from the upload answer)',
+        auth: 'none',
+        tag: 'files',
+        params: [param('tenantId', 'path'), param('fileId', 'path'), param('sig', 'query', STR, true)],
+      }),
+    },
+    '/v1/me/quick-replies': {
+      get: op({ summary: "The caller's personal quick replies", auth: 'member', tag: 'console' }),
+      put: op({
+        summary: 'Replace the personal quick replies (at most 200)',
+        auth: 'member',
+        tag: 'console',
+        body: { type: 'object', properties: { quickReplies: { type: 'array', items: OBJ } } },
+      }),
+    },
+    '/v1/visitor/availability': {
+      get: op({
+        summary: 'Visitor token: whether an agent is online now ({available, agentsOnline})',
+        auth: 'member',
+        tag: 'visitors',
+      }),
+    },
+    '/v1/visitor/offline-message': {
+      post: op({
+        summary: 'Visitor token: leave a message while nobody is working; it becomes a ticket',
+        auth: 'member',
+        tag: 'visitors',
+        body: { type: 'object', required: ['text'], properties: { contact: STR, text: STR } },
+      }),
+    },
     '/v1/visitors/online': {
       get: op({
         summary: 'Web visitors on the site now',

@@ -34,6 +34,7 @@ import {
   CLOSE_CODES,
   PROTOCOL_VERSION,
   type ClientFrame,
+  type DeviceInfo,
   type ServerFrame,
   type SessionEvent,
   type SessionSummary,
@@ -45,6 +46,7 @@ import { ApiKeys } from '../actors/api-keys.ts';
 import type { ExternalTicketSystem } from '../actors/tickets.ts';
 import { startGrpc } from './grpc.ts';
 import { registerPartnerRest } from './partner-rest.ts';
+import { registerFileRoutes } from './files.ts';
 import { registerPlatformRoutes } from './platform.ts';
 import { OPENAPI } from './openapi.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
@@ -87,6 +89,8 @@ interface Conn {
   pinged: boolean;
   /** Frames produced in this tick, written together under one cork (one syscall per socket per tick). */
   out: string[];
+  /** Address and browser of the socket (visitor context, F7). */
+  device: DeviceInfo;
 }
 
 interface UserData {
@@ -379,6 +383,7 @@ export async function startServer(
         t: 'connected',
         caller: c.caller,
         endpoint: c.endpoint!,
+        device: c.device,
       } satisfies VisitorMsg);
       const m: VisitorMsg = { t: 'current', caller: c.caller };
       const cur = await runtime.ask<SessionSummary | undefined>(
@@ -437,6 +442,7 @@ export async function startServer(
         }
         case 'send': {
           const m: SessionMsg = { t: 'send', caller: c.caller, clientMsgId: f.clientMsgId, text: f.text };
+          if (f.attachment) m.attachment = f.attachment;
           if (c.endpoint) m.endpoint = c.endpoint;
           const r = await runtime.ask<{ seq: number; at: number; duplicate: boolean }>(
             { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
@@ -498,6 +504,15 @@ export async function startServer(
           const m: VisitorMsg = { t: 'page', caller: c.caller, url: f.url };
           if (f.title !== undefined) m.title = f.title;
           runtime.tell({ kind: KINDS.visitor, key: tkey(tenant, c.caller.id) }, m);
+          return;
+        }
+        case 'device': {
+          const { type: _t, ...device } = f;
+          runtime.tell({ kind: KINDS.visitor, key: tkey(tenant, c.caller.id) }, {
+            t: 'device',
+            caller: c.caller,
+            device,
+          } satisfies VisitorMsg);
           return;
         }
         case 'note': {
@@ -603,6 +618,11 @@ export async function startServer(
         return;
       }
       const now = Date.now();
+      const device: DeviceInfo = {};
+      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      if (ip) device.ip = ip;
+      const ua = req.getHeader('user-agent');
+      if (ua) device.userAgent = ua.slice(0, 300);
       const conn: Conn = {
         id: nextConnId++,
         caller: { role: claims.role, tenantId: claims.tenantId, id: claims.sub, name: claims.name },
@@ -616,6 +636,7 @@ export async function startServer(
         lastActivity: now,
         pinged: false,
         out: [],
+        device,
       };
       res.upgrade<UserData>({ conn }, key, protocol, ext, context);
     },
@@ -882,6 +903,15 @@ export async function startServer(
     },
     now: () => (opts.clock ?? Date).now(),
     log,
+  });
+
+  registerFileRoutes({
+    app,
+    state: runtime.stores.state,
+    signer,
+    maxFileBytes: cfg.maxFileBytes,
+    onInternal: internal,
+    now: () => (opts.clock ?? Date).now(),
   });
 
   registerPlatformRoutes(app, {

@@ -47,7 +47,8 @@ export class TokenSigner {
     return c;
   }
 
-  private mac(body: string): string {
+  /** A MAC under the server's secret for capability URLs (e.g. attachment links). */
+  mac(body: string): string {
     return createHmac('sha256', this.secret).update(body).digest('base64url');
   }
 }

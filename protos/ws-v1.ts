@@ -65,7 +65,15 @@ export type SessionEventBody =
   /** Waiting for an agent of `group`; `priority` > 0 for transfers (served before arrivals). */
   | { kind: 'queued'; group: string; priority?: number }
   | { kind: 'assigned'; agentId: string; agentName: string }
-  | { kind: 'message'; from: PartyType; senderId: string; text: string; clientMsgId?: string }
+  | {
+      kind: 'message';
+      from: PartyType;
+      senderId: string;
+      text: string;
+      clientMsgId?: string;
+      /** With a download path (`url`, signed) for the session's participants. */
+      attachment?: Attachment & { url?: string };
+    }
   | { kind: 'recalled'; targetSeq: number; by: string }
   /** Staff only: an agent asked to hand the session to another agent or to a skill group. */
   | {
@@ -157,7 +165,19 @@ export interface SendFrame {
   sessionId: string;
   /** Idempotency key chosen by the client, 1–64 chars; a resend with the same key gets the same ack. */
   clientMsgId: string;
+  /** May be empty when the message carries an attachment. */
   text: string;
+  /** An image or file uploaded with `POST /v1/files` by the sender, in this tenant. */
+  attachment?: Attachment;
+}
+
+/** An image or file sent in a chat (uploaded first with `POST /v1/files`). */
+export interface Attachment {
+  fileId: string;
+  name: string;
+  mime: string;
+  /** Bytes. */
+  size: number;
 }
 /** Replay every event after `lastSeq` (0 = from the start). Answer: `events` pages then live events. */
 export interface ResumeFrame {
@@ -217,6 +237,23 @@ export interface PageFrame {
   url: string;
   title?: string;
 }
+/** Visitor (mobile app SDK): device details shown to agents (F7). Each field ≤ 100 characters. */
+export interface DeviceFrame {
+  type: 'device';
+  os?: string;
+  model?: string;
+  appVersion?: string;
+  carrier?: string;
+}
+/** What agents see of a visitor's device: the socket's address and browser, and what an app reported. */
+export interface DeviceInfo {
+  ip?: string;
+  userAgent?: string;
+  os?: string;
+  model?: string;
+  appVersion?: string;
+  carrier?: string;
+}
 /** Agent: hand the session to another agent (who may accept or decline) or to a skill group's queue. */
 export interface TransferFrame {
   type: 'transfer';
@@ -263,7 +300,8 @@ export type VisitorClientFrame =
   | PingFrame
   | HandoffFrame
   | RateFrame
-  | PageFrame;
+  | PageFrame
+  | DeviceFrame;
 export type AgentClientFrame =
   | SendFrame
   | ResumeFrame
