@@ -40,7 +40,7 @@ async function upload(
   const r = await fetch(`${base}/v1/files?name=${encodeURIComponent(name)}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': type },
-    body: bytes,
+    body: new Uint8Array(bytes),
   });
   return { status: r.status, body: (await r.json()) as Uploaded & { error?: { code: string } } };
 }
@@ -86,7 +86,7 @@ describe('attachments', () => {
     expect(got.headers.get('content-disposition')).toMatch(/^inline/);
     expect(Buffer.from(await got.arrayBuffer()).equals(PNG)).toBe(true);
     // A forged or missing signature reads as not found.
-    const forged = body.attachment!.url.replace(/sig=./, 'sig=X');
+    const forged = body.attachment!.url!.replace(/sig=./, 'sig=X');
     expect((await fetch(`${env.url}${forged}`)).status).toBe(404);
     expect((await fetch(`${env.url}/v1/files/demo/${img.body.fileId}`)).status).toBe(404);
 
@@ -105,7 +105,7 @@ describe('attachments', () => {
 
     // A large file spans several stored chunks and comes back byte for byte.
     const big = Buffer.alloc(700_000);
-    for (let i = 0; i < big.length; i++) big[i] = (i * 31) % 251;
+    for (let i = 0; i < big.length; i++) big.writeUInt8((i * 31) % 251, i);
     const up = await upload(env.url, agent.token, 'report.pdf', 'application/pdf', big);
     expect(up.status).toBe(200);
     const back = Buffer.from(await (await fetch(`${env.url}${up.body.url}`)).arrayBuffer());
@@ -140,7 +140,7 @@ describe('attachments', () => {
     expect(noName.body.error?.code).toBe('SB_ERR_INVALID_FIELD');
     const empty = await upload(env.url, agent.token, 'e.txt', 'text/plain', Buffer.alloc(0));
     expect(empty.body.error?.code).toBe('SB_ERR_INVALID_FIELD');
-    const anon = await fetch(`${env.url}/v1/files?name=a.png`, { method: 'POST', body: PNG });
+    const anon = await fetch(`${env.url}/v1/files?name=a.png`, { method: 'POST', body: new Uint8Array(PNG) });
     expect(anon.status).toBe(401);
     // A path in the name is dropped.
     const pathy = await upload(env.url, agent.token, '../../etc/passwd', 'text/plain', Buffer.from('x'));
