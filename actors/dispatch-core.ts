@@ -232,12 +232,18 @@ export class DispatchCore {
 
   snapshot(): {
     queues: Record<string, string[]>;
+    waiting: Record<string, Array<{ sessionId: string; since: number }>>;
     agents: Array<AgentInfo & { active: number; activeSessions: string[] }>;
   } {
     const queues: Record<string, string[]> = {};
-    for (const [g, q] of this.queues) queues[g] = q.map((i) => i.sessionId);
+    const waiting: Record<string, Array<{ sessionId: string; since: number }>> = {};
+    for (const [g, q] of this.queues) {
+      queues[g] = q.map((i) => i.sessionId);
+      waiting[g] = q.map((i) => ({ sessionId: i.sessionId, since: i.at }));
+    }
     return {
       queues,
+      waiting,
       agents: [...this.agents.values()].map((a) => ({
         agentId: a.agentId,
         name: a.name,

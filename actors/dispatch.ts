@@ -169,6 +169,7 @@ export class DispatchActor implements Actor {
     const s = this.core.snapshot();
     return {
       queues: s.queues,
+      waiting: s.waiting,
       queue: Object.values(s.queues).flat(),
       agents: s.agents,
     };

@@ -247,6 +247,8 @@ export type DispatchMsg =
 export interface DispatchSnapshot {
   /** Waiting sessions per skill group, most urgent first. */
   queues: Record<string, string[]>;
+  /** The same with the time each session joined its queue. */
+  waiting: Record<string, Array<{ sessionId: string; since: number }>>;
   /** All waiting sessions. */
   queue: string[];
   agents: Array<{

@@ -85,6 +85,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'server-cpus',
     'client-cpus',
   ],
+  console: ['sessions', 'rate', 'duration', 'json'],
 };
 
 export function checkFlags(p: ParsedArgs): void {
@@ -211,4 +212,26 @@ export function chatConfig(flags: Flags, cpuCount: number): ChatConfig {
 /** Splits `n` into `parts` near-equal integer shares (the first ones get the remainder). */
 export function split(n: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+}
+
+/** Validated options of the `console` scenario (one agent's console in Chromium under load). */
+export interface ConsoleConfig {
+  /** Open sessions, all assigned to the one agent (the demo agent cap is at most 200). */
+  sessions: number;
+  /** Visitor messages/s in total, round-robin over the sessions. */
+  rate: number;
+  /** Measured window, s. */
+  duration: number;
+  json: boolean;
+}
+
+export function consoleConfig(flags: Flags): ConsoleConfig {
+  // At least two: the agent switches between sessions.
+  const sessions = positiveInt(flags, 'sessions', 100, 2);
+  if (sessions > 200) throw new Error('--sessions must be ≤ 200 (the cap of one demo agent)');
+  const rate = num(flags, 'rate', 10);
+  if (rate <= 0) throw new Error('--rate must be > 0');
+  const duration = num(flags, 'duration', 30);
+  if (duration <= 0) throw new Error('--duration must be > 0');
+  return { sessions, rate, duration, json: flags.has('json') };
 }

@@ -3,6 +3,7 @@ import {
   assertLoopback,
   chatConfig,
   checkFlags,
+  consoleConfig,
   defaultCpus,
   httpBase,
   num,
@@ -177,6 +178,23 @@ describe('bench arguments', () => {
     expect(() => chatConfig(flags('--store', 'redis'), 2)).toThrow(/--store/);
     expect(() => chatConfig(flags('--procs', '1.5'), 2)).toThrow(/--procs/);
     expect(() => chatConfig(flags('--target', 'both', '--url', 'http://127.0.0.1:1'), 2)).toThrow(/--url/);
+  });
+
+  it('bench - console config: defaults, flags and limits', () => {
+    const p = (...argv: string[]): Map<string, string | true> => parseArgs(['console', ...argv]).flags;
+    checkFlags(parseArgs(['console', '--sessions', '100', '--rate', '10', '--duration', '30', '--json']));
+    expect(() => checkFlags(parseArgs(['console', '--visitors', '5']))).toThrow(/unknown flag/);
+    expect(consoleConfig(p())).toEqual({ sessions: 100, rate: 10, duration: 30, json: false });
+    expect(consoleConfig(p('--sessions', '20', '--rate', '2.5', '--duration', '5', '--json'))).toEqual({
+      sessions: 20,
+      rate: 2.5,
+      duration: 5,
+      json: true,
+    });
+    expect(() => consoleConfig(p('--sessions', '201'))).toThrow(/--sessions/);
+    expect(() => consoleConfig(p('--sessions', '1'))).toThrow(/--sessions/);
+    expect(() => consoleConfig(p('--rate', '0'))).toThrow(/--rate/);
+    expect(() => consoleConfig(p('--duration', '0'))).toThrow(/--duration/);
   });
 
   it('bench - --url accepts loopback http and ws bases only', () => {

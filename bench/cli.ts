@@ -12,6 +12,7 @@
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
+ *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
  *
  * chat: V visitors open sessions that A agents serve; visitors send R messages/s in total
  *   (open loop: sends follow the clock), or with `--rate max` keep N messages in flight each
@@ -28,6 +29,11 @@
  * webhooks: a local receiver subscribes to message.created; V visitors send M messages each; at the
  *   given share of acks the server is SIGKILLed and restarted on the same data. Every acknowledged
  *   message must be delivered (deduplicated by id), in order per session (bench/webhooks.ts).
+ * console: the agent console (built to a temp dir) in headless Chromium at 1366×800, agent1 with S
+ *   open sessions while visitors send R messages/s in total; every ~1 s the bench clicks another
+ *   session, types a reply and presses Enter. Reports click → session rendered and Enter → reply
+ *   rendered latency, long tasks, Event Timing, JS heap, and that every visitor message was rendered
+ *   (bench/console.ts). Target: p95 interaction ≤ 100 ms and no long task > 200 ms.
  * idle: N authenticated visitor sockets (each waits for its welcome); server RSS per connection.
  * Defaults: visitors 100, agents 10, rate 1000, duration 10, warmup 3, grace 3, window 4,
  *   procs = one per 15,000 sockets (idle: 10,000), server on CPU 0 and load on the others when the
@@ -42,6 +48,7 @@ import { join } from 'node:path';
 import {
   chatConfig,
   checkFlags,
+  consoleConfig,
   defaultCpus,
   httpBase,
   num,
@@ -55,6 +62,7 @@ import { Histogram, slopeOf } from './histogram.ts';
 import { runHistory } from './history.ts';
 import type { RoutingOptions, RoutingResult } from './routing.ts';
 import { runWebhooks } from './webhooks.ts';
+import { runConsole, TARGET_LONG_TASK_MS, TARGET_P95_MS, type ConsoleBenchResult } from './console.ts';
 import type { PartnerOptions, PartnerResult } from './partner.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, stopCassandra } from '../scripts/services.ts';
@@ -775,6 +783,92 @@ async function routing(
   };
 }
 
+type ConsoleRun = ConsoleBenchResult & {
+  /** Server CPU during the window, % of one core. */
+  server_cpu_pct: number | null;
+  /** Whole machine (browser, server, bench) during the window, % of one core. */
+  machine_cpu_pct: number;
+  cpus: number;
+};
+
+async function consoleScenario(flags: Map<string, string | true>): Promise<ConsoleRun> {
+  const cfg = consoleConfig(flags);
+  log(`[bench] console sessions=${cfg.sessions} rate=${cfg.rate}/s duration=${cfg.duration}s`);
+  let server: Started | undefined;
+  let serverAt: ProcSample[] = [];
+  let machineAt: Array<{ ticks: number; at: number }> = [];
+  try {
+    const r = await runConsole({
+      sessions: cfg.sessions,
+      rate: cfg.rate,
+      durationS: cfg.duration,
+      log,
+      tempDir: (prefix) => {
+        const d = mkdtempSync(join(tmpdir(), prefix));
+        tempDirs.add(d);
+        return d;
+      },
+      // Not pinned: the browser is what is measured, and the server's load here is light.
+      start: async (staticDir) => {
+        server = await startServer('engine', '', {
+          SB_DEMO_AGENTS: '1',
+          SB_DEMO_AGENT_MAX: String(cfg.sessions),
+          SB_STATIC_DIR: staticDir,
+        });
+        return server.url;
+      },
+      onWindow: (edge) => {
+        const s = trySample(server?.pid);
+        const m = { ticks: machineBusyTicks(), at: performance.now() };
+        if (edge === 'start') {
+          serverAt = s ? [s] : [];
+          machineAt = [m];
+        } else {
+          if (s && serverAt.length) serverAt.push(s);
+          machineAt.push(m);
+        }
+      },
+    });
+    const [m0, m1] = machineAt;
+    return {
+      ...r,
+      server_cpu_pct: serverAt.length === 2 ? cpuPct(serverAt[0], serverAt[1]) : null,
+      machine_cpu_pct:
+        m0 && m1 && m1.at > m0.at
+          ? Math.round(((m1.ticks - m0.ticks) / CLK_TCK / ((m1.at - m0.at) / 1000)) * 100)
+          : 0,
+      cpus: cpuCount,
+    };
+  } finally {
+    await server?.stop();
+  }
+}
+
+function summarizeConsole(r: ConsoleRun): string {
+  const lat = (l: { p50: number; p95: number; p99: number; max: number; count: number }): string =>
+    `p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} / max ${l.max} ms (${l.count})`;
+  const met =
+    r.switch_ms.p95 <= TARGET_P95_MS && r.send_ms.p95 <= TARGET_P95_MS && r.timeouts === 0
+      ? 'met'
+      : 'not met';
+  const ltMet = r.long_tasks.max_ms <= TARGET_LONG_TASK_MS ? 'met' : 'not met';
+  return [
+    `console: agent1 with ${r.sessions} open sessions, visitors ${r.rate} msgs/s in total, ${r.duration_s} s measured (Chromium headless 1366×800)`,
+    `  switch session (click → chat rendered): ${lat(r.switch_ms)}`,
+    `  send reply (Enter → reply rendered): ${lat(r.send_ms)}; acknowledged: ${lat(r.send_ack_ms)}` +
+      (r.timeouts ? `; ${r.timeouts} interactions timed out` : ''),
+    `  keystroke (keydown → composer painted): ${lat(r.keystroke_ms)}`,
+    `  long tasks ${r.long_tasks.count}, total ${r.long_tasks.total_ms} ms (${(r.blocked_share * 100).toFixed(2)}% of the window blocked), max ${r.long_tasks.max_ms} ms; ` +
+      `event timing: ${r.event_timing.count} events ≥ 16 ms, max ${r.event_timing.max_ms} ms${r.event_timing.max_event ? ` (${r.event_timing.max_event})` : ''}, ` +
+      `${r.event_timing.over_100ms} over 100 ms; largest input delay + processing ${r.event_timing.max_main_thread_ms} ms`,
+    `  visitor messages: ${r.sent} sent in the window (+${r.setup_messages} before), ${r.acked} acked in all, ${r.page_received} received by the page, ` +
+      `${r.rendered} rendered (${r.missing ? `${r.missing} MISSING` : 'none missing'}); unread badges at the end ${r.unread_badges}; ` +
+      `visitor errors ${r.visitor_errors}, page errors ${r.page_errors}`,
+    `  JS heap ${r.heap_mb.start} → ${r.heap_mb.end} MB; server CPU ${r.server_cpu_pct ?? '?'}%, whole machine ${r.machine_cpu_pct}% (of one core; ${r.cpus} cores); send lag p99 ${r.send_lag_ms.p99} ms`,
+    `  target: p95 interaction ≤ ${TARGET_P95_MS} ms: ${met}; no long task > ${TARGET_LONG_TASK_MS} ms: ${ltMet}; overall: ${r.target_met ? 'met' : 'not met'}`,
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const parsed = parseArgs(process.argv.slice(2));
   if (parsed.scenario === 'help' || parsed.flags.has('help')) {
@@ -957,6 +1051,13 @@ async function main(): Promise<void> {
         `(target ≤ 100: ${r.queue_update_latency_ms.p99 <= 100 ? 'met' : 'not met'}) over ${r.queue_update_latency_ms.count} updates; ` +
         `${r.queued_sessions} sessions waited (p99 wait ${r.queued_wait_ms.p99} ms); server CPU ${r.server_cpu_pct}%, RSS ${r.server_rss_mb} MB; load generator CPU ${r.load_cpu_pct}%`,
     );
+    if (json) console.log(JSON.stringify(r));
+  } else if (parsed.scenario === 'console') {
+    const sessions = num(parsed.flags, 'sessions', 100);
+    // Build, server start, setup, the window, the drain and the sweep.
+    armHardTimeout((300 + sessions + num(parsed.flags, 'duration', 30) + 120) * 1000);
+    const r = await consoleScenario(parsed.flags);
+    console.log(summarizeConsole(r));
     if (json) console.log(JSON.stringify(r));
   } else if (parsed.scenario === 'idle') {
     armHardTimeout(

@@ -15,6 +15,7 @@
  *   DELETE /v1/admin/members/:memberId       remove a member (admin)
  *   GET    /v1/agents                        colleagues with status and load, for transfers (staff)
  *   GET    /v1/admin/dispatch                queues per skill group and every agent's load (admin)
+ *   GET    /v1/queue                         per skill group: waiting sessions and since when (staff)
  *   GET    /v1/admin/api-keys                partner API keys without secrets (admin)
  *   POST   /v1/admin/api-keys                {name, scopes}: a new key, shown once (admin)
  *   DELETE /v1/admin/api-keys/:keyId         revoke a key (admin)
@@ -425,6 +426,28 @@ export function registerAdminRoutes(d: AdminDeps): void {
       t: 'snapshot',
     } satisfies DispatchMsg),
   );
+
+  // The queues as agents see them: per skill group, who waits and since when (no agent loads).
+  route('get', '/v1/queue', 0, STAFF, async ({ caller }) => {
+    const [snap, cfg] = await Promise.all([
+      runtime.ask<DispatchSnapshot>({ kind: KINDS.dispatch, key: dispatchKey(caller.tenantId) }, {
+        t: 'snapshot',
+      } satisfies DispatchMsg),
+      getConfig(caller.tenantId),
+    ]);
+    const names = new Map<string, string>([
+      [UNGROUPED, 'Ungrouped'],
+      ...cfg.routing.groups.map((g) => [g.groupId, g.name] as [string, string]),
+    ]);
+    const ids = new Set([...names.keys(), ...Object.keys(snap.waiting)]);
+    return {
+      groups: [...ids].map((groupId) => ({
+        groupId,
+        name: names.get(groupId) ?? groupId,
+        waiting: snap.waiting[groupId] ?? [],
+      })),
+    };
+  });
 
   // ---- sessions and visitors (staff) ----------------------------------------------------------------
   route('get', '/v1/sessions/:sessionId', 1, STAFF, ({ caller, params }) => {

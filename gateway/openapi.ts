@@ -297,6 +297,13 @@ export const OPENAPI = {
         body: { type: 'object', required: ['text'], properties: { contact: STR, text: STR } },
       }),
     },
+    '/v1/queue': {
+      get: op({
+        summary: 'Per skill group: the sessions waiting and since when',
+        auth: 'member',
+        tag: 'console',
+      }),
+    },
     '/v1/visitors/online': {
       get: op({
         summary: 'Web visitors on the site now',

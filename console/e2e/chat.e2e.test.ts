@@ -7,6 +7,7 @@
  * test-results/screenshots/.
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -76,7 +77,9 @@ describe.runIf(haveChromium)('console in chromium', () => {
   /** Uncaught exceptions in any page fail the test that caused them. */
   const pageErrors: string[] = [];
   afterEach(() => {
-    expect(pageErrors.splice(0)).toEqual([]);
+    const errors = pageErrors.splice(0);
+    if (errors.length) console.error('page errors:', errors);
+    expect(errors).toEqual([]);
   });
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
@@ -125,12 +128,36 @@ describe.runIf(haveChromium)('console in chromium', () => {
   }
 
   it('console - queue, assignment, both ways with typing indicators, unread, recall and close', async () => {
-    // Two visitors arrive before any agent is online: they queue.
+    // Two visitors arrive before any agent is online: they are offered an offline message, choose to
+    // wait, and queue.
     const va = await newPage(PHONE, 'zh-CN');
     await va.goto(`${env.url}/chat.html?tenant=demo`);
+    await va.getByRole('heading', { name: '客服暂时不在线' }).waitFor({ timeout: 15_000 });
+    await va.screenshot({ path: `${shots}/visitor-offline-zh-CN-phone.png` });
+    // A third visitor leaves a message instead: it becomes a ticket for the team.
+    const vc = await newPage(DESKTOP, 'zh-CN');
+    await vc.goto(`${env.url}/chat.html?tenant=demo`);
+    await vc.getByLabel('联系方式（邮箱或电话）').fill('li@example.com');
+    await vc.getByLabel('留言内容').fill('想咨询企业版报价，请回电');
+    await vc.getByRole('button', { name: '提交留言' }).click();
+    await vc.getByText('留言已收到').waitFor();
+    await vc.screenshot({ path: `${shots}/visitor-offline-sent-zh-CN-desktop.png` });
+    const adminTok = await (
+      await fetch(`${env.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'admin@demo.test', password: 'switchboard' }),
+      })
+    ).json();
+    const tickets = (await (
+      await fetch(`${env.url}/v1/tickets`, { headers: { authorization: `Bearer ${adminTok.token}` } })
+    ).json()) as { tickets: Array<{ subject: string; source?: string }> };
+    expect(tickets.tickets.find((x) => x.subject.includes('企业版报价'))?.source).toBe('offline');
+    await va.getByRole('button', { name: '仍然排队等待客服' }).click();
     await va.getByRole('status').filter({ hasText: '下一位就是您' }).waitFor({ timeout: 15_000 });
     const vb = await newPage(DESKTOP, 'zh-CN');
     await vb.goto(`${env.url}/chat.html?tenant=demo&entry=sales`);
+    await vb.getByRole('button', { name: '仍然排队等待客服' }).click({ timeout: 15_000 });
     await vb.getByRole('status').filter({ hasText: '您前面还有 1 位' }).waitFor({ timeout: 15_000 });
     await va.screenshot({ path: `${shots}/visitor-queue-zh-CN-phone.png` });
     await vb.screenshot({ path: `${shots}/visitor-queue-zh-CN-desktop.png` });
@@ -391,4 +418,199 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await agent.getByText('会话已结束').last().waitFor();
     await agent.screenshot({ path: `${shots}/agent-closed-tagged-zh-CN-desktop.png` });
   }, 60_000);
+  async function adminApi<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const tok = (await (
+      await fetch(`${env.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'admin@demo.test', password: 'switchboard' }),
+      })
+    ).json()) as { token: string };
+    const init: RequestInit = { method, headers: { authorization: `Bearer ${tok.token}` } };
+    if (body !== undefined) {
+      init.headers = { ...init.headers, 'content-type': 'application/json' };
+      init.body = JSON.stringify(body);
+    }
+    const r = await fetch(`${env.url}${path}`, init);
+    expect(r.status, `${method} ${path}`).toBe(200);
+    return (await r.json()) as T;
+  }
+
+  it('console - embedded on another site: trail, proactive chat, quick replies, images, history', async () => {
+    await adminApi('PUT', '/v1/admin/config/tags', [
+      { tagId: 'billing', name: '账单', children: [{ tagId: 'refund', name: '退款' }] },
+    ]);
+    await adminApi('PUT', '/v1/admin/config/quickReplies', [
+      { id: 'greet', category: '问候', title: '问候语', text: '您好，很高兴为您服务' },
+    ]);
+    // A customer's site on another origin embeds the chat with one script tag.
+    const site = createHttpServer((_req, res) => {
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.end(
+        `<!doctype html><html lang="zh-CN"><head><title>商品详情页</title></head><body><h1>Shop</h1>` +
+          `<script src="${env.url}/embed.js" data-tenant="demo" data-lang="zh-CN" async></script></body></html>`,
+      );
+    });
+    await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
+    const sitePort = (site.address() as { port: number }).port;
+    try {
+      const agent = await agentPage(DESKTOP, 'zh-CN');
+      const shopper = await newPage(DESKTOP, 'zh-CN');
+      await shopper.goto(`http://127.0.0.1:${sitePort}/product/42`);
+      await shopper.getByRole('button', { name: '在线客服' }).waitFor();
+
+      // The agent sees the shopper on the site (with the page) and invites them.
+      await agent.getByRole('button', { name: '访客与排队' }).click();
+      const row = agent.locator('table.online tr', { hasText: '商品详情页' });
+      await row.waitFor({ timeout: 15_000 });
+      await agent.screenshot({ path: `${shots}/agent-visitors-zh-CN-desktop.png` });
+      await row.getByRole('button', { name: '邀请会话' }).click();
+      // The invitation opens the chat panel on the site; the agent is back in the chat view.
+      const chat = shopper.frameLocator('iframe[title="在线客服"]');
+      await chat.getByRole('status').filter({ hasText: '为您服务' }).waitFor({ timeout: 15_000 });
+      await agent.locator('.composer').waitFor();
+
+      // A team quick reply goes into the draft and out.
+      await agent.getByRole('button', { name: '常用语' }).click();
+      await agent.getByRole('button', { name: /问候语/ }).click();
+      await expect.poll(() => agent.locator('#composer').inputValue()).toBe('您好，很高兴为您服务');
+      await agent.locator('#composer').press('Enter');
+      await chat.locator('.line.agent .bubble', { hasText: '很高兴为您服务' }).waitFor();
+
+      // An image from the agent shows as an image on the site.
+      const png = Buffer.from(
+        'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAGUlEQVR42mNk+M9Qz0AEYBxVSF+FAAA7YwX1xBNYMwAAAABJRU5ErkJggg==',
+        'base64',
+      );
+      await agent
+        .locator('[data-test=attach]')
+        .setInputFiles({ name: '发票.png', mimeType: 'image/png', buffer: png });
+      const img = chat.locator('.line.agent img[alt="发票.png"]');
+      await img.waitFor({ timeout: 15_000 });
+      await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBe(16);
+      // The shopper sends a file back.
+      await chat
+        .locator('input[type=file]')
+        .setInputFiles({ name: 'order.txt', mimeType: 'text/plain', buffer: Buffer.from('order 42') });
+      await agent.locator('.line.visitor .attachment', { hasText: 'order.txt' }).waitFor();
+      await chat.getByPlaceholder('请输入您的问题').fill('图片收到了');
+      await chat.getByPlaceholder('请输入您的问题').press('Enter');
+      await agent.locator('.line.visitor .bubble', { hasText: '图片收到了' }).waitFor();
+      await shopper.screenshot({ path: `${shots}/visitor-embedded-zh-CN-desktop.png` });
+      // The pages visited show in the visitor profile.
+      await agent.getByText('访客资料').click();
+      await agent.locator('.trail', { hasText: '商品详情页' }).waitFor();
+      await agent.screenshot({ path: `${shots}/agent-attachments-zh-CN-desktop.png` });
+
+      // Keyboard: Alt+Q toggles the quick replies.
+      await agent.locator('#composer').focus();
+      await agent.keyboard.press('Alt+KeyQ');
+      await agent.getByRole('dialog', { name: '常用语' }).waitFor();
+      await agent.keyboard.press('Alt+KeyQ');
+      await expect.poll(() => agent.getByRole('dialog', { name: '常用语' }).count()).toBe(0);
+
+      // Close (a tag is required by now), then find the chat in the history with its transcript.
+      await agent.locator('[data-test=add-tag]').selectOption('refund');
+      agent.once('dialog', (d) => void d.accept());
+      await agent.getByRole('button', { name: '结束会话' }).click();
+      await agent.getByText('会话已结束').last().waitFor();
+      await agent.getByRole('button', { name: '历史会话' }).click();
+      await agent.getByRole('button', { name: '查询' }).click();
+      const visitorName = (await chat.locator('body').evaluate(() => localStorage.length)) >= 0;
+      expect(visitorName).toBe(true);
+      await agent.locator('.history-list tbody tr').first().getByRole('button').click();
+      await agent.locator('.transcript .bubble', { hasText: '很高兴为您服务' }).waitFor();
+      await agent.locator('.transcript img[alt="发票.png"]').waitFor();
+      await agent.screenshot({ path: `${shots}/agent-history-zh-CN-desktop.png` });
+      await agent.setViewportSize(PHONE);
+      await agent.screenshot({ path: `${shots}/agent-history-zh-CN-phone.png` });
+      await agent.getByRole('button', { name: '访客与排队' }).click();
+      await agent.screenshot({ path: `${shots}/agent-visitors-zh-CN-phone.png` });
+      await shopper.setViewportSize(PHONE);
+      await shopper.screenshot({ path: `${shots}/visitor-embedded-zh-CN-phone.png` });
+    } finally {
+      await new Promise((r) => site.close(r));
+    }
+  }, 90_000);
+
+  it('console - admin mode: routing priority by drag, holidays, members, settings, live read-only view', async () => {
+    const admin = await agentPage(DESKTOP, 'zh-CN', 'admin@demo.test');
+    await admin.getByRole('button', { name: '管理员模式' }).click();
+    await admin.locator('[data-section=routing]').click();
+    const before = (await adminApi<{ routing: { priority: string[] } }>('GET', '/v1/admin/config')).routing
+      .priority;
+    // Drag the first kind to the last place.
+    const items = admin.locator('.priority li');
+    await items.first().dragTo(items.last());
+    await admin
+      .locator('#new-holiday')
+      .waitFor({ state: 'detached' })
+      .catch(() => undefined);
+    await admin.getByLabel('设置上下班时间（不设置则全天为上班时间）').check();
+    await admin.locator('#new-holiday').fill('2026-10-01');
+    await admin.getByRole('button', { name: '添加节假日' }).click();
+    await admin.screenshot({ path: `${shots}/admin-routing-zh-CN-desktop.png`, fullPage: true });
+    await admin.getByRole('button', { name: '保存' }).click();
+    await admin.getByRole('status').filter({ hasText: '已保存' }).waitFor();
+    const after = (
+      await adminApi<{ routing: { priority: string[]; workingHours?: { holidays: string[] } } }>(
+        'GET',
+        '/v1/admin/config',
+      )
+    ).routing;
+    expect(after.priority).toEqual([...before.slice(1), before[0]]);
+    expect(after.workingHours?.holidays).toEqual(['2026-10-01']);
+
+    // A new member.
+    await admin.locator('[data-section=members]').click();
+    await admin.getByLabel('成员 ID').first().fill('agent9');
+    await admin.getByPlaceholder('名称').first().fill('小王');
+    await admin.getByPlaceholder('邮箱').fill('agent9@demo.test');
+    await admin.getByPlaceholder('密码').fill('agent9-password');
+    await admin.getByRole('button', { name: '添加成员' }).click();
+    await admin.locator('[data-member=agent9]').waitFor();
+    await admin.screenshot({ path: `${shots}/admin-members-zh-CN-desktop.png`, fullPage: true });
+    const members = await adminApi<Array<{ memberId: string; name: string }>>('GET', '/v1/admin/members');
+    expect(members.find((m) => m.memberId === 'agent9')?.name).toBe('小王');
+
+    // Settings: a bad value is refused with the field named; a good one is saved.
+    await admin.locator('[data-section=settings]').click();
+    await admin.getByLabel('访客不回复自动结束（分钟，0 为关闭）').fill('2');
+    await admin.getByLabel('结束前提醒（分钟）').fill('3');
+    await admin.getByRole('button', { name: '保存' }).click();
+    await admin.getByRole('alert').filter({ hasText: 'warnBeforeMin' }).waitFor();
+    await admin.getByLabel('结束前提醒（分钟）').fill('1');
+    await admin.getByLabel('转接等待时间（秒）').fill('90');
+    await admin.getByRole('button', { name: '保存' }).click();
+    await admin.getByRole('status').filter({ hasText: '已保存' }).waitFor();
+    expect(
+      (await adminApi<{ settings: { transferTimeoutSec: number } }>('GET', '/v1/admin/config')).settings
+        .transferTimeoutSec,
+    ).toBe(90);
+
+    // Live view: an agent's chat, watched read-only as it goes on.
+    const visitor = await newPage(PHONE, 'zh-CN');
+    await visitor.goto(`${env.url}/chat.html?tenant=demo`);
+    await visitor
+      .getByRole('status')
+      .filter({ hasText: /为您服务|排队/ })
+      .waitFor({ timeout: 15_000 });
+    await visitor.getByPlaceholder('请输入您的问题').fill('第一条');
+    await visitor.keyboard.press('Enter');
+    await admin.locator('[data-section=live]').click();
+    await admin.locator('.live-sessions .chip-btn').first().click({ timeout: 15_000 });
+    await admin.locator('.watch .transcript .bubble', { hasText: '第一条' }).waitFor();
+    await visitor.getByPlaceholder('请输入您的问题').fill('第二条，实时');
+    await visitor.keyboard.press('Enter');
+    await admin.locator('.watch .transcript .bubble', { hasText: '第二条，实时' }).waitFor();
+    await admin.screenshot({ path: `${shots}/admin-live-zh-CN-desktop.png`, fullPage: true });
+    await admin.setViewportSize(PHONE);
+    await admin.screenshot({ path: `${shots}/admin-live-zh-CN-phone.png` });
+    await admin.setViewportSize(DESKTOP);
+    // English throughout the admin mode too.
+    await admin.locator('.topbar select').last().selectOption('en');
+    await admin.locator('[data-section=routing]').click();
+    await admin.getByRole('heading', { name: 'Routing rules' }).waitFor();
+    await admin.screenshot({ path: `${shots}/admin-routing-en-desktop.png`, fullPage: true });
+  }, 90_000);
 });

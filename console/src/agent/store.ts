@@ -3,7 +3,13 @@
  * previews, updated from protocol frames. Plain reactive state, testable without mounting components.
  */
 import { computed, reactive, type ComputedRef } from 'vue';
-import type { AgentStatus, ServerFrame, SessionEvent, SessionSummary } from '../../../protos/ws-v1.ts';
+import type {
+  AgentStatus,
+  Attachment,
+  ServerFrame,
+  SessionEvent,
+  SessionSummary,
+} from '../../../protos/ws-v1.ts';
 import type { AckInfo, PendingMessage } from '../realtime/client.ts';
 
 /** Delivery of an own message: on its way, durably stored (acked), or refused for good. */
@@ -18,6 +24,8 @@ export interface ChatLine {
   text: string;
   /** Own messages only. */
   delivery?: Delivery;
+  /** An image or file (download path `url`). */
+  attachment?: Attachment & { url?: string };
   recalled?: boolean;
   /** System lines: what happened (rendered in the UI language). */
   notice?:
@@ -132,6 +140,7 @@ export function createAgentStore(): AgentStore {
           text: b.text,
           recalled: Boolean(e.recalled),
           ...(b.from === 'agent' ? { delivery: 'sent' as const } : {}),
+          ...(b.attachment ? { attachment: b.attachment } : {}),
         });
         if (b.from === 'visitor') {
           v.preview = '';
@@ -255,7 +264,14 @@ export function createAgentStore(): AgentStore {
     addPending(p) {
       const v = state.sessions[p.sessionId];
       if (!v) return;
-      v.lines.push({ key: p.clientMsgId, at: p.sentAt, from: 'agent', text: p.text, delivery: 'pending' });
+      v.lines.push({
+        key: p.clientMsgId,
+        at: p.sentAt,
+        from: 'agent',
+        text: p.text,
+        delivery: 'pending',
+        ...(p.attachment ? { attachment: p.attachment } : {}),
+      });
       v.waitingSince = undefined;
     },
     acked(a) {

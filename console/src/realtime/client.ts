@@ -5,6 +5,7 @@
  * (the server stores it once), so a flaky network neither loses nor doubles a message.
  */
 import type {
+  Attachment,
   ClientFrame,
   ErrorFrame,
   ServerFrame,
@@ -31,6 +32,8 @@ export interface PendingMessage {
   sessionId: string;
   clientMsgId: string;
   text: string;
+  /** An uploaded image or file sent with the message. */
+  attachment?: Attachment & { url?: string };
   /** Local time the user sent it, ms since epoch. */
   sentAt: number;
 }
@@ -198,6 +201,17 @@ export class RealtimeClient {
     if (!this.lastSeq.has(sessionId)) this.lastSeq.set(sessionId, lastSeq);
   }
 
+  /**
+   * Starts following a session now (e.g. an admin watching a chat): replays from `afterSeq`, then live.
+   * Returns false when the session was followed already (nothing changes then).
+   */
+  follow(sessionId: string, afterSeq = 0): boolean {
+    if (this.lastSeq.has(sessionId)) return false;
+    this.lastSeq.set(sessionId, afterSeq);
+    if (this.state === 'open') this.resume(sessionId);
+    return true;
+  }
+
   /** Stops following a session and forgets its unacknowledged messages. */
   untrack(sessionId: string): void {
     this.lastSeq.delete(sessionId);
@@ -221,15 +235,16 @@ export class RealtimeClient {
    * Sends a message. It stays pending — resent with the same clientMsgId after every reconnect and
    * after transient errors — until the server acknowledges it or refuses it for good.
    */
-  sendMessage(sessionId: string, text: string): PendingMessage {
+  sendMessage(sessionId: string, text: string, attachment?: Attachment & { url?: string }): PendingMessage {
     const rnd = Math.floor(this.o.random() * 0x7fffffff).toString(36);
     const clientMsgId = `${this.o.now().toString(36)}-${(++this.idCounter).toString(36)}-${rnd}`;
     const p: PendingMessage = { sessionId, clientMsgId, text, sentAt: this.o.now() };
+    if (attachment) p.attachment = attachment;
     this.pending.set(clientMsgId, p);
     // A draft still waiting in the typing throttle is now stale: the message supersedes it.
     if (this.typingLatest?.sessionId === sessionId) this.typingLatest = undefined;
     this.track(sessionId);
-    this.raw({ type: 'send', sessionId, clientMsgId, text });
+    this.resend(p);
     return p;
   }
 
@@ -415,7 +430,12 @@ export class RealtimeClient {
   }
 
   private resend(p: PendingMessage): void {
-    this.raw({ type: 'send', sessionId: p.sessionId, clientMsgId: p.clientMsgId, text: p.text });
+    const f: ClientFrame = { type: 'send', sessionId: p.sessionId, clientMsgId: p.clientMsgId, text: p.text };
+    if (p.attachment) {
+      const { fileId, name, mime, size } = p.attachment;
+      f.attachment = { fileId, name, mime, size };
+    }
+    this.raw(f);
   }
 
   private onError(f: ErrorFrame): void {

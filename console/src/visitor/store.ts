@@ -17,6 +17,8 @@ export interface VisitorLine {
   /** The visitor's own messages only. */
   delivery?: 'pending' | 'sent' | 'failed';
   recalled?: boolean;
+  /** An image or file (download path `url`). */
+  attachment?: { name: string; mime: string; size: number; url?: string };
   /** System lines: a text key with its placeholder values. */
   notice?: { key: MessageKey; vars?: Record<string, string> };
 }
@@ -116,6 +118,7 @@ export function createVisitorStore(
             at: e.at,
             recalled: Boolean(e.recalled),
             ...(from === 'visitor' ? { delivery: 'sent' as const } : {}),
+            ...(b.attachment && !e.recalled ? { attachment: b.attachment } : {}),
           });
           if (from === 'agent') stopTyping();
           return;
@@ -125,6 +128,7 @@ export function createVisitorStore(
           if (l) {
             l.recalled = true;
             l.text = '';
+            delete l.attachment;
           }
           return;
         }
@@ -187,6 +191,7 @@ export function createVisitorStore(
         text: p.text,
         at: p.sentAt,
         delivery: 'pending',
+        ...(p.attachment ? { attachment: p.attachment } : {}),
       });
     },
     acked(a) {
