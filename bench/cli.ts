@@ -789,6 +789,8 @@ type ConsoleRun = ConsoleBenchResult & {
   /** Whole machine (browser, server, bench) during the window, % of one core. */
   machine_cpu_pct: number;
   cpus: number;
+  /** Other work on the machine skews a browser measurement: the 1-minute load average after it. */
+  load_avg_1m: number;
 };
 
 async function consoleScenario(flags: Map<string, string | true>): Promise<ConsoleRun> {
@@ -838,6 +840,7 @@ async function consoleScenario(flags: Map<string, string | true>): Promise<Conso
           ? Math.round(((m1.ticks - m0.ticks) / CLK_TCK / ((m1.at - m0.at) / 1000)) * 100)
           : 0,
       cpus: cpuCount,
+      load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
     };
   } finally {
     await server?.stop();
@@ -864,7 +867,7 @@ function summarizeConsole(r: ConsoleRun): string {
     `  visitor messages: ${r.sent} sent in the window (+${r.setup_messages} before), ${r.acked} acked in all, ${r.page_received} received by the page, ` +
       `${r.rendered} rendered (${r.missing ? `${r.missing} MISSING` : 'none missing'}); unread badges at the end ${r.unread_badges}; ` +
       `visitor errors ${r.visitor_errors}, page errors ${r.page_errors}`,
-    `  JS heap ${r.heap_mb.start} → ${r.heap_mb.end} MB; server CPU ${r.server_cpu_pct ?? '?'}%, whole machine ${r.machine_cpu_pct}% (of one core; ${r.cpus} cores); send lag p99 ${r.send_lag_ms.p99} ms`,
+    `  JS heap ${r.heap_mb.start} → ${r.heap_mb.end} MB; server CPU ${r.server_cpu_pct ?? '?'}%, whole machine ${r.machine_cpu_pct}% (of one core; ${r.cpus} cores), load average ${r.load_avg_1m}; send lag p99 ${r.send_lag_ms.p99} ms`,
     `  target: p95 interaction ≤ ${TARGET_P95_MS} ms: ${met}; no long task > ${TARGET_LONG_TASK_MS} ms: ${ltMet}; overall: ${r.target_met ? 'met' : 'not met'}`,
   ].join('\n');
 }

@@ -156,7 +156,7 @@ interface EventTimingInit extends PerformanceObserverInit {
 }
 
 function installProbe(): void {
-  const TIMEOUT_MS = 15_000;
+  const TIMEOUT_MS = 15_000; // = INTERACTION_TIMEOUT_MS (the probe cannot see module constants)
   const waiters: Array<() => boolean> = [];
   const probe: Probe = {
     longtasks: [],
@@ -347,12 +347,8 @@ async function openVisitor(base: string, name: string, onError: (f: string) => v
   });
   if (!r.ok) throw new Error(`visitor token: ${r.status} ${await r.text()}`);
   const tok = (await r.json()) as TokenResponse;
-  const ws = new WebSocket(
-    `${base.replace(/^http/, 'ws')}/v1/ws/visitor?token=${encodeURIComponent(tok.token)}`,
-    {
-      perMessageDeflate: false,
-    },
-  );
+  const url = `${base.replace(/^http/, 'ws')}/v1/ws/visitor?token=${encodeURIComponent(tok.token)}`;
+  const ws = new WebSocket(url, { perMessageDeflate: false });
   return new Promise<Visitor>((resolve, reject) => {
     const v: Visitor = { name, ws, sessionId: '', next: 0, acked: 0 };
     const t = setTimeout(() => reject(new Error(`visitor ${name}: no session within 30 s`)), 30_000);
