@@ -478,3 +478,63 @@ describe('realtime client - typing', () => {
     expect(last().ofType('typing')).toEqual([{ type: 'typing', sessionId: 's1', text: 'h' }]);
   });
 });
+
+describe('realtime client - watching and attachments', () => {
+  it('client - follow() replays a session from a seq, keeps it across reconnects, untrack() stops', async () => {
+    const { client, clock, last } = setup();
+    const seen: number[] = [];
+    client.on('event', (e) => seen.push(e.seq));
+    client.connect();
+    await tick();
+    last().accept([]);
+    expect(client.follow('w1', 5)).toBe(true);
+    expect(client.follow('w1', 0)).toBe(false);
+    expect(last().ofType('resume')).toEqual([{ type: 'resume', sessionId: 'w1', lastSeq: 5 }]);
+    last().push({
+      type: 'events',
+      sessionId: 'w1',
+      events: [msg('w1', 5, 'old'), msg('w1', 6, 'new')],
+      more: false,
+    });
+    expect(seen).toEqual([6]);
+    last().close(1006);
+    clock.advance(500);
+    await tick();
+    last().accept([]);
+    expect(last().ofType('resume')).toEqual([{ type: 'resume', sessionId: 'w1', lastSeq: 6 }]);
+    client.untrack('w1');
+    last().close(1006);
+    clock.advance(2000);
+    await tick();
+    last().accept([]);
+    expect(last().ofType('resume')).toEqual([]);
+  });
+
+  it('client - a message with an attachment is resent with it and without the download path', async () => {
+    const { client, clock, last } = setup();
+    client.connect();
+    await tick();
+    last().accept(['s1']);
+    const p = client.sendMessage('s1', '', {
+      fileId: 'f1',
+      name: 'a.png',
+      mime: 'image/png',
+      size: 3,
+      url: '/x',
+    });
+    expect(last().ofType('send')).toEqual([
+      {
+        type: 'send',
+        sessionId: 's1',
+        clientMsgId: p.clientMsgId,
+        text: '',
+        attachment: { fileId: 'f1', name: 'a.png', mime: 'image/png', size: 3 },
+      },
+    ]);
+    last().close(1006);
+    clock.advance(500);
+    await tick();
+    last().accept(['s1']);
+    expect(last().ofType('send')[0]?.attachment?.fileId).toBe('f1');
+  });
+});
