@@ -440,6 +440,9 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await adminApi('PUT', '/v1/admin/config/tags', [
       { tagId: 'billing', name: '账单', children: [{ tagId: 'refund', name: '退款' }] },
     ]);
+    await adminApi('PUT', '/v1/admin/config/crm', {
+      urlTemplate: 'https://crm.example.com/customer?visitor={visitorId}&agent={agentId}&name={visitorName}',
+    });
     await adminApi('PUT', '/v1/admin/config/quickReplies', [
       { id: 'greet', category: '问候', title: '问候语', text: '您好，很高兴为您服务' },
     ]);
@@ -509,19 +512,49 @@ describe.runIf(haveChromium)('console in chromium', () => {
       await agent.keyboard.press('Alt+KeyQ');
       await expect.poll(() => agent.getByRole('dialog', { name: '常用语' }).count()).toBe(0);
 
+      // The CRM tab shows the tenant's CRM page with this chat's identifiers, URL-encoded.
+      // (The CRM setting reaches a signed-in console with its next configuration load: reload.)
+      await agent.reload();
+      await agent.locator('.sessions li').first().waitFor();
+      await agent.locator('.sessions li', { hasText: '图片收到了' }).locator('button.session').click();
+      await agent.getByText('CRM').click();
+      const frame = agent.locator('.crm iframe');
+      await frame.waitFor();
+      expect(await frame.getAttribute('src')).toMatch(
+        /^https:\/\/crm\.example\.com\/customer\?visitor=v[^&]+&agent=agent1&name=Visitor%20/,
+      );
+
+      // Transfer to a colleague, who accepts; the chat leaves this workspace and goes on there.
+      const agent2 = await agentPage(DESKTOP, 'zh-CN', 'agent2@demo.test');
+      await agent.locator('[data-test=transfer]').focus();
+      await agent
+        .locator('[data-test=transfer] option', { hasText: /Agent 2（在线/ })
+        .waitFor({ state: 'attached' });
+      await agent.locator('[data-test=transfer]').selectOption('a:agent2');
+      await agent2.getByRole('button', { name: '接受' }).click({ timeout: 15_000 });
+      await agent2.locator('.sessions li', { hasText: '图片收到了' }).locator('button.session').click();
+      await expect.poll(() => agent.locator('.sessions li', { hasText: '图片收到了' }).count()).toBe(0);
+      await chat.getByRole('status').filter({ hasText: 'Agent 2' }).waitFor({ timeout: 15_000 });
+      await agent2.locator('#composer').fill('我是 Agent 2，继续为您处理');
+      await agent2.locator('#composer').press('Enter');
+      await chat.locator('.line.agent .bubble', { hasText: '继续为您处理' }).waitFor();
+
       // Close (a tag is required by now), then find the chat in the history with its transcript.
-      await agent.locator('[data-test=add-tag]').selectOption('refund');
-      agent.once('dialog', (d) => void d.accept());
-      await agent.getByRole('button', { name: '结束会话' }).click();
-      await agent.getByText('会话已结束').last().waitFor();
-      await agent.getByRole('button', { name: '历史会话' }).click();
-      await agent.getByRole('button', { name: '查询' }).click();
-      await agent.locator('.history-list tbody tr').first().getByRole('button').click();
-      await agent.locator('.transcript .bubble', { hasText: '很高兴为您服务' }).waitFor();
-      await agent.locator('.transcript img[alt="发票.png"]').waitFor();
-      await agent.screenshot({ path: `${shots}/agent-history-zh-CN-desktop.png` });
-      await agent.setViewportSize(PHONE);
-      await agent.screenshot({ path: `${shots}/agent-history-zh-CN-phone.png` });
+      await agent2.locator('[data-test=add-tag]').selectOption('refund');
+      agent2.once('dialog', (d) => void d.accept());
+      await agent2.getByRole('button', { name: '结束会话' }).click();
+      await agent2.getByText('会话已结束').last().waitFor();
+      // The agent who closed it finds it in their history (agents see their own sessions).
+      await agent2.getByRole('button', { name: '历史会话' }).click();
+      await agent2.getByRole('button', { name: '查询' }).click();
+      await agent2.locator('.history-list tbody tr').first().getByRole('button').click();
+      await agent2.locator('.transcript .bubble', { hasText: '很高兴为您服务' }).waitFor();
+      await agent2.locator('.transcript img[alt="发票.png"]').waitFor();
+      await agent2.locator('.transcript .bubble', { hasText: '继续为您处理' }).waitFor();
+      await agent2.screenshot({ path: `${shots}/agent-history-zh-CN-desktop.png` });
+      await agent2.setViewportSize(PHONE);
+      await agent2.screenshot({ path: `${shots}/agent-history-zh-CN-phone.png` });
+      await agent2.close();
       await agent.getByRole('button', { name: '访客与排队' }).click();
       await agent.screenshot({ path: `${shots}/agent-visitors-zh-CN-phone.png` });
       await shopper.setViewportSize(PHONE);
