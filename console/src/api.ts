@@ -74,3 +74,13 @@ export function fileSize(bytes: number): string {
 export function isImage(mime: string): boolean {
   return ['image/png', 'image/jpeg', 'image/gif', 'image/webp'].includes(mime);
 }
+
+const ID_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** Creation time of a session id (its first 10 characters are the ms time in Crockford base 32). */
+export function idTime(id: string): number | undefined {
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return undefined;
+  let t = 0;
+  for (const ch of id.slice(0, 10)) t = t * 32 + ID_ALPHABET.indexOf(ch);
+  return t;
+}
