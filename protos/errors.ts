@@ -99,6 +99,12 @@ export const ERRORS = {
     grpc: 14,
     text: 'The message store did not confirm the write; it was not acknowledged.',
   },
+  SB_ERR_NODE_UNAVAILABLE: {
+    http: 503,
+    close: 0,
+    grpc: 14,
+    text: 'The cluster node that owns the target cannot be reached now; retry.',
+  },
   SB_ERR_SHUTTING_DOWN: {
     http: 503,
     close: 4002,

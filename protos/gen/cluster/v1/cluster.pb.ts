@@ -131,7 +131,7 @@ export interface Envelope {
 export interface Batch {
   fromNode: string;
   /** The sender's membership generation (incarnation): a restarted node starts a new one. */
-  incarnation: number;
+  incarnation: string;
   /** Sender's sequence number of this batch on the stream (flow control acknowledges up to it). */
   seq: number;
   envelopes: Envelope[];
@@ -162,7 +162,7 @@ export interface HealthRequest {
 
 export interface HealthReply {
   node: string;
-  incarnation: number;
+  incarnation: string;
   /** Shards this node serves now, and their epochs (same order). */
   shards: number[];
   epochs: number[];
@@ -667,7 +667,7 @@ export const Envelope: MessageFns<Envelope> = {
 };
 
 function createBaseBatch(): Batch {
-  return { fromNode: "", incarnation: 0, seq: 0, envelopes: [], ack: 0 };
+  return { fromNode: "", incarnation: "", seq: 0, envelopes: [], ack: 0 };
 }
 
 export const Batch: MessageFns<Batch> = {
@@ -675,8 +675,8 @@ export const Batch: MessageFns<Batch> = {
     if (message.fromNode !== "") {
       writer.uint32(10).string(message.fromNode);
     }
-    if (message.incarnation !== 0) {
-      writer.uint32(16).uint64(message.incarnation);
+    if (message.incarnation !== "") {
+      writer.uint32(18).string(message.incarnation);
     }
     if (message.seq !== 0) {
       writer.uint32(24).uint64(message.seq);
@@ -712,11 +712,11 @@ export const Batch: MessageFns<Batch> = {
             continue;
           }
           case 2: {
-            if (tag !== 16) {
+            if (tag !== 18) {
               break;
             }
 
-            message.incarnation = longToNumber(reader.uint64());
+            message.incarnation = reader.string();
             continue;
           }
           case 3: {
@@ -762,7 +762,7 @@ export const Batch: MessageFns<Batch> = {
         : isSet(object.from_node)
         ? globalThis.String(object.from_node)
         : "",
-      incarnation: isSet(object.incarnation) ? globalThis.Number(object.incarnation) : 0,
+      incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : "",
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
       envelopes: globalThis.Array.isArray(object?.envelopes)
         ? object.envelopes.map((e: any) => Envelope.fromJSON(e))
@@ -776,8 +776,8 @@ export const Batch: MessageFns<Batch> = {
     if (message.fromNode !== "") {
       obj.fromNode = message.fromNode;
     }
-    if (message.incarnation !== 0) {
-      obj.incarnation = Math.round(message.incarnation);
+    if (message.incarnation !== "") {
+      obj.incarnation = message.incarnation;
     }
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
@@ -797,7 +797,7 @@ export const Batch: MessageFns<Batch> = {
   fromPartial<I extends Exact<DeepPartial<Batch>, I>>(object: I): Batch {
     const message = createBaseBatch();
     message.fromNode = object.fromNode ?? "";
-    message.incarnation = object.incarnation ?? 0;
+    message.incarnation = object.incarnation ?? "";
     message.seq = object.seq ?? 0;
     message.envelopes = object.envelopes?.map((e) => Envelope.fromPartial(e)) || [];
     message.ack = object.ack ?? 0;
@@ -1084,7 +1084,7 @@ export const HealthRequest: MessageFns<HealthRequest> = {
 };
 
 function createBaseHealthReply(): HealthReply {
-  return { node: "", incarnation: 0, shards: [], epochs: [], draining: false };
+  return { node: "", incarnation: "", shards: [], epochs: [], draining: false };
 }
 
 export const HealthReply: MessageFns<HealthReply> = {
@@ -1092,8 +1092,8 @@ export const HealthReply: MessageFns<HealthReply> = {
     if (message.node !== "") {
       writer.uint32(10).string(message.node);
     }
-    if (message.incarnation !== 0) {
-      writer.uint32(16).uint64(message.incarnation);
+    if (message.incarnation !== "") {
+      writer.uint32(18).string(message.incarnation);
     }
     if (message.shards.length !== 0) {
       writer.uint32(26).fork();
@@ -1137,11 +1137,11 @@ export const HealthReply: MessageFns<HealthReply> = {
             continue;
           }
           case 2: {
-            if (tag !== 16) {
+            if (tag !== 18) {
               break;
             }
 
-            message.incarnation = longToNumber(reader.uint64());
+            message.incarnation = reader.string();
             continue;
           }
           case 3: {
@@ -1203,7 +1203,7 @@ export const HealthReply: MessageFns<HealthReply> = {
   fromJSON(object: any): HealthReply {
     return {
       node: isSet(object.node) ? globalThis.String(object.node) : "",
-      incarnation: isSet(object.incarnation) ? globalThis.Number(object.incarnation) : 0,
+      incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : "",
       shards: globalThis.Array.isArray(object?.shards) ? object.shards.map((e: any) => globalThis.Number(e)) : [],
       epochs: globalThis.Array.isArray(object?.epochs) ? object.epochs.map((e: any) => globalThis.Number(e)) : [],
       draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
@@ -1215,8 +1215,8 @@ export const HealthReply: MessageFns<HealthReply> = {
     if (message.node !== "") {
       obj.node = message.node;
     }
-    if (message.incarnation !== 0) {
-      obj.incarnation = Math.round(message.incarnation);
+    if (message.incarnation !== "") {
+      obj.incarnation = message.incarnation;
     }
     if (message.shards?.length) {
       obj.shards = message.shards.map((e) => Math.round(e));
@@ -1236,7 +1236,7 @@ export const HealthReply: MessageFns<HealthReply> = {
   fromPartial<I extends Exact<DeepPartial<HealthReply>, I>>(object: I): HealthReply {
     const message = createBaseHealthReply();
     message.node = object.node ?? "";
-    message.incarnation = object.incarnation ?? 0;
+    message.incarnation = object.incarnation ?? "";
     message.shards = object.shards?.map((e) => e) || [];
     message.epochs = object.epochs?.map((e) => e) || [];
     message.draining = object.draining ?? false;
@@ -1246,7 +1246,10 @@ export const HealthReply: MessageFns<HealthReply> = {
 
 export type ClusterService = typeof ClusterService;
 export const ClusterService = {
-  /** One long-lived stream per pair of nodes (opened by the node with the smaller id). */
+  /**
+   * Each node keeps one long-lived stream to each peer for what it sends; the peer answers on
+   * the same stream with cumulative acknowledgements (batches with `ack` and no envelopes).
+   */
   link: {
     path: "/switchboard.cluster.v1.Cluster/Link" as const,
     requestStream: true as const,
@@ -1277,14 +1280,20 @@ export const ClusterService = {
 } as const;
 
 export interface ClusterServer extends UntypedServiceImplementation {
-  /** One long-lived stream per pair of nodes (opened by the node with the smaller id). */
+  /**
+   * Each node keeps one long-lived stream to each peer for what it sends; the peer answers on
+   * the same stream with cumulative acknowledgements (batches with `ack` and no envelopes).
+   */
   link: handleBidiStreamingCall<Batch, Batch>;
   handoff: handleUnaryCall<HandoffRequest, HandoffReply>;
   health: handleUnaryCall<HealthRequest, HealthReply>;
 }
 
 export interface ClusterClient extends Client {
-  /** One long-lived stream per pair of nodes (opened by the node with the smaller id). */
+  /**
+   * Each node keeps one long-lived stream to each peer for what it sends; the peer answers on
+   * the same stream with cumulative acknowledgements (batches with `ack` and no envelopes).
+   */
   link(): ClientDuplexStream<Batch, Batch>;
   link(options: Partial<CallOptions>): ClientDuplexStream<Batch, Batch>;
   link(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<Batch, Batch>;
