@@ -11,6 +11,7 @@ import {
   emptyMetrics,
   summarize,
   type Control,
+  type Envelope,
   type Link,
   type ReminderRef,
   type ThreadMetrics,
@@ -140,6 +141,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     stores,
     links,
     reminderControl: (c) => scheduler.handle(c),
+    cluster: opts.cluster,
   });
   product.registerKinds(host, config);
 
@@ -232,6 +234,15 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const runtime: Runtime = {
     threads: workers + 1,
     stores,
+    ...(opts.cluster
+      ? {
+          cluster: {
+            receive: (e: unknown, from: string) => host.receiveRemote(e as Envelope, from),
+            releaseShard: (s: number) => host.releaseShard(s),
+            ownershipChanged: () => host.retryHeld(),
+          },
+        }
+      : {}),
     tell: (to, msg) => {
       if (draining) throw new SbError('SB_ERR_SHUTTING_DOWN');
       host.tell(to, msg);

@@ -14,6 +14,7 @@ import type {
   Clock,
   EndpointHandler,
   EndpointId,
+  ClusterHooks,
   KindRegistry,
   MetricsSnapshot,
   Stores,
@@ -24,11 +25,30 @@ import { DEFAULTS } from './types.ts';
 export const ENV = { TELL: 0, ASK: 1, REPLY: 2, FAIL: 3, REMINDER: 4 } as const;
 
 export type Envelope =
-  | { k: 0; to: Address; msg: unknown }
-  | { k: 1; to: ActorId; msg: unknown; from: number; id: number }
-  | { k: 2; id: number; value: unknown }
-  | { k: 3; id: number; err: { code: string; message: string } }
-  | { k: 4; to: ActorId; name: string; dueAt: number; msg: unknown };
+  /** `hops`/`via`: how often and from which node it was last forwarded between nodes. */
+  | { k: 0; to: Address; msg: unknown; hops?: number; via?: string }
+  /** `fromNode`: set when the ask crosses nodes (the answer goes back there, to thread `from`). */
+  | {
+      k: 1;
+      to: ActorId;
+      msg: unknown;
+      from: number;
+      id: number;
+      fromNode?: string;
+      hops?: number;
+      via?: string;
+    }
+  /** `thread`: the asking thread, for answers that cross nodes. */
+  | { k: 2; id: number; value: unknown; thread?: number }
+  | { k: 3; id: number; err: { code: string; message: string }; thread?: number }
+  | { k: 4; to: ActorId; name: string; dueAt: number; msg: unknown; hops?: number; via?: string };
+
+/** The asker of an ask that came from another node (its answer goes back over the cluster). */
+const REMOTE = -1;
+/** Envelopes bounce between nodes at most this often while ownership settles. */
+const MAX_HOPS = 4;
+/** Envelopes held per shard while nobody serves it (handoff in progress). */
+const MAX_HELD = 10_000;
 
 /** Control messages between the host and workers (not envelopes). */
 export type Control =
@@ -119,6 +139,8 @@ export interface ThreadNodeOptions {
   links: Map<number, Link>;
   /** Where reminder schedule changes go (the host's scheduler). */
   reminderControl: (c: Control) => void;
+  /** Cluster mode (host thread, no workers). */
+  cluster?: ClusterHooks | undefined;
 }
 
 export class ThreadNode implements KindRegistry {
@@ -138,6 +160,13 @@ export class ThreadNode implements KindRegistry {
   private sweepHandle: unknown;
   private closed = false;
   private readonly reminderControl: (c: Control) => void;
+  private readonly cluster: ClusterHooks | undefined;
+  /** Asks from other nodes waiting for their answer here: proxy id → origin. */
+  private readonly remoteAsks = new Map<number, { node: string; id: number; thread: number }>();
+  private nextRemoteAsk = 1;
+  /** Envelopes for shards nobody serves right now, delivered when one does. */
+  private readonly held = new Map<number, Envelope[]>();
+  private heldTimer: unknown;
   readonly m: ThreadMetrics;
   private turnIdx = 0;
 
@@ -149,6 +178,9 @@ export class ThreadNode implements KindRegistry {
     this.stores = o.stores;
     this.links = o.links;
     this.reminderControl = o.reminderControl;
+    this.cluster = o.cluster;
+    if (this.cluster && this.workers > 0)
+      throw new Error('cluster mode runs actors on the host thread (workers = 0)');
     this.m = emptyMetrics(o.thread);
     this.scheduleSweep();
   }
@@ -170,7 +202,9 @@ export class ThreadNode implements KindRegistry {
   registerEndpoint(name: string, handler: EndpointHandler): EndpointId {
     if (this.endpoints.has(name)) throw new Error(`endpoint registered twice: ${name}`);
     this.endpoints.set(name, handler);
-    return { thread: this.thread, name };
+    return this.cluster
+      ? { thread: this.thread, name, node: this.cluster.nodeId }
+      : { thread: this.thread, name };
   }
 
   unregisterEndpoint(name: string): void {
@@ -219,16 +253,159 @@ export class ThreadNode implements KindRegistry {
   }
 
   private reply(from: number, id: number, value: unknown): void {
+    if (from === REMOTE) return this.answerRemote(id, { k: ENV.REPLY, id, value });
     this.routeTo(from, { k: ENV.REPLY, id, value });
   }
 
   private fail(from: number, id: number, err: unknown): void {
     const e = toSbError(err);
-    this.routeTo(from, { k: ENV.FAIL, id, err: { code: e.code, message: e.message } });
+    const env: Envelope = { k: ENV.FAIL, id, err: { code: e.code, message: e.message } };
+    if (from === REMOTE) return this.answerRemote(id, env);
+    this.routeTo(from, env);
   }
 
   private route(env: Envelope & { to: Address }): void {
+    const c = this.cluster;
+    if (c) {
+      const to = env.to;
+      if ('thread' in to) {
+        if (to.node !== undefined && to.node !== c.nodeId) return this.ship(to.node, env, undefined);
+      } else {
+        const shard = shardOf(to.kind, to.key, this.shards);
+        const place = c.placeOf(shard);
+        if (place === undefined) return this.hold(shard, env);
+        // Never straight back to the node that just sent it here: our views differ for a moment
+        // (a handoff in progress); wait until they agree. A leaving node forwards everything.
+        if (place !== 'local' && 'via' in env && env.via === place && !c.leaving?.())
+          return this.hold(shard, env);
+        if (place !== 'local') return this.ship(place, env, shard);
+      }
+    }
     this.routeTo(this.threadOf(env.to), env);
+  }
+
+  // ------------------------------------------------------------------ cluster
+
+  /** Sends an envelope to the node that serves its target (asks carry this node for the answer). */
+  private ship(node: string, env: Envelope & { to: Address }, shard: number | undefined): void {
+    const hops = ('hops' in env ? (env.hops ?? 0) : 0) + 1;
+    if (hops > MAX_HOPS) {
+      if (env.k === ENV.ASK)
+        this.fail(env.from, env.id, new SbError('SB_ERR_NODE_UNAVAILABLE', 'ownership did not settle'));
+      else this.m.droppedTells++;
+      return;
+    }
+    let out: Envelope;
+    if (env.k === ENV.ASK && env.from === REMOTE) {
+      // An ask from another node passes on: the answer goes straight to the original asker.
+      const origin = this.remoteAsks.get(env.id);
+      if (!origin) return;
+      this.remoteAsks.delete(env.id);
+      out = { ...env, from: origin.thread, id: origin.id, fromNode: origin.node, hops };
+    } else if (env.k === ENV.ASK) {
+      out = { ...env, fromNode: this.cluster!.nodeId, hops };
+    } else {
+      out = { ...env, hops } as Envelope;
+    }
+    try {
+      this.cluster!.sendRemote(node, out);
+      this.m.envelopesSent++;
+    } catch {
+      // No link yet (membership just changed) or the link's queue is full: hold and retry.
+      if (shard !== undefined) this.hold(shard, env);
+      else if (env.k === ENV.ASK)
+        this.fail(env.from, env.id, new SbError('SB_ERR_NODE_UNAVAILABLE', `node ${node}`));
+      else this.m.droppedTells++;
+    }
+  }
+
+  private answerRemote(proxyId: number, env: Envelope & { k: 2 | 3 }): void {
+    const origin = this.remoteAsks.get(proxyId);
+    if (!origin) return;
+    this.remoteAsks.delete(proxyId);
+    // An ask that went round (here → a leaving node → back here) is answered locally.
+    if (origin.node === this.cluster!.nodeId) return this.routeTo(origin.thread, { ...env, id: origin.id });
+    try {
+      this.cluster!.sendRemote(origin.node, { ...env, id: origin.id, thread: origin.thread });
+    } catch {
+      // The asker's node is gone; its ask times out there.
+    }
+  }
+
+  private hold(shard: number, env: Envelope): void {
+    let q = this.held.get(shard);
+    if (!q) this.held.set(shard, (q = []));
+    if (q.length >= MAX_HELD) {
+      if (env.k === ENV.ASK)
+        this.fail(
+          env.from,
+          env.id,
+          new SbError('SB_ERR_NODE_UNAVAILABLE', `shard ${shard} has no owner now`),
+        );
+      else this.m.droppedTells++;
+      return;
+    }
+    q.push(env);
+    this.heldTimer ??= this.clock.setTimeout(() => {
+      this.heldTimer = undefined;
+      this.retryHeld();
+    }, 50);
+  }
+
+  /** Delivers what waits for shards that now have an owner (called on ownership changes too). */
+  retryHeld(): void {
+    const held = [...this.held];
+    this.held.clear();
+    for (const [, envs] of held) for (const e of envs) this.route(e as Envelope & { to: Address });
+  }
+
+  /** An envelope from another node. */
+  receiveRemote(env: Envelope, fromNode: string): void {
+    if (env.k === ENV.TELL || env.k === ENV.REMINDER) env.via = fromNode;
+    switch (env.k) {
+      case ENV.REPLY:
+      case ENV.FAIL:
+        this.routeTo(env.thread ?? 0, env);
+        return;
+      case ENV.ASK: {
+        const proxy = this.nextRemoteAsk++;
+        this.remoteAsks.set(proxy, { node: env.fromNode ?? '', id: env.id, thread: env.from });
+        this.route({
+          k: ENV.ASK,
+          to: env.to,
+          msg: env.msg,
+          from: REMOTE,
+          id: proxy,
+          hops: env.hops ?? 0,
+          via: fromNode,
+        });
+        return;
+      }
+      default:
+        this.route(env);
+    }
+  }
+
+  /**
+   * This node stops serving a shard (handoff): its actors finish their turn, persist and go away;
+   * what was in their mailboxes, and what arrives from now on, goes to the shard's new owner.
+   */
+  async releaseShard(shard: number): Promise<void> {
+    const closing: Array<Promise<void>> = [];
+    for (const a of this.actors.values()) {
+      if (shardOf(a.id.kind, a.id.key, this.shards) !== shard) continue;
+      this.requestDeactivation(a);
+      closing.push(
+        new Promise<void>((resolve) => {
+          const wait = (): void => {
+            if (a.closing) void a.closing.then(resolve);
+            else setTimeout(wait, 5);
+          };
+          wait();
+        }),
+      );
+    }
+    await Promise.all(closing);
   }
 
   private routeTo(thread: number, env: Envelope): void {
@@ -468,8 +645,21 @@ export class ThreadNode implements KindRegistry {
     const leftover = a.mailbox.splice(0);
     this.remove(a);
     done();
-    // Messages that arrived while deactivating go to a fresh activation.
-    for (const it of leftover) this.enqueue(a.id, it);
+    // Messages that arrived while deactivating go to a fresh activation (here, or on the node that
+    // serves the shard now).
+    for (const it of leftover) {
+      if (!this.cluster) this.enqueue(a.id, it);
+      else if (it.ask) this.route({ k: ENV.ASK, to: a.id, msg: it.msg, from: it.ask.from, id: it.ask.id });
+      else if (it.reminder)
+        this.route({
+          k: ENV.REMINDER,
+          to: a.id,
+          name: it.reminder.name,
+          dueAt: it.reminder.dueAt,
+          msg: it.msg,
+        });
+      else this.route({ k: ENV.TELL, to: a.id, msg: it.msg });
+    }
   }
 
   private remove(a: Activation): void {

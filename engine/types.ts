@@ -22,6 +22,8 @@ export interface ActorId {
 export interface EndpointId {
   readonly thread: number;
   readonly name: string;
+  /** Cluster mode: the node the endpoint lives on (absent: this node). */
+  readonly node?: string;
 }
 
 export type Address = ActorId | EndpointId;
@@ -121,6 +123,22 @@ export interface RuntimeOptions {
   shards?: number;
   /** Injected clock (tests); only honoured with workers = 0. */
   clock?: Clock;
+  /** Cluster mode (requires workers = 0 for now): where shards live and how to reach other nodes. */
+  cluster?: ClusterHooks;
+}
+
+/**
+ * What the runtime needs from the cluster layer (engine/cluster/node.ts provides it): whether this
+ * node serves a shard now, which node does, and a way to ship envelopes there.
+ */
+export interface ClusterHooks {
+  readonly nodeId: string;
+  /** `local` when this node serves the shard now, another node's id, or undefined while nobody does. */
+  placeOf(shard: number): 'local' | string | undefined;
+  /** Ships an envelope (JSON-serialisable) to another node; throws when it cannot be queued. */
+  sendRemote(node: string, envelope: unknown): void;
+  /** True while this node leaves the cluster: it forwards everything and holds nothing. */
+  leaving?(): boolean;
 }
 
 export interface MetricsSnapshot {
@@ -158,6 +176,15 @@ export interface Runtime {
   drain(): Promise<void>;
   /** The host thread's stores (opened by the product module like every worker's). */
   readonly stores: Stores;
+  /** Cluster mode: the node side of the cluster hooks. */
+  readonly cluster?: {
+    /** An envelope that arrived from another node. */
+    receive(envelope: unknown, fromNode: string): void;
+    /** Stops serving a shard: its actors persist and stop; later envelopes go to its new owner. */
+    releaseShard(shard: number): Promise<void>;
+    /** Ownership or membership changed: deliver what waits for shards that now have an owner. */
+    ownershipChanged(): void;
+  };
 }
 
 export const DEFAULTS = {

@@ -117,7 +117,7 @@ export class Membership {
   private live: NodeInfo[] = [];
   private stopped = false;
   private draining = false;
-  private readonly listeners = new Set<(c: OwnershipChange) => void>();
+  private readonly listeners = new Set<(c: OwnershipChange) => void | Promise<void>>();
   private readonly memberListeners = new Set<(nodes: NodeInfo[]) => void>();
 
   constructor(private readonly o: MembershipOptions) {
@@ -152,7 +152,9 @@ export class Membership {
     await this.tick();
   }
 
-  onOwnership(f: (c: OwnershipChange) => void): () => void {
+  /** Ownership changes. For a shard handed to another node, the claim is released in Redis only
+   * after every listener's promise settled (its actors persisted and stopped). */
+  onOwnership(f: (c: OwnershipChange) => void | Promise<void>): () => void {
     this.listeners.add(f);
     return () => this.listeners.delete(f);
   }
@@ -186,10 +188,13 @@ export class Membership {
 
   /** The placement owner of a shard among the live nodes (a draining node owns nothing). */
   placementOwner(shard: number): string | undefined {
-    return ownerOf(
-      shard,
-      this.live.map((n) => n.id),
-    );
+    const ids = this.live.map((n) => n.id);
+    return ownerOf(shard, this.draining ? ids.filter((id) => id !== this.nodeId) : ids);
+  }
+
+  /** True once drain() started. */
+  leaving(): boolean {
+    return this.draining;
   }
 
   /** Fenced check for a write: this node still holds the shard at this epoch in Redis. */
@@ -340,7 +345,7 @@ export class Membership {
 
   private async release(shard: number, reason: 'placement'): Promise<void> {
     this.owned.delete(shard);
-    for (const f of this.listeners) f({ kind: 'lost', shard, reason });
+    await Promise.allSettled([...this.listeners].map((f) => f({ kind: 'lost', shard, reason })));
     await this.redis.eval(RELEASE, 1, this.k(`shard:${shard}`), this.owner()).catch(() => 0);
   }
 

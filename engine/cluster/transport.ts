@@ -29,6 +29,11 @@ export interface TransportOptions {
   listen: string;
   /** Envelopes from a peer, in the order it sent them, each delivered once. */
   onEnvelopes: (fromNode: string, envelopes: Envelope[]) => void;
+  /**
+   * A peer left the membership with envelopes for it still here: those never sent, then those
+   * sent but not acknowledged (the peer may have handled them; receivers deduplicate by id).
+   */
+  onUndelivered?: (node: string, envelopes: Envelope[]) => void;
   /** Unacknowledged batches in flight per peer (default 64). */
   window?: number;
   /** Envelopes waiting per peer before sends are refused (default 100,000). */
@@ -113,7 +118,10 @@ export class ClusterTransport {
   setPeers(peers: ReadonlyArray<{ id: string; address: string }>): void {
     const want = new Map(peers.filter((p) => p.id !== this.o.nodeId).map((p) => [p.id, p.address]));
     for (const [id, p] of this.peers) {
-      if (want.get(id) !== p.address) this.closePeer(p);
+      if (want.get(id) === p.address) continue;
+      const left = [...p.inflight.flatMap((b) => b.envelopes), ...p.queued];
+      this.closePeer(p);
+      if (left.length) this.o.onUndelivered?.(id, left);
     }
     for (const [id, address] of want) {
       if (this.peers.has(id)) continue;
@@ -156,6 +164,17 @@ export class ClusterTransport {
     for (const [id, p] of this.peers)
       out[id] = { queued: p.queued.length, inflightBatches: p.inflight.length };
     return out;
+  }
+
+  /** Waits until every queued envelope was sent and acknowledged (or the timeout passed). */
+  async drain(timeoutMs = 5000): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const busy = [...this.peers.values()].some((p) => p.queued.length > 0 || p.inflight.length > 0);
+      if (!busy && !this.flushScheduled) return true;
+      if (Date.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   async stop(): Promise<void> {

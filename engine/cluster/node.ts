@@ -1,0 +1,150 @@
+/**
+ * A cluster node: the actor runtime, its membership (Redis leases, placement, fencing epochs) and
+ * the node-to-node transport, wired together. Envelopes for actors of shards other nodes serve
+ * travel over the transport; envelopes for shards nobody serves yet wait until somebody does; a
+ * shard that moves away is handed off (its actors persist and stop before the claim is released,
+ * so the new owner reactivates them from the shared store).
+ */
+import { createRuntime } from '../runtime.ts';
+import type { ClusterHooks, Runtime, RuntimeOptions } from '../types.ts';
+import { EnvelopeKind } from '../../protos/gen/cluster/v1/cluster.pb.ts';
+import { Membership, type MembershipOptions } from './membership.ts';
+import { ClusterTransport, type Envelope as WireEnvelope } from './transport.ts';
+
+export interface ClusterNodeOptions {
+  nodeId: string;
+  redisUrl: string;
+  /** host:port to listen on for the cluster transport (port 0: any free port). */
+  listen: string;
+  /** Host others dial (default 127.0.0.1); the port is the bound one. */
+  advertiseHost?: string;
+  runtime: Omit<RuntimeOptions, 'cluster' | 'workers'>;
+  membership?: Partial<Pick<MembershipOptions, 'prefix' | 'leaseMs' | 'heartbeatMs' | 'safetyMs'>>;
+  log?: (msg: string) => void;
+}
+
+export interface ClusterNode {
+  readonly nodeId: string;
+  readonly runtime: Runtime;
+  readonly membership: Membership;
+  readonly transport: ClusterTransport;
+  readonly address: string;
+  /** Graceful leave: hands every shard off, then stops. */
+  drain(): Promise<void>;
+  /** Stops at once (shards are taken over when the lease runs out). */
+  stop(): Promise<void>;
+}
+
+const KIND: Record<number, EnvelopeKind> = {
+  0: EnvelopeKind.ENVELOPE_KIND_TELL,
+  1: EnvelopeKind.ENVELOPE_KIND_ASK,
+  2: EnvelopeKind.ENVELOPE_KIND_REPLY,
+  3: EnvelopeKind.ENVELOPE_KIND_FAIL,
+  4: EnvelopeKind.ENVELOPE_KIND_REMINDER,
+};
+
+export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNode> {
+  const log = o.log ?? (() => {});
+  /** Set once the runtime exists (the transport starts first, to know its port). */
+  const ref: { runtime?: Runtime } = {};
+  let counter = 0;
+  const incarnation = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const transport = new ClusterTransport({
+    nodeId: o.nodeId,
+    incarnation,
+    listen: o.listen,
+    log,
+    onEnvelopes: (from, envs) => {
+      for (const e of envs) ref.runtime?.cluster?.receive(JSON.parse(e.payload.toString('utf8')), from);
+    },
+    // Envelopes for a node that left are routed again (to the shard's new owner).
+    onUndelivered: (node, envs) => {
+      log(`rerouting ${envs.length} envelopes that were for ${node}`);
+      for (const e of envs) ref.runtime?.cluster?.receive(JSON.parse(e.payload.toString('utf8')), node);
+    },
+  });
+  const port = await transport.start();
+  const address = `${o.advertiseHost ?? '127.0.0.1'}:${port}`;
+  const membership = new Membership({
+    redisUrl: o.redisUrl,
+    nodeId: o.nodeId,
+    address,
+    shards: o.runtime.shards ?? 1024,
+    log,
+    ...o.membership,
+  });
+
+  const hooks: ClusterHooks = {
+    nodeId: o.nodeId,
+    placeOf(shard) {
+      if (membership.epochOf(shard) !== undefined) return 'local';
+      const owner = membership.placementOwner(shard);
+      return owner === undefined || owner === o.nodeId ? undefined : owner;
+    },
+    leaving: () => membership.leaving(),
+    sendRemote(node, envelope) {
+      const e = envelope as {
+        k: number;
+        to?: { kind?: string; key?: string; thread?: number; name?: string; node?: string };
+      };
+      const wire: WireEnvelope = {
+        kind: KIND[e.k] ?? EnvelopeKind.ENVELOPE_KIND_UNSPECIFIED,
+        actor: e.to && e.to.kind !== undefined ? { kind: e.to.kind, key: e.to.key ?? '' } : undefined,
+        endpoint:
+          e.to && e.to.name !== undefined
+            ? { node: e.to.node ?? '', thread: e.to.thread ?? 0, name: e.to.name }
+            : undefined,
+        payload: Buffer.from(JSON.stringify(envelope)),
+        fromNode: o.nodeId,
+        fromThread: 0,
+        askId: 0,
+        errorCode: '',
+        errorMessage: '',
+        messageId: `${o.nodeId}:${incarnation}:${++counter}`,
+        epoch: 0,
+        reminderName: '',
+        dueAt: 0,
+      };
+      transport.send(node, wire);
+    },
+  };
+
+  const rt = await createRuntime({ ...o.runtime, workers: 0, cluster: hooks });
+  ref.runtime = rt;
+  membership.onMembers((nodes) => {
+    transport.setPeers(nodes.map((n) => ({ id: n.id, address: n.address })));
+    rt.cluster!.ownershipChanged();
+  });
+  membership.onOwnership(async (c) => {
+    if (c.kind === 'lost') await rt.cluster!.releaseShard(c.shard);
+    rt.cluster!.ownershipChanged();
+  });
+  await membership.start();
+
+  return {
+    nodeId: o.nodeId,
+    runtime: rt,
+    membership,
+    transport,
+    address,
+    async drain() {
+      const heartbeat = o.membership?.heartbeatMs ?? 1000;
+      await membership.drain();
+      // Keep forwarding while the other nodes' views catch up (they read the membership every
+      // heartbeat), then make sure every envelope in flight was acknowledged.
+      const until = Date.now() + 2 * heartbeat + 100;
+      while (Date.now() < until) {
+        rt.cluster!.ownershipChanged();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await transport.drain(5000);
+      await rt.drain();
+      await transport.stop();
+    },
+    async stop() {
+      await membership.stop();
+      await rt.drain();
+      await transport.stop();
+    },
+  };
+}
