@@ -7,7 +7,7 @@ import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.t
 import { SbError } from '../protos/errors.ts';
 import type { AgentStatus, SessionSummary } from '../protos/ws-v1.ts';
 import { agentStream, OwnedStream } from './domain-events.ts';
-import { dispatchKey, splitKey } from './ids.ts';
+import { dispatchKey, endpointKey, splitKey } from './ids.ts';
 import {
   KINDS,
   type AgentConnectResult,
@@ -67,7 +67,7 @@ export class AgentActor implements Actor {
         if (msg.caller.tenantId !== this.tenantId || msg.caller.id !== this.agentId) {
           throw new SbError('SB_ERR_FORBIDDEN');
         }
-        this.endpoints.set(`${msg.endpoint.thread}/${msg.endpoint.name}`, msg.endpoint);
+        this.endpoints.set(endpointKey(msg.endpoint), msg.endpoint);
         ctx.cancelTimer('offlineGrace');
         this.st.name = msg.caller.name;
         this.st.maxConcurrent = msg.maxConcurrent;
@@ -95,7 +95,7 @@ export class AgentActor implements Actor {
         } satisfies AgentConnectResult;
       }
       case 'disconnect':
-        this.endpoints.delete(`${msg.endpoint.thread}/${msg.endpoint.name}`);
+        this.endpoints.delete(endpointKey(msg.endpoint));
         if (this.endpoints.size === 0) ctx.setTimer('offlineGrace', OFFLINE_GRACE_MS, { t: 'offlineGrace' });
         return undefined;
       case 'offlineGrace':

@@ -7,6 +7,11 @@ const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
  * Time-ordered unique id (ULID layout: 10 chars of ms time + 16 random chars, Crockford base32),
  * so ids sort by creation time in stores and logs.
  */
+/** A stable key of an endpoint address (node, thread and name: names repeat across nodes). */
+export function endpointKey(ep: { node?: string; thread: number; name: string }): string {
+  return `${ep.node ?? ''}/${ep.thread}/${ep.name}`;
+}
+
 export function newId(now: number = Date.now()): string {
   let t = now;
   let time = '';

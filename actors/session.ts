@@ -16,7 +16,7 @@ import type {
   ServerFrame,
 } from '../protos/ws-v1.ts';
 import { DEFAULT_LIMITS, RECALL_WINDOW_MS, STAFF_ONLY_EVENTS } from '../protos/ws-v1.ts';
-import { dispatchKey, splitKey, tkey } from './ids.ts';
+import { dispatchKey, endpointKey, splitKey, tkey } from './ids.ts';
 import {
   CHANNEL_OUT_ENDPOINT,
   KINDS,
@@ -113,7 +113,7 @@ export function toSessionEvent(e: StoredEvent, forRole: Caller['role']): Session
 }
 
 function epKey(ep: EndpointId): string {
-  return `${ep.thread}/${ep.name}`;
+  return endpointKey(ep);
 }
 
 const MINUTE = 60_000;

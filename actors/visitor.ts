@@ -8,7 +8,7 @@ import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.t
 import { SbError } from '../protos/errors.ts';
 import type { DeviceInfo, SessionSummary } from '../protos/ws-v1.ts';
 import { OwnedStream, visitorStream } from './domain-events.ts';
-import { dispatchKey, newId, splitKey, tkey } from './ids.ts';
+import { dispatchKey, endpointKey, newId, splitKey, tkey } from './ids.ts';
 import {
   KINDS,
   type Caller,
@@ -80,7 +80,7 @@ export class VisitorActor implements Actor {
         return undefined;
       case 'connected': {
         this.check(msg.caller);
-        this.endpoints.set(`${msg.endpoint.thread}/${msg.endpoint.name}`, msg.endpoint);
+        this.endpoints.set(endpointKey(msg.endpoint), msg.endpoint);
         if (
           msg.device &&
           (msg.device.ip !== this.st.device?.ip || msg.device.userAgent !== this.st.device?.userAgent)
@@ -102,7 +102,7 @@ export class VisitorActor implements Actor {
         return undefined;
       }
       case 'disconnected':
-        this.endpoints.delete(`${msg.endpoint.thread}/${msg.endpoint.name}`);
+        this.endpoints.delete(endpointKey(msg.endpoint));
         if (this.endpoints.size === 0) {
           ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, {
             t: 'offline',

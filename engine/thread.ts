@@ -448,6 +448,8 @@ export class ThreadNode implements KindRegistry {
 
   /** Delivers a fired durable reminder to its actor, on whatever thread runs it. */
   sendReminder(to: ActorId, name: string, dueAt: number, msg: unknown): void {
+    // Cluster: every node's scheduler sees the shared store; the node serving the shard fires it.
+    if (this.cluster && this.cluster.placeOf(shardOf(to.kind, to.key, this.shards)) !== 'local') return;
     this.routeTo(this.threadOf(to), { k: ENV.REMINDER, to, name, dueAt, msg });
   }
 

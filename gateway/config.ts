@@ -46,6 +46,26 @@ export interface ServerConfig {
   maxHttpBodyBytes: number;
   /** Largest attachment an agent or visitor may upload (images and files), bytes. */
   maxFileBytes: number;
+  /**
+   * Cluster mode (undefined: a single node). Nodes share Redis (membership, placement) and the
+   * store (Cassandra); actors run on the gateway thread of the node that serves their shard.
+   */
+  cluster:
+    | {
+        nodeId: string;
+        redisUrl: string;
+        /** host:port for the node-to-node transport (port 0: any). */
+        listen: string;
+        /** Host other nodes dial. */
+        advertiseHost: string;
+        /** Redis key prefix (one cluster per prefix). */
+        prefix: string;
+        leaseMs: number;
+        heartbeatMs: number;
+        /** Tests only: several nodes of one process on one embedded store. */
+        allowEmbeddedStore: boolean;
+      }
+    | undefined;
   limits: Limits;
   /** Webhook delivery (actors/webhook-outbox.ts): retries, timeout, plain http to loopback (tests). */
   webhooks: {
@@ -80,6 +100,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   platformToken: undefined,
   maxHttpBodyBytes: 64 * 1024,
   maxFileBytes: 10 * 1024 * 1024,
+  cluster: undefined,
   limits: { ...DEFAULT_LIMITS },
   webhooks: {
     allowLoopbackHttp: false,
@@ -110,6 +131,20 @@ const LIMIT_VARS: Record<string, keyof Limits> = {
   SB_LIMIT_IDLE_TIMEOUT_SEC: 'idleTimeoutSec',
   SB_LIMIT_RESUME_PAGE_SIZE: 'resumePageSize',
 };
+
+function clusterOf(c: ServerConfig): NonNullable<ServerConfig['cluster']> {
+  c.cluster ??= {
+    nodeId: '',
+    redisUrl: 'redis://127.0.0.1:6379',
+    listen: '127.0.0.1:7946',
+    advertiseHost: '127.0.0.1',
+    prefix: 'sb:',
+    leaseMs: 3000,
+    heartbeatMs: 1000,
+    allowEmbeddedStore: false,
+  };
+  return c.cluster;
+}
 
 const SETTERS: Record<string, Setter> = {
   SB_HOST: (c, v) => (c.host = v),
@@ -164,6 +199,23 @@ const SETTERS: Record<string, Setter> = {
   SB_MAX_HTTP_BODY_BYTES: (c, v) =>
     (c.maxHttpBodyBytes = int('SB_MAX_HTTP_BODY_BYTES', 1024, 16 * 1024 * 1024)(v)),
   SB_MAX_FILE_BYTES: (c, v) => (c.maxFileBytes = int('SB_MAX_FILE_BYTES', 1024, 100 * 1024 * 1024)(v)),
+  SB_CLUSTER_NODE_ID: (c, v) => {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new Error('SB_CLUSTER_NODE_ID: 1–64 letters, digits, - or _');
+    clusterOf(c).nodeId = v;
+  },
+  SB_REDIS_URL: (c, v) => {
+    if (!/^rediss?:\/\//.test(v)) throw new Error('SB_REDIS_URL must be redis://host:port (or rediss://)');
+    clusterOf(c).redisUrl = v;
+  },
+  SB_CLUSTER_LISTEN: (c, v) => {
+    if (!/^[^:]+:\d{1,5}$/.test(v)) throw new Error('SB_CLUSTER_LISTEN must be host:port');
+    clusterOf(c).listen = v;
+  },
+  SB_CLUSTER_ADVERTISE_HOST: (c, v) => (clusterOf(c).advertiseHost = v),
+  SB_CLUSTER_PREFIX: (c, v) => (clusterOf(c).prefix = v),
+  SB_CLUSTER_LEASE_MS: (c, v) => (clusterOf(c).leaseMs = int('SB_CLUSTER_LEASE_MS', 500, 60_000)(v)),
+  SB_CLUSTER_HEARTBEAT_MS: (c, v) =>
+    (clusterOf(c).heartbeatMs = int('SB_CLUSTER_HEARTBEAT_MS', 100, 20_000)(v)),
   SB_STATIC_DIR: (c, v) => (c.staticDir = resolve(v)),
   SB_PLATFORM_TOKEN: (c, v) => {
     if (v.length < 32) throw new Error('SB_PLATFORM_TOKEN must be at least 32 characters');
@@ -231,6 +283,11 @@ export function loadConfig(
       problems.push((e as Error).message);
     }
   }
+  if (c.cluster && !c.cluster.nodeId) problems.push('cluster mode needs SB_CLUSTER_NODE_ID');
+  if (c.cluster && c.store !== 'cassandra')
+    problems.push(
+      'cluster mode needs the shared store: SB_STORE=cassandra (an embedded store is per machine)',
+    );
   if (problems.length) throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   return {
     ...c,

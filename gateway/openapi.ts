@@ -297,6 +297,14 @@ export const OPENAPI = {
         body: { type: 'object', required: ['text'], properties: { contact: STR, text: STR } },
       }),
     },
+    '/v1/platform/cluster': {
+      get: op({
+        summary:
+          'Cluster status: members, shard placement, this node’s shards and epochs, handoffs in progress, link backlogs',
+        auth: 'platform',
+        tag: 'platform',
+      }),
+    },
     '/v1/queue': {
       get: op({
         summary: 'Per skill group: the sessions waiting and since when',

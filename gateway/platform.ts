@@ -24,6 +24,8 @@ export function registerPlatformRoutes(
     now: () => number;
     maxBodyBytes: number;
     onInternal: (e: unknown) => void;
+    /** Cluster status (cluster mode), for GET /v1/platform/cluster. */
+    cluster?: (() => unknown) | undefined;
   },
 ): void {
   const check = (auth: string): void => {
@@ -55,6 +57,8 @@ export function registerPlatformRoutes(
       })();
     });
   };
+  route('get', '/v1/platform/cluster', async () => d.cluster?.() ?? { mode: 'single' });
+
   route('get', '/v1/platform/org-keys', () => d.keys.listOrgKeys());
   route('post', '/v1/platform/org-keys', async ({ body }) => {
     const o = await body();

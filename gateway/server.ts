@@ -47,6 +47,7 @@ import type { ExternalTicketSystem } from '../actors/tickets.ts';
 import { startGrpc } from './grpc.ts';
 import { registerPartnerRest } from './partner-rest.ts';
 import { registerFileRoutes } from './files.ts';
+import { startClusterNode } from '../engine/cluster/node.ts';
 import { registerPlatformRoutes } from './platform.ts';
 import { OPENAPI } from './openapi.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
@@ -173,15 +174,34 @@ export async function startServer(
   const uws = loadNativeUws();
   mkdirSync(cfg.dataDir, { recursive: true });
   const signer = new TokenSigner(cfg.tokenSecret ?? loadOrCreateSecret(cfg.dataDir));
-  const runtime = await createRuntime({
-    ...(opts.clock ? { clock: opts.clock } : {}),
-    workers: cfg.workers,
-    productModule: DESK_PRODUCT_MODULE,
-    config:
-      cfg.store === 'embedded'
-        ? { store: 'embedded', dataDir: cfg.dataDir, webhooks: { ...cfg.webhooks } }
-        : { store: 'cassandra', cassandra: { ...cfg.cassandra }, webhooks: { ...cfg.webhooks } },
-  });
+  const productConfig =
+    cfg.store === 'embedded'
+      ? { store: 'embedded', dataDir: cfg.dataDir, webhooks: { ...cfg.webhooks } }
+      : { store: 'cassandra', cassandra: { ...cfg.cassandra }, webhooks: { ...cfg.webhooks } };
+  const cc = cfg.cluster;
+  if (cc && cfg.store !== 'cassandra' && !cc.allowEmbeddedStore)
+    throw new Error('cluster mode needs SB_STORE=cassandra: nodes must share the store');
+  // Cluster mode: actors of the shards this node serves run on its gateway thread; the rest are
+  // reached over the cluster transport.
+  const clusterNode = cc
+    ? await startClusterNode({
+        nodeId: cc.nodeId,
+        redisUrl: cc.redisUrl,
+        listen: cc.listen,
+        advertiseHost: cc.advertiseHost,
+        runtime: { productModule: DESK_PRODUCT_MODULE, config: productConfig },
+        membership: { prefix: cc.prefix, leaseMs: cc.leaseMs, heartbeatMs: cc.heartbeatMs },
+        log: (m) => log.info(`cluster: ${m}`),
+      })
+    : undefined;
+  const runtime =
+    clusterNode?.runtime ??
+    (await createRuntime({
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      workers: cfg.workers,
+      productModule: DESK_PRODUCT_MODULE,
+      config: productConfig,
+    }));
   const dir = new Directory(runtime.stores.state);
   // Webhook outboxes resume their retries and pending deliveries after a restart.
   for (const t of await runtime.stores.state.list(WEBHOOK_TENANTS.tenant, WEBHOOK_TENANTS.kind, {
@@ -915,6 +935,7 @@ export async function startServer(
   });
 
   registerPlatformRoutes(app, {
+    cluster: clusterNode ? () => clusterNode.status() : undefined,
     token: cfg.platformToken,
     keys: apiKeys,
     now: () => Date.now(),
@@ -951,6 +972,7 @@ export async function startServer(
           extra += `sb_channel_messages_total{dir="in"} ${channelStats.inbound}\n`;
           extra += `sb_channel_messages_total{dir="out"} ${channelStats.outbound}\n`;
           extra += `sb_channel_messages_total{dir="out_failed"} ${channelStats.outboundFailed}\n`;
+          if (clusterNode) extra += clusterNode.metricsText();
           res.end(text + extra);
         });
       })
@@ -1010,7 +1032,8 @@ export async function startServer(
           c.ws.end(CLOSE_CODES.SHUTTING_DOWN, 'SB_ERR_SHUTTING_DOWN');
         }
       }
-      await runtime.drain();
+      if (clusterNode) await clusterNode.drain();
+      else await runtime.drain();
     },
   };
 }

@@ -9,6 +9,7 @@ import { createRuntime } from '../runtime.ts';
 import type { ClusterHooks, Runtime, RuntimeOptions } from '../types.ts';
 import { EnvelopeKind } from '../../protos/gen/cluster/v1/cluster.pb.ts';
 import { Membership, type MembershipOptions } from './membership.ts';
+import { shardMap } from './placement.ts';
 import { ClusterTransport, type Envelope as WireEnvelope } from './transport.ts';
 
 export interface ClusterNodeOptions {
@@ -29,10 +30,31 @@ export interface ClusterNode {
   readonly membership: Membership;
   readonly transport: ClusterTransport;
   readonly address: string;
+  /** Members, this node's shards and epochs, shards moving to or from it, link backlogs. */
+  status(): ClusterStatus;
+  /** Prometheus text for the cluster layer. */
+  metricsText(): string;
   /** Graceful leave: hands every shard off, then stops. */
   drain(): Promise<void>;
   /** Stops at once (shards are taken over when the lease runs out). */
   stop(): Promise<void>;
+}
+
+export interface ClusterStatus {
+  node: string;
+  incarnation: string;
+  address: string;
+  leaseValid: boolean;
+  draining: boolean;
+  members: Array<{ id: string; address: string; incarnation: string }>;
+  shards: number;
+  /** Shards per member by placement. */
+  placement: Record<string, number>;
+  owned: Array<{ shard: number; epoch: number }>;
+  /** Shards placement gives this node that it does not serve yet, and the reverse. */
+  handoffs: { incoming: number[]; outgoing: number[] };
+  links: Record<string, { queued: number; inflightBatches: number }>;
+  transport: ClusterTransport['stats'];
 }
 
 const KIND: Record<number, EnvelopeKind> = {
@@ -121,12 +143,94 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
   });
   await membership.start();
 
+  const shards = o.runtime.shards ?? 1024;
+  const status = (): ClusterStatus => {
+    const members = membership.members();
+    const placement: Record<string, number> = {};
+    for (const [id, list] of shardMap(
+      shards,
+      members.map((m) => m.id),
+    ))
+      placement[id] = list.length;
+    const owned = membership.ownedShards();
+    const ownedSet = new Set(owned.map((c) => c.shard));
+    const incoming: number[] = [];
+    const outgoing: number[] = [];
+    for (let s = 0; s < shards; s++) {
+      const mine = membership.placementOwner(s) === o.nodeId;
+      if (mine && !ownedSet.has(s)) incoming.push(s);
+      if (!mine && ownedSet.has(s)) outgoing.push(s);
+    }
+    return {
+      node: o.nodeId,
+      incarnation: membership.incarnation,
+      address,
+      leaseValid: membership.leaseValid(),
+      draining: membership.leaving(),
+      members,
+      shards,
+      placement,
+      owned,
+      handoffs: { incoming, outgoing },
+      links: transport.backlog(),
+      transport: { ...transport.stats },
+    };
+  };
+
   return {
     nodeId: o.nodeId,
     runtime: rt,
     membership,
     transport,
     address,
+    status,
+    metricsText() {
+      const s = status();
+      const lines: string[] = [];
+      const g = (name: string, help: string, type: 'gauge' | 'counter', v: number): void => {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);
+      };
+      g('sb_cluster_members', 'Live cluster members seen by this node.', 'gauge', s.members.length);
+      g('sb_cluster_shards_owned', 'Shards this node serves.', 'gauge', s.owned.length);
+      g(
+        'sb_cluster_handoffs_incoming',
+        'Shards placed here, not served yet.',
+        'gauge',
+        s.handoffs.incoming.length,
+      );
+      g(
+        'sb_cluster_handoffs_outgoing',
+        'Shards served here, placed elsewhere.',
+        'gauge',
+        s.handoffs.outgoing.length,
+      );
+      g('sb_cluster_lease_valid', '1 while this node holds its lease.', 'gauge', s.leaseValid ? 1 : 0);
+      g(
+        'sb_cluster_envelopes_sent_total',
+        'Envelopes sent to other nodes.',
+        'counter',
+        s.transport.envelopesSent,
+      );
+      g(
+        'sb_cluster_envelopes_received_total',
+        'Envelopes received from other nodes.',
+        'counter',
+        s.transport.envelopesReceived,
+      );
+      g(
+        'sb_cluster_batches_resent_total',
+        'Batches resent after a broken link.',
+        'counter',
+        s.transport.batchesResent,
+      );
+      g(
+        'sb_cluster_duplicates_dropped_total',
+        'Redelivered envelopes dropped.',
+        'counter',
+        s.transport.duplicatesDropped,
+      );
+      return lines.join('\n') + '\n';
+    },
     async drain() {
       const heartbeat = o.membership?.heartbeatMs ?? 1000;
       await membership.drain();
