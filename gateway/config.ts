@@ -212,6 +212,7 @@ const SETTERS: Record<string, Setter> = {
     clusterOf(c).listen = v;
   },
   SB_CLUSTER_ADVERTISE_HOST: (c, v) => (clusterOf(c).advertiseHost = v),
+  SB_CLUSTER_ALLOW_EMBEDDED: (c, v) => (clusterOf(c).allowEmbeddedStore = v === '1' || v === 'true'),
   SB_CLUSTER_PREFIX: (c, v) => (clusterOf(c).prefix = v),
   SB_CLUSTER_LEASE_MS: (c, v) => (clusterOf(c).leaseMs = int('SB_CLUSTER_LEASE_MS', 500, 60_000)(v)),
   SB_CLUSTER_HEARTBEAT_MS: (c, v) =>
@@ -284,7 +285,7 @@ export function loadConfig(
     }
   }
   if (c.cluster && !c.cluster.nodeId) problems.push('cluster mode needs SB_CLUSTER_NODE_ID');
-  if (c.cluster && c.store !== 'cassandra')
+  if (c.cluster && c.store !== 'cassandra' && !c.cluster.allowEmbeddedStore)
     problems.push(
       'cluster mode needs the shared store: SB_STORE=cassandra (an embedded store is per machine)',
     );
