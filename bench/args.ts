@@ -86,6 +86,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'client-cpus',
   ],
   console: ['sessions', 'rate', 'duration', 'json'],
+  cluster: ['nodes', 'visitors', 'agents', 'rate', 'duration', 'grace', 'json'],
 };
 
 export function checkFlags(p: ParsedArgs): void {

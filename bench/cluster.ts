@@ -1,0 +1,349 @@
+/**
+ * Cluster scenario (`npm run bench -- cluster --nodes 3`): N node processes (cluster mode, real
+ * Redis and Cassandra) on 127.0.0.1; agents and visitors spread over all nodes, so most messages
+ * cross nodes; visitors send `rate` messages/s in total (open loop). During the run one node is
+ * killed with SIGKILL and restarted later, and another leaves gracefully (SIGTERM → drain). Clients
+ * of a dying node reconnect to another node, resume every session by seq and resend what was not
+ * acknowledged (same clientMsgId).
+ *
+ * Reported: acknowledged messages, lost (acknowledged, never received by the agent), duplicated
+ * (one clientMsgId stored at two seqs), recovery_s (SIGKILL → the survivors serve every shard),
+ * visitor send → agent receive latency outside the failure windows, msgs_per_s acknowledged.
+ */
+import WebSocket from 'ws';
+import { Histogram } from './histogram.ts';
+
+export interface ClusterBenchOptions {
+  nodes: number;
+  visitors: number;
+  agents: number;
+  rate: number;
+  durationS: number;
+  graceS: number;
+  platformToken: string;
+  log: (s: string) => void;
+  start(i: number): Promise<string>;
+  kill(i: number): Promise<void>;
+  leave(i: number): Promise<void>;
+}
+
+export interface ClusterBenchResult {
+  scenario: 'cluster';
+  nodes: number;
+  visitors: number;
+  agents: number;
+  sent: number;
+  acked: number;
+  lost: number;
+  duplicated: number;
+  sessions_continued: number;
+  recovery_s: number;
+  leave_s: number;
+  latency_ms: ReturnType<Histogram['summary']>;
+  msgs_per_s: number;
+  target_met: boolean;
+}
+
+interface Frame {
+  type: string;
+  [k: string]: unknown;
+}
+interface Ev {
+  sessionId: string;
+  seq: number;
+  body: { kind: string; from?: string; clientMsgId?: string; text?: string };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A protocol client that survives node failures: reconnects to the next live node and resumes. */
+class Client {
+  ws: WebSocket | undefined;
+  open = false;
+  readonly lastSeq = new Map<string, number>();
+  onFrame: (f: Frame) => void = () => {};
+  private idx: number;
+  constructor(
+    readonly role: 'visitor' | 'agent',
+    private readonly token: string,
+    private readonly urls: () => string[],
+    home: number,
+    private readonly log: (s: string) => void,
+  ) {
+    this.idx = home;
+  }
+  connect(): Promise<void> {
+    return new Promise((resolve) => {
+      const list = this.urls();
+      const url = list[this.idx % list.length]!.replace('http', 'ws');
+      const ws = new WebSocket(`${url}/v1/ws/${this.role}?token=${encodeURIComponent(this.token)}`);
+      this.ws = ws;
+      let done = false;
+      ws.on('open', () => {
+        this.open = true;
+        for (const [sid, seq] of this.lastSeq)
+          ws.send(JSON.stringify({ type: 'resume', sessionId: sid, lastSeq: seq }));
+        if (!done) {
+          done = true;
+          resolve();
+        }
+      });
+      ws.on('message', (d) => this.onFrame(JSON.parse(String(d)) as Frame));
+      const again = (): void => {
+        if (this.ws !== ws) return;
+        this.open = false;
+        this.idx++;
+        setTimeout(() => void this.connect().then(() => !done && ((done = true), resolve())), 200);
+      };
+      ws.on('close', again);
+      ws.on('error', () => ws.terminate());
+    });
+  }
+  send(f: unknown): boolean {
+    if (!this.open || !this.ws) return false;
+    this.ws.send(JSON.stringify(f));
+    return true;
+  }
+  see(e: Ev): boolean {
+    const last = this.lastSeq.get(e.sessionId) ?? 0;
+    if (e.seq <= last) return false;
+    this.lastSeq.set(e.sessionId, e.seq);
+    return true;
+  }
+  close(): void {
+    const ws = this.ws;
+    this.ws = undefined;
+    ws?.close();
+  }
+}
+
+async function post<T>(url: string, path: string, body: unknown): Promise<T> {
+  const r = await fetch(url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchResult> {
+  const urls: Array<string | undefined> = [];
+  for (let i = 0; i < o.nodes; i++) {
+    urls[i] = await o.start(i);
+    o.log(`[bench] node ${i} listening on ${urls[i]}`);
+  }
+  const live = (): string[] => urls.filter((u): u is string => u !== undefined);
+  const status = async (url: string): Promise<{ owned: number; members: number }> => {
+    const r = await fetch(`${url}/v1/platform/cluster`, {
+      headers: { authorization: `Bearer ${o.platformToken}` },
+    });
+    const s = (await r.json()) as { owned: unknown[]; members: unknown[] };
+    return { owned: s.owned.length, members: s.members.length };
+  };
+  const settled = async (n: number): Promise<boolean> => {
+    const ss = await Promise.all(live().map((u) => status(u).catch(() => ({ owned: 0, members: 0 }))));
+    return (
+      ss.length === n && ss.every((s) => s.members === n) && ss.reduce((x, s) => x + s.owned, 0) === 1024
+    );
+  };
+  for (let i = 0; i < 300 && !(await settled(o.nodes)); i++) await sleep(100);
+  o.log('[bench] cluster settled');
+
+  // Agents first (so visitors are assigned at once), spread over the nodes.
+  const received = new Map<string, number>(); // clientMsgId → seq
+  let duplicated = 0;
+  const sentAt = new Map<string, number>();
+  const acked = new Set<string>();
+  const hist = new Histogram();
+  const windows: Array<[number, number]> = [];
+  // A message sent shortly before a failure may wait for it too: the window starts 2 s earlier.
+  const inWindow = (t: number): boolean => windows.some(([a, b]) => t >= a - 2000 && t <= b);
+  const lastBySession = new Map<string, number>();
+  const agents: Client[] = [];
+  for (let i = 0; i < o.agents; i++) {
+    const tok = await post<{ token: string }>(live()[i % o.nodes]!, '/v1/auth/login', {
+      email: `agent${i + 1}@demo.test`,
+      password: 'switchboard',
+    });
+    const c = new Client('agent', tok.token, live, i, o.log);
+    c.onFrame = (f) => {
+      const evs = f.type === 'event' ? [f['event'] as Ev] : f.type === 'events' ? (f['events'] as Ev[]) : [];
+      if (f.type === 'assigned' || f.type === 'welcome') {
+        const list =
+          f.type === 'assigned'
+            ? [f['session'] as { sessionId: string }]
+            : (f['sessions'] as Array<{ sessionId: string }>);
+        for (const s of list)
+          if (!c.lastSeq.has(s.sessionId)) {
+            c.lastSeq.set(s.sessionId, 0);
+            c.send({ type: 'resume', sessionId: s.sessionId, lastSeq: 0 });
+          }
+      }
+      for (const e of evs) {
+        if (!c.see(e)) continue;
+        const id = e.body.clientMsgId;
+        if (e.body.kind !== 'message' || e.body.from !== 'visitor' || !id) continue;
+        const prior = received.get(id);
+        if (prior !== undefined && prior !== e.seq) duplicated++;
+        if (prior !== undefined) continue;
+        received.set(id, e.seq);
+        lastBySession.set(e.sessionId, Date.now());
+        const t0 = sentAt.get(id);
+        if (t0 !== undefined && !inWindow(t0)) hist.record(Date.now() - t0);
+      }
+    };
+    await c.connect();
+    agents.push(c);
+  }
+  const visitors: Array<{ c: Client; sid: string; pending: Map<string, string> }> = [];
+  for (let i = 0; i < o.visitors; i++) {
+    const tok = await post<{ token: string }>(live()[i % o.nodes]!, '/v1/visitor/token', {
+      tenantId: 'demo',
+    });
+    const c = new Client('visitor', tok.token, live, i + 1, o.log);
+    const v = { c, sid: '', pending: new Map<string, string>() };
+    c.onFrame = (f) => {
+      if (f.type === 'session' && !v.sid) {
+        v.sid = (f['session'] as { sessionId: string }).sessionId;
+        c.lastSeq.set(v.sid, 0);
+      } else if (f.type === 'ack') {
+        const id = f['clientMsgId'] as string;
+        acked.add(id);
+        v.pending.delete(id);
+      }
+    };
+    await c.connect();
+    c.send({ type: 'open', ref: 'o' });
+    visitors.push(v);
+  }
+  for (let i = 0; i < 200 && visitors.some((v) => !v.sid); i++) await sleep(50);
+  o.log(
+    `[bench] ${visitors.length} visitors, ${agents.length} agents connected; sending ${o.rate} msgs/s for ${o.durationS} s`,
+  );
+
+  // Agents ask again for everything after the last seq they saw every 2 s (a resume that failed
+  // while a shard moved, or a subscription lost with a node): replays overlap, seqs deduplicate.
+  const resumer = setInterval(() => {
+    for (const a of agents)
+      for (const [sid, s] of a.lastSeq) a.send({ type: 'resume', sessionId: sid, lastSeq: s });
+  }, 2000);
+  // Resend what was not acknowledged every second (a node died with it, or it was refused meanwhile).
+  const resender = setInterval(() => {
+    const now = Date.now();
+    for (const v of visitors)
+      for (const [id, text] of v.pending)
+        if (now - (sentAt.get(id) ?? now) > 1000)
+          v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text });
+  }, 1000);
+
+  const t0 = Date.now();
+  const end = t0 + o.durationS * 1000;
+  const killAt = t0 + o.durationS * 300;
+  const leaveAt = t0 + o.durationS * 650;
+  let killed = false;
+  let left = false;
+  let recoveryS = -1;
+  let leaveS = -1;
+  let sent = 0;
+  let seq = 0;
+  let lastProgress = t0;
+  const chores: Array<Promise<void>> = [];
+  while (Date.now() < end) {
+    const now = Date.now();
+    const due = Math.floor(((now - t0) / 1000) * o.rate) - sent;
+    for (let k = 0; k < due; k++) {
+      const v = visitors[seq % visitors.length]!;
+      const id = `m${seq++}`;
+      sent++;
+      sentAt.set(id, now);
+      v.pending.set(id, id);
+      v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text: id });
+    }
+    if (!killed && now >= killAt) {
+      killed = true;
+      const victim = o.nodes - 1;
+      o.log(`[bench] SIGKILL node ${victim}`);
+      const k0 = Date.now();
+      urls[victim] = undefined;
+      chores.push(
+        (async () => {
+          await o.kill(victim);
+          while (!(await settled(o.nodes - 1))) await sleep(50);
+          recoveryS = (Date.now() - k0) / 1000;
+          windows.push([k0, Date.now() + 1000]);
+          o.log(
+            `[bench] survivors serve every shard ${recoveryS.toFixed(2)} s after the kill; restarting node ${victim}`,
+          );
+          await sleep(3000);
+          urls[victim] = await o.start(victim);
+          const r0 = Date.now();
+          while (!(await settled(o.nodes))) await sleep(50);
+          windows.push([r0, Date.now() + 1000]);
+          o.log(`[bench] node ${victim} back`);
+        })(),
+      );
+    }
+    if (!left && now >= leaveAt) {
+      left = true;
+      chores.push(
+        (async () => {
+          await Promise.all(chores.slice(0, 1));
+          const leaver = 0;
+          o.log(`[bench] node ${leaver} leaves gracefully`);
+          const l0 = Date.now();
+          urls[leaver] = undefined;
+          await o.leave(leaver);
+          while (!(await settled(o.nodes - 1))) await sleep(50);
+          leaveS = (Date.now() - l0) / 1000;
+          windows.push([l0, Date.now() + 1000]);
+          o.log(`[bench] node ${leaver} left in ${leaveS.toFixed(2)} s`);
+        })(),
+      );
+    }
+    if (now - lastProgress >= 1000) {
+      lastProgress = now;
+      o.log(
+        `[bench] ${Math.round((now - t0) / 1000)}s sent=${sent} acked=${acked.size} received=${received.size} ` +
+          `p99=${hist.summary().p99}ms nodes=${live().length}`,
+      );
+    }
+    await sleep(5);
+  }
+  await Promise.all(chores);
+  // Grace: resends go on until every sent message is acknowledged and received.
+  const graceEnd = Date.now() + o.graceS * 1000;
+  while (Date.now() < graceEnd && (acked.size < sent || [...acked].some((id) => !received.has(id))))
+    await sleep(100);
+  clearInterval(resender);
+  clearInterval(resumer);
+  const lost = [...acked].filter((id) => !received.has(id)).length;
+  const continued = visitors.filter((v) => (lastBySession.get(v.sid) ?? 0) > leaveAt).length;
+  for (const c of [...agents, ...visitors.map((v) => v.c)]) c.close();
+  const latency = hist.summary();
+  const result: ClusterBenchResult = {
+    scenario: 'cluster',
+    nodes: o.nodes,
+    visitors: o.visitors,
+    agents: o.agents,
+    sent,
+    acked: acked.size,
+    lost,
+    duplicated,
+    sessions_continued: continued,
+    recovery_s: Math.round(recoveryS * 100) / 100,
+    leave_s: Math.round(leaveS * 100) / 100,
+    latency_ms: latency,
+    msgs_per_s: Math.round(acked.size / o.durationS),
+    target_met: false,
+  };
+  result.target_met =
+    lost === 0 &&
+    duplicated === 0 &&
+    continued === o.visitors &&
+    recoveryS > 0 &&
+    recoveryS <= 5 &&
+    latency.p99 <= 50 &&
+    o.rate >= 3000;
+  return result;
+}
