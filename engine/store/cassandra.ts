@@ -13,7 +13,9 @@
  * Sequence guard: the engine gives every stream one writer (its session actor); this store
  * serialises appends per stream inside the process, so a duplicate clientMsgId or a taken seq is
  * detected without lightweight transactions on the hot path. Across processes the cluster layer
- * fences ownership (epochs) — see docs/ARCHITECTURE.md.
+ * gives a stream one writer at a time (docs/CLUSTER.md); a writer that (re)activates calls
+ * `lastSeq`, which drops this process's cached state of the stream, so a stream written meanwhile
+ * by another node is reloaded before the next append here.
  */
 import cassandra from 'cassandra-driver';
 import { SbError } from '../../protos/errors.ts';
@@ -341,6 +343,11 @@ export class CassandraMessageStore implements MessageStore {
 
   async lastSeq(tenant: string, stream: string): Promise<number> {
     checkScope(tenant, stream);
+    // The stream's writer asks this when it (re)activates — possibly after another node wrote to
+    // the stream (cluster handoff): forget what this process cached, the next append reloads it.
+    this.q
+      .run(`${tenant}\u0000${stream}`, async () => void this.streams.delete(`${tenant}\u0000${stream}`))
+      .catch(() => undefined);
     try {
       const rs = await this.client.execute(
         `SELECT seq FROM ${this.ks}.messages WHERE tenant = ? AND stream = ? ORDER BY seq DESC LIMIT 1`,
