@@ -2,11 +2,15 @@
  * The console in a real browser: Debian Chromium driven by playwright-core against a real server
  * (port 0, temp data dir). Visitors and an agent, each in their own browser context: queue position,
  * assignment, messages both ways with delivery state, the visitor's typing preview at the agent, the
- * agent's typing indicator at the visitor, unread counts, recall, close, a server restart in the
- * middle of a conversation, and English. Screenshots at desktop and phone size go to
+ * agent's typing indicator at the visitor, unread counts, recall, close, a network cut and a
+ * server restart in the middle of a conversation, English, the embedded window on another site
+ * (proactive chat, quick replies, images and files, CRM tab, transfer to a second agent, history),
+ * and the admin mode. Screenshots at desktop and phone size go to
  * test-results/screenshots/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +37,7 @@ const PHONE = { width: 390, height: 844 };
 
 /** A TCP proxy to the server whose connections can be cut (and new ones refused) to fake a network loss. */
 async function cuttableProxy(
-  target: number,
+  target: number | (() => number),
 ): Promise<{ port: number; cut(down: boolean): void; close(): Promise<void> }> {
   const open = new Set<Socket>();
   let down = false;
@@ -42,7 +46,7 @@ async function cuttableProxy(
       client.destroy();
       return;
     }
-    const upstream = connect(target, '127.0.0.1');
+    const upstream = connect(typeof target === 'number' ? target : target(), '127.0.0.1');
     open.add(client).add(upstream);
     const drop = (): void => {
       open.delete(client);
@@ -418,6 +422,58 @@ describe.runIf(haveChromium)('console in chromium', () => {
     await agent.getByText('会话已结束').last().waitFor();
     await agent.screenshot({ path: `${shots}/agent-closed-tagged-zh-CN-desktop.png` });
   }, 60_000);
+  it('console - the chat goes on after the server restarts (same data): both sides reconnect and resume', async () => {
+    // A server of its own, restarted on the same port and data directory in the middle of the chat.
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-console-restart-'));
+    let srv = await boot({ staticDir: dist, dataDir });
+    // The pages reach the server through a proxy, so the restarted server may take another port.
+    const proxy = await cuttableProxy(() => Number(new URL(srv.url).port));
+    const base = `http://127.0.0.1:${proxy.port}`;
+    try {
+      const agent = await newPage(DESKTOP, 'zh-CN');
+      await agent.goto(`${base}/`);
+      await agent.getByLabel('邮箱').fill('agent2@demo.test');
+      await agent.getByLabel('密码').fill('switchboard');
+      await agent.getByRole('button', { name: '登录' }).click();
+      await agent.locator('.topbar').waitFor();
+      const visitor = await newPage(PHONE, 'zh-CN');
+      await visitor.goto(`${base}/chat.html?tenant=demo`);
+      await visitor.getByRole('status').filter({ hasText: '为您服务' }).waitFor({ timeout: 15_000 });
+      await visitor.getByPlaceholder('请输入您的问题').fill('重启前');
+      await visitor.keyboard.press('Enter');
+      await agent
+        .locator('.sessions li', { hasText: '重启前' })
+        .locator('button.session')
+        .click({ timeout: 10_000 });
+      await agent.locator('.line.visitor .bubble', { hasText: '重启前' }).waitFor();
+
+      await srv.stop({ keepData: true });
+      await visitor.getByText('连接中断，正在重连').waitFor({ timeout: 15_000 });
+      await visitor.getByPlaceholder('请输入您的问题').fill('重启时写的');
+      await visitor.keyboard.press('Enter');
+      srv = await boot({ staticDir: dist, dataDir });
+
+      await visitor
+        .locator('.line.mine', { hasText: '重启时写的' })
+        .getByText('已送达')
+        .waitFor({ timeout: 30_000 });
+      await agent.locator('.line.visitor .bubble', { hasText: '重启时写的' }).waitFor({ timeout: 30_000 });
+      const composer = agent.getByLabel(/输入消息/);
+      await composer.fill('服务已恢复');
+      await composer.press('Enter');
+      await visitor.locator('.line.agent .bubble', { hasText: '服务已恢复' }).waitFor({ timeout: 15_000 });
+      // Nothing doubled by the resume on either side.
+      expect(await agent.locator('.line.visitor', { hasText: '重启前' }).count()).toBe(1);
+      expect(await agent.locator('.line.visitor', { hasText: '重启时写的' }).count()).toBe(1);
+      expect(await visitor.locator('.line.mine', { hasText: '重启前' }).count()).toBe(1);
+      await agent.context().close();
+      await visitor.context().close();
+    } finally {
+      await proxy.close();
+      await srv.stop();
+    }
+  }, 90_000);
+
   async function adminApi<T>(method: string, path: string, body?: unknown): Promise<T> {
     const tok = (await (
       await fetch(`${env.url}/v1/auth/login`, {
