@@ -4,7 +4,7 @@
  * cross nodes; visitors send `rate` messages/s in total (open loop). During the run one node is
  * killed with SIGKILL and restarted later, and another leaves gracefully (SIGTERM → drain). Clients
  * of a dying node reconnect to another node, resume every session by seq and resend what was not
- * acknowledged (same clientMsgId).
+ * acknowledged (same clientMsgId); a send refused with a typed error is tried again a second later.
  *
  * Reported: acknowledged messages, lost (acknowledged, never received by the agent), duplicated
  * (one clientMsgId stored at two seqs), recovery_s (SIGKILL → the survivors serve every shard),
@@ -62,6 +62,9 @@ class Client {
   open = false;
   readonly lastSeq = new Map<string, number>();
   onFrame: (f: Frame) => void = () => {};
+  /** Called after every reconnect (once the resumes are sent). */
+  onReconnect: () => void = () => {};
+  private connects = 0;
   private idx: number;
   constructor(
     readonly role: 'visitor' | 'agent',
@@ -83,6 +86,7 @@ class Client {
         this.open = true;
         for (const [sid, seq] of this.lastSeq)
           ws.send(JSON.stringify({ type: 'resume', sessionId: sid, lastSeq: seq }));
+        if (this.connects++ > 0) this.onReconnect();
         if (!done) {
           done = true;
           resolve();
@@ -211,7 +215,17 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
         const id = f['clientMsgId'] as string;
         acked.add(id);
         v.pending.delete(id);
+      } else if (f.type === 'error' && typeof f['ref'] === 'string' && v.pending.has(f['ref'])) {
+        // Refused for now (deadline, node unavailable, store unavailable): again in a second.
+        const id = f['ref'];
+        setTimeout(() => {
+          if (v.pending.has(id)) c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text: id });
+        }, 1000);
       }
+    };
+    // As a real client does: after a reconnect, everything not acknowledged goes again (same ids).
+    c.onReconnect = () => {
+      for (const [id, text] of v.pending) c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text });
     };
     await c.connect();
     c.send({ type: 'open', ref: 'o' });
@@ -228,14 +242,15 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     for (const a of agents)
       for (const [sid, s] of a.lastSeq) a.send({ type: 'resume', sessionId: sid, lastSeq: s });
   }, 2000);
-  // Resend what was not acknowledged every second (a node died with it, or it was refused meanwhile).
+  // Safety net for a send lost with a socket that died before its close was noticed: resend what
+  // waits for an ack longer than 15 s (the server answers or refuses within its 5 s deadline).
   const resender = setInterval(() => {
     const now = Date.now();
     for (const v of visitors)
       for (const [id, text] of v.pending)
-        if (now - (sentAt.get(id) ?? now) > 1000)
+        if (now - (sentAt.get(id) ?? now) > 15_000)
           v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text });
-  }, 1000);
+  }, 5000);
 
   const t0 = Date.now();
   const end = t0 + o.durationS * 1000;
