@@ -186,11 +186,19 @@ export class Membership {
     return [...this.live];
   }
 
-  /** The placement owner of a shard among the live nodes (a draining node owns nothing). */
+  /**
+   * The placement owner of a shard among the live nodes (a draining node owns nothing). Asked for
+   * every envelope that leaves this node: computed once per membership view, then looked up.
+   */
   placementOwner(shard: number): string | undefined {
-    const ids = this.live.map((n) => n.id);
-    return ownerOf(shard, this.draining ? ids.filter((id) => id !== this.nodeId) : ids);
+    if (!this.placement) {
+      const ids = this.live.map((n) => n.id).filter((id) => !this.draining || id !== this.nodeId);
+      this.placement = Array.from({ length: this.o.shards }, (_, s) => ownerOf(s, ids));
+    }
+    return this.placement[shard];
   }
+  /** Owner per shard for the current view; dropped whenever the view or `draining` changes. */
+  private placement: Array<string | undefined> | undefined;
 
   /** True once drain() started. */
   leaving(): boolean {
@@ -207,6 +215,7 @@ export class Membership {
   /** Graceful leave: stop claiming, release every shard (after `beforeRelease`), drop the lease. */
   async drain(beforeRelease?: (shard: number) => Promise<void>): Promise<void> {
     this.draining = true;
+    this.placement = undefined;
     await this.redis.srem(this.k('members'), this.nodeId).catch(() => 0);
     await this.redis.hset(this.k(`node:${this.nodeId}`), 'draining', '1').catch(() => 0);
     for (const { shard } of this.ownedShards()) {
@@ -291,6 +300,7 @@ export class Membership {
         nodes.map((n) => n.id + n.incarnation).join() !== this.live.map((n) => n.id + n.incarnation).join()
       ) {
         this.live = nodes;
+        this.placement = undefined;
         for (const f of this.memberListeners) f(nodes);
       }
       if (!this.draining) await this.reconcile();
@@ -304,13 +314,12 @@ export class Membership {
 
   /** Claims the shards placement gives this node (one pipelined round trip); releases the others. */
   private async reconcile(): Promise<void> {
-    const ids = this.live.map((n) => n.id);
-    if (!ids.includes(this.nodeId)) return;
+    if (!this.live.some((n) => n.id === this.nodeId)) return;
     const mine = this.owner();
     const nodeKey = this.k(`node:${this.nodeId}`);
     const wanted: number[] = [];
     for (let s = 0; s < this.o.shards; s++) {
-      if (ownerOf(s, ids) === this.nodeId) wanted.push(s);
+      if (this.placementOwner(s) === this.nodeId) wanted.push(s);
       else if (this.owned.has(s)) await this.release(s, 'placement');
     }
     if (wanted.length === 0) return;
