@@ -4,23 +4,18 @@
  * members and the shard split; one node leaves gracefully (drain) while the chat goes on, its
  * agent reconnects to the other node and resumes by seq with nothing lost or doubled.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AckFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
-import { ensureRedis, stopRedis } from '../scripts/services.ts';
+import { ensureRedis, redisTestsCanRun, stopRedis } from '../scripts/services.ts';
 import type { ServerConfig } from './config.ts';
 import { boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
 
 const PORT = 6395;
 const PLATFORM = 'p'.repeat(40);
-const haveRedis = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
-if (!haveRedis) {
-  if (process.env['CI']) throw new Error('CI=true but redis-server is missing: cluster tests must run in CI');
-  console.warn('\n*** SKIPPING gateway cluster tests: apt-get install redis-server ***\n');
-}
+const haveRedis = redisTestsCanRun('the gateway cluster tests');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -147,6 +147,19 @@ export function cassandraTestsCanRun(what: string): boolean {
   return false;
 }
 
+/**
+ * For test files that need Redis: true when Debian's redis-server is installed. Without it a test
+ * run on a developer machine skips loudly; in CI (CI=true) it fails, because there those tests must run.
+ */
+export function redisTestsCanRun(what: string): boolean {
+  if (spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0) return true;
+  if (process.env['CI']) throw new Error(`CI=true but redis-server is missing: ${what} must run in CI`);
+  console.warn(
+    `\n*** SKIPPING ${what}: no redis-server on this machine (apt-get install redis-server) ***\n`,
+  );
+  return false;
+}
+
 export function mavenAvailable(): boolean {
   return spawnSync('mvn', ['-v'], { timeout: 30_000 }).status === 0;
 }

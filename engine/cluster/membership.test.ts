@@ -4,25 +4,21 @@
  * takeover after a crash, the split-brain guard with a process frozen by SIGSTOP past its lease, and
  * a Redis restart.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureRedis, stopRedis } from '../../scripts/services.ts';
+import { ensureRedis, redisTestsCanRun, stopRedis } from '../../scripts/services.ts';
 import { Membership } from './membership.ts';
 import { ownerOf, shardMap } from './placement.ts';
 
 const PORT = 6393;
 const URL_ = `redis://127.0.0.1:${PORT}`;
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const haveRedis = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
-if (!haveRedis) {
-  if (process.env['CI']) throw new Error('CI=true but redis-server is missing: cluster tests must run in CI');
-  console.warn('\n*** SKIPPING cluster membership tests: apt-get install redis-server ***\n');
-}
+const haveRedis = redisTestsCanRun('the cluster membership tests');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(

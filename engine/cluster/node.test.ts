@@ -4,22 +4,17 @@
  * endpoints, and shard handoff on a join and on a graceful drain with messages flowing: every
  * recorded value is kept exactly once and actors continue from the store on their new node.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureRedis, stopRedis } from '../../scripts/services.ts';
+import { ensureRedis, redisTestsCanRun, stopRedis } from '../../scripts/services.ts';
 import { startClusterNode, type ClusterNode } from './node.ts';
 
 const PORT = 6394;
 const REDIS = `redis://127.0.0.1:${PORT}`;
 const product = new URL('../testing/product.ts', import.meta.url);
-const haveRedis = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
-if (!haveRedis) {
-  if (process.env['CI']) throw new Error('CI=true but redis-server is missing: cluster tests must run in CI');
-  console.warn('\n*** SKIPPING cluster node tests: apt-get install redis-server ***\n');
-}
+const haveRedis = redisTestsCanRun('the cluster node tests');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(pred: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
