@@ -298,3 +298,79 @@ describe('visitor context and offline messages', () => {
     expect(now).toEqual({ available: true, agentsOnline: 1 });
   });
 });
+
+describe('bad input on the new routes and frames', () => {
+  it('typed errors for malformed, oversized, unauthorised and cross-tenant requests', async () => {
+    env = await boot({ platformToken: 'z'.repeat(40) });
+    const { v, a, sid } = await chat(env);
+    // Malformed attachments and device fields are refused before any actor sees them.
+    for (const attachment of ['x', null, [], { fileId: '../etc' }, { name: 'no id' }]) {
+      a.send({ type: 'send', sessionId: sid, clientMsgId: 'bad-att', text: 'x', attachment });
+      const e = await a.next<ErrorFrame>((f) => f.type === 'error');
+      expect(e.code).toBe('SB_ERR_INVALID_FIELD');
+    }
+    v.send({ type: 'device', model: 5 });
+    expect((await v.next<ErrorFrame>((f) => f.type === 'error')).code).toBe('SB_ERR_INVALID_FIELD');
+    // Agents cannot send the visitors' device frame.
+    a.send({ type: 'device', os: 'x' });
+    expect((await a.next<ErrorFrame>((f) => f.type === 'error')).code).toMatch(/^SB_ERR_/);
+
+    const agent = await login(env.url, 'agent1@demo.test');
+    const visitor = await visitorToken(env.url);
+    // Quick replies: too many, wrong shape, unknown fields.
+    const many = Array.from({ length: 201 }, (_, i) => ({ id: `q${i}`, title: 't', text: 'x' }));
+    for (const body of [{ quickReplies: many }, { quickReplies: 'x' }, { quickReplies: [], extra: 1 }, [1]])
+      expect((await api(env.url, 'PUT', '/v1/me/quick-replies', agent.token, body)).status).toBe(400);
+    // Offline messages: too long, wrong types.
+    for (const body of [
+      { text: 'x'.repeat(2001) },
+      { text: 'hi', contact: 'c'.repeat(201) },
+      { text: 5 },
+      { text: 'hi', contact: 7 },
+    ])
+      expect((await api(env.url, 'POST', '/v1/visitor/offline-message', visitor.token, body)).status).toBe(
+        400,
+      );
+    // Staff routes refuse visitors; visitor routes refuse staff.
+    expect((await api(env.url, 'GET', '/v1/queue', visitor.token)).status).toBe(403);
+    expect((await api(env.url, 'GET', '/v1/visitor/availability', agent.token)).status).toBe(403);
+    expect((await api(env.url, 'GET', '/v1/queue', 'forged')).status).toBe(401);
+    // The queue is the caller's tenant's only.
+    await seedDemo(
+      new Directory(env.server.runtime.stores.state),
+      { tenantId: 'other', password: 'switchboard', agents: 1, agentMaxConcurrent: 5 },
+      Date.now(),
+    );
+    const vOther = await TestClient.connect(env.wsUrl, 'visitor', (await visitorToken(env.url)).token);
+    clients.push(vOther);
+    vOther.send({ type: 'open', ref: 'o', entry: 'sales' });
+    await vOther.next((f) => f.type === 'session');
+    const other = await login(env.url, 'agent1@other.test');
+    const q = await api<{ groups: Array<{ waiting: Array<{ sessionId: string }> }> }>(
+      env.url,
+      'GET',
+      '/v1/queue',
+      other.token,
+    );
+    expect(q.status).toBe(200);
+    expect(q.body.groups.flatMap((g) => g.waiting)).toEqual([]);
+    // Operator status: platform token only; a single node says so.
+    expect((await fetch(`${env.url}/v1/platform/cluster`)).status).toBe(401);
+    expect(
+      (
+        await fetch(`${env.url}/v1/platform/cluster`, {
+          headers: { authorization: `Bearer ${'y'.repeat(40)}` },
+        })
+      ).status,
+    ).toBe(401);
+    const st = await fetch(`${env.url}/v1/platform/cluster`, {
+      headers: { authorization: `Bearer ${'z'.repeat(40)}` },
+    });
+    expect(await st.json()).toEqual({ mode: 'single' });
+    // Files: another tenant's path with a made-up signature is not found; a malformed id is refused.
+    expect((await fetch(`${env.url}/v1/files/other/f123?sig=abc`)).status).toBe(404);
+    const bad = await fetch(`${env.url}/v1/files/demo/..%2F..?sig=abc`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('SB_ERR_INVALID_FIELD');
+  });
+});
