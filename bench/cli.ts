@@ -8,7 +8,7 @@
  *        [--store embedded|cassandra] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   idle --connections N [--procs P] [--hold S] [--target engine|raw-relay] [--url URL] [--json]
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
- *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--workers W] [--json]
+ *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--client lite|grpc-js] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   cluster [--nodes 3] [--visitors 60] [--agents 6] [--rate 1000] [--duration 60] [--grace 30] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
@@ -41,6 +41,8 @@
  *   machine has ≥ 2 cores (`--server-cpus '' --client-cpus ''` turns pinning off).
  * `--url` (http:// or ws://, loopback only) drives a running server instead of starting one; its
  *   RSS/CPU are sampled when a local process listens on that port.
+ * Environment: BENCH_NODE_FLAGS adds Node flags to the server it starts (e.g. `--cpu-prof
+ *   --cpu-prof-dir=/tmp/prof`); BENCH_SERVER_STDERR=1 copies the server's stderr to the harness's.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -196,6 +198,7 @@ async function startServer(
       }
     });
     child.stderr!.on('data', keep);
+    if (process.env['BENCH_SERVER_STDERR']) child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
     child.once('exit', (code, sig) => reject(new Error(`server exited (${code ?? sig}):\n${out}`)));
   });
   child.once('exit', (code, sig) => {
@@ -967,6 +970,7 @@ async function main(): Promise<void> {
       durationS: num(f, 'duration', 20),
       warmupS: num(f, 'warmup', 3),
       feed: str(f, 'feed', '0') === '1',
+      client: str(f, 'client', 'lite') === 'grpc-js' ? 'grpc-js' : 'lite',
     };
     const before = trySample(server.pid);
     const [cmd, args] = pinned(str(f, 'client-cpus', cDef), [

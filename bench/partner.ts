@@ -5,7 +5,15 @@
  * start → response. Prints progress on stderr and the result as the last stdout line (JSON).
  */
 import * as grpc from '@grpc/grpc-js';
-import { PartnerServiceClient, type Session } from '../protos/gen/partner/v1/partner.pb.ts';
+import {
+  OpenSessionRequest,
+  PartnerServiceClient,
+  PartnerServiceService,
+  SendMessageRequest,
+  SendMessageResponse,
+  Session,
+} from '../protos/gen/partner/v1/partner.pb.ts';
+import { LiteGrpcChannel } from './grpc-lite.ts';
 import { Histogram } from './histogram.ts';
 
 export interface PartnerOptions {
@@ -17,10 +25,16 @@ export interface PartnerOptions {
   warmupS: number;
   /** Also keep the tenant's event feed, then read it back over SubscribeEvents and time that. */
   feed: boolean;
+  /**
+   * The load generator's gRPC client: `lite` (bench/grpc-lite.ts, the default, cheap enough that
+   * one core can load the server) or `grpc-js` (the library partners on Node use).
+   */
+  client: 'lite' | 'grpc-js';
 }
 
 export interface PartnerResult {
   scenario: 'partner';
+  client: 'lite' | 'grpc-js';
   sessions: number;
   concurrency: number;
   duration_s: number;
@@ -72,18 +86,35 @@ export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
   const client = new PartnerServiceClient(o.grpc, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${key}`);
-  const call = <Req, Res>(method: 'openSession' | 'sendMessage', req: Req): Promise<Res> =>
+  const lite = o.client === 'lite' ? new LiteGrpcChannel(o.grpc) : undefined;
+  const viaGrpcJs = <Req, Res>(method: 'openSession' | 'sendMessage', req: Req): Promise<Res> =>
     new Promise((resolve, reject) => {
       const fn = (client as unknown as Record<string, (...a: unknown[]) => void>)[method]!.bind(client);
       fn(req, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: Res) =>
         err ? reject(err) : resolve(res),
       );
     });
+  const auth = { authorization: `Bearer ${key}` };
+  const openSession = (req: OpenSessionRequest): Promise<Session> =>
+    lite
+      ? lite.unary(PartnerServiceService.openSession.path, OpenSessionRequest, Session, req, auth, 10_000)
+      : viaGrpcJs<OpenSessionRequest, Session>('openSession', req);
+  const sendMessage = (req: SendMessageRequest): Promise<SendMessageResponse> =>
+    lite
+      ? lite.unary(
+          PartnerServiceService.sendMessage.path,
+          SendMessageRequest,
+          SendMessageResponse,
+          req,
+          auth,
+          10_000,
+        )
+      : viaGrpcJs<SendMessageRequest, SendMessageResponse>('sendMessage', req);
 
   const sessions: Array<{ sessionId: string; visitorId: string; n: number }> = [];
   for (let i = 0; i < o.sessions; i++) {
     const visitorId = `pb${i}`;
-    const s = await call<object, Session>('openSession', {
+    const s = await openSession({
       visitorId,
       visitorName: '',
       entry: '',
@@ -91,7 +122,9 @@ export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
     });
     sessions.push({ sessionId: s.sessionId, visitorId, n: 0 });
   }
-  log(`[partner] ${o.sessions} sessions open over one channel; ${o.concurrency} calls in flight`);
+  log(
+    `[partner] ${o.sessions} sessions open over one channel (${o.client} client); ${o.concurrency} calls in flight`,
+  );
 
   const hist = new Histogram();
   let calls = 0;
@@ -104,7 +137,7 @@ export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
       const s = sessions[next++ % sessions.length]!;
       const t0 = performance.now();
       try {
-        await call('sendMessage', {
+        await sendMessage({
           sessionId: s.sessionId,
           visitorId: s.visitorId,
           clientMsgId: `b${s.n++}`,
@@ -161,9 +194,11 @@ export async function runPartner(o: PartnerOptions): Promise<PartnerResult> {
     feedRate = Math.round(feedEvents / ((performance.now() - t0) / 1000));
   }
   client.close();
+  lite?.close();
   return {
     ...(feedEvents !== undefined ? { feed_events: feedEvents, feed_events_per_s: feedRate } : {}),
     scenario: 'partner',
+    client: o.client,
     sessions: o.sessions,
     concurrency: o.concurrency,
     duration_s: o.durationS,
