@@ -65,6 +65,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'duration',
     'warmup',
     'feed',
+    'client',
     'workers',
     'json',
     'server-cpus',
@@ -86,7 +87,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'client-cpus',
   ],
   console: ['sessions', 'rate', 'duration', 'json'],
-  cluster: ['nodes', 'visitors', 'agents', 'rate', 'duration', 'grace', 'json'],
+  cluster: ['nodes', 'visitors', 'agents', 'rate', 'duration', 'warmup', 'failures', 'grace', 'json'],
 };
 
 export function checkFlags(p: ParsedArgs): void {

@@ -19,6 +19,10 @@ export interface ClusterBenchOptions {
   agents: number;
   rate: number;
   durationS: number;
+  /** Load before the measured run: sent and checked for loss, but no latency recorded. */
+  warmupS: number;
+  /** Kill one node and let another leave during the run (off: steady-state latency only). */
+  failures: boolean;
   graceS: number;
   platformToken: string;
   log: (s: string) => void;
@@ -164,6 +168,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   // A message sent shortly before a failure may wait for it too: the window starts 2 s earlier.
   const inWindow = (t: number): boolean => windows.some(([a, b]) => t >= a - 2000 && t <= b);
   const lastBySession = new Map<string, number>();
+  let measureFrom = Infinity;
   const agents: Client[] = [];
   for (let i = 0; i < o.agents; i++) {
     const tok = await post<{ token: string }>(live()[i % o.nodes]!, '/v1/auth/login', {
@@ -194,7 +199,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
         received.set(id, e.seq);
         lastBySession.set(e.sessionId, Date.now());
         const t0 = sentAt.get(id);
-        if (t0 !== undefined && !inWindow(t0)) hist.record(Date.now() - t0);
+        if (t0 !== undefined && t0 >= measureFrom && !inWindow(t0)) hist.record(Date.now() - t0);
       }
     };
     await c.connect();
@@ -253,11 +258,12 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   }, 5000);
 
   const t0 = Date.now();
-  const end = t0 + o.durationS * 1000;
-  const killAt = t0 + o.durationS * 300;
-  const leaveAt = t0 + o.durationS * 650;
-  let killed = false;
-  let left = false;
+  measureFrom = t0 + o.warmupS * 1000;
+  const end = measureFrom + o.durationS * 1000;
+  const killAt = measureFrom + o.durationS * 300;
+  const leaveAt = measureFrom + o.durationS * 650;
+  let killed = !o.failures;
+  let left = !o.failures;
   let recoveryS = -1;
   let leaveS = -1;
   let sent = 0;
@@ -333,7 +339,9 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   clearInterval(resender);
   clearInterval(resumer);
   const lost = [...acked].filter((id) => !received.has(id)).length;
-  const continued = visitors.filter((v) => (lastBySession.get(v.sid) ?? 0) > leaveAt).length;
+  const continued = visitors.filter(
+    (v) => (lastBySession.get(v.sid) ?? 0) > (o.failures ? leaveAt : measureFrom),
+  ).length;
   for (const c of [...agents, ...visitors.map((v) => v.c)]) c.close();
   const latency = hist.summary();
   const result: ClusterBenchResult = {
@@ -349,10 +357,11 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     recovery_s: Math.round(recoveryS * 100) / 100,
     leave_s: Math.round(leaveS * 100) / 100,
     latency_ms: latency,
-    msgs_per_s: Math.round(acked.size / o.durationS),
+    msgs_per_s: Math.round(acked.size / (o.durationS + o.warmupS)),
     target_met: false,
   };
   result.target_met =
+    o.failures &&
     lost === 0 &&
     duplicated === 0 &&
     continued === o.visitors &&
