@@ -150,6 +150,8 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const metricWaiters = new Map<number, (m: ThreadMetrics) => void>();
   let nextMetricId = 1;
   const drained = new Map<number, () => void>();
+  const releaseWaiters = new Map<number, () => void>();
+  let nextReleaseId = 1;
   const pairPorts: Array<Record<number, MessagePort>> = Array.from({ length: workers + 1 }, () => ({}));
   for (let i = 1; i <= workers; i++) {
     for (let j = i + 1; j <= workers; j++) {
@@ -162,7 +164,15 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   for (let i = 1; i <= workers; i++) {
     const ports = pairPorts[i]!;
     const w = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { thread: i, workers, shards, productModule: href, config, ports },
+      workerData: {
+        thread: i,
+        workers,
+        shards,
+        productModule: href,
+        config,
+        ports,
+        ...(opts.cluster ? { clusterNodeId: opts.cluster.nodeId } : {}),
+      },
       transferList: Object.values(ports),
     });
     threads.push(w);
@@ -186,6 +196,9 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
             case 'drained':
               drained.get(i)?.();
               return;
+            case 'released':
+              releaseWaiters.get(c.id)?.();
+              return;
             default:
               scheduler.handle(c);
           }
@@ -206,6 +219,36 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   }
 
   await scheduler.start();
+
+  // Cluster mode with workers: each worker routes by the host's view of the shards this node
+  // serves. The view goes out whenever ownership changes (before a release, so a worker never
+  // activates an actor of a shard it is giving up) and is re-checked twice a second as a backstop.
+  let lastPlacement: Uint8Array | undefined;
+  const pushPlacement = (): void => {
+    if (!opts.cluster || workers === 0) return;
+    const local = host.placementSnapshot();
+    if (lastPlacement && lastPlacement.every((v, s) => v === local[s])) return;
+    lastPlacement = local;
+    for (const w of threads) w.postMessage({ c: 'placement', local } satisfies Control);
+  };
+  pushPlacement();
+  const placementTimer = opts.cluster && workers > 0 ? setInterval(pushPlacement, 500) : undefined;
+  placementTimer?.unref();
+  const releaseOnWorker = (shard: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const id = nextReleaseId++;
+      const t = setTimeout(() => {
+        releaseWaiters.delete(id);
+        console.error(`worker did not release shard ${shard} within 30 s`);
+        resolve();
+      }, 30_000);
+      releaseWaiters.set(id, () => {
+        clearTimeout(t);
+        releaseWaiters.delete(id);
+        resolve();
+      });
+      threads[shard % workers]!.postMessage({ c: 'release', shard, id } satisfies Control);
+    });
 
   let draining = false;
 
@@ -238,8 +281,15 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       ? {
           cluster: {
             receive: (e: unknown, from: string) => host.receiveRemote(e as Envelope, from),
-            releaseShard: (s: number) => host.releaseShard(s),
-            ownershipChanged: () => host.retryHeld(),
+            releaseShard: async (s: number) => {
+              pushPlacement();
+              if (workers === 0) await host.releaseShard(s);
+              else await releaseOnWorker(s);
+            },
+            ownershipChanged: () => {
+              pushPlacement();
+              host.retryHeld();
+            },
           },
         }
       : {}),
@@ -293,7 +343,10 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       if (draining) return;
       draining = true;
       scheduler.stop();
-      await host.drain();
+      if (placementTimer) clearInterval(placementTimer);
+      // Workers first: the answers their actors give while they stop still reach the host's
+      // waiting asks (in cluster mode, asks from other nodes); then the host.
+      host.flush();
       await Promise.all(
         threads.map(
           (w, idx) =>
@@ -307,6 +360,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
             }),
         ),
       );
+      await host.drain();
       await Promise.all(threads.map((w) => w.terminate()));
       await closeStores(stores);
     },

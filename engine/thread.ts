@@ -25,8 +25,11 @@ import { DEFAULTS } from './types.ts';
 export const ENV = { TELL: 0, ASK: 1, REPLY: 2, FAIL: 3, REMINDER: 4 } as const;
 
 export type Envelope =
-  /** `hops`/`via`: how often and from which node it was last forwarded between nodes. */
-  | { k: 0; to: Address; msg: unknown; hops?: number; via?: string }
+  /**
+   * `hops`/`via`: how often and from which node it was last forwarded between nodes. `b`: sent
+   * back to the host by a worker whose shard view said "not here" (see {@link ThreadNode.enqueue}).
+   */
+  | { k: 0; to: Address; msg: unknown; hops?: number; via?: string; b?: 1 }
   /** `fromNode`: set when the ask crosses nodes (the answer goes back there, to thread `from`). */
   | {
       k: 1;
@@ -37,11 +40,21 @@ export type Envelope =
       fromNode?: string;
       hops?: number;
       via?: string;
+      b?: 1;
     }
   /** `thread`: the asking thread, for answers that cross nodes. */
   | { k: 2; id: number; value: unknown; thread?: number }
   | { k: 3; id: number; err: { code: string; message: string }; thread?: number }
-  | { k: 4; to: ActorId; name: string; dueAt: number; msg: unknown; hops?: number; via?: string };
+  | {
+      k: 4;
+      to: ActorId;
+      name: string;
+      dueAt: number;
+      msg: unknown;
+      hops?: number;
+      via?: string;
+      b?: 1;
+    };
 
 /** The asker of an ask that came from another node (its answer goes back over the cluster). */
 const REMOTE = -1;
@@ -62,7 +75,12 @@ export type Control =
   | { c: 'failed'; error: string }
   | { c: 'reminderSet'; r: ReminderRef; dueAt: number; msg: unknown }
   | { c: 'reminderCancel'; r: ReminderRef }
-  | { c: 'reminderDone'; r: ReminderRef; dueAt: number };
+  | { c: 'reminderDone'; r: ReminderRef; dueAt: number }
+  /** Cluster mode, host → worker: the shards this node serves now (1 = here), sent on every change. */
+  | { c: 'placement'; local: Uint8Array }
+  /** Cluster mode, host → worker: stop serving a shard (its actors persist and go); answered by `released`. */
+  | { c: 'release'; shard: number; id: number }
+  | { c: 'released'; id: number };
 
 export interface ReminderRef {
   kind: string;
@@ -122,6 +140,8 @@ interface Pending {
   deadline: number;
   to: ActorId;
   timeoutMs: number;
+  /** Cluster host with workers: the ask came from another node and this entry relays its answer. */
+  origin?: { node: string; id: number; thread: number };
 }
 
 /** Resolution of ask deadlines: one sweep timer instead of a timer per ask on the hot path. */
@@ -139,8 +159,13 @@ export interface ThreadNodeOptions {
   links: Map<number, Link>;
   /** Where reminder schedule changes go (the host's scheduler). */
   reminderControl: (c: Control) => void;
-  /** Cluster mode (host thread, no workers). */
+  /** Cluster mode, host thread: the node's cluster hooks (the transport lives on this thread). */
   cluster?: ClusterHooks | undefined;
+  /**
+   * Cluster mode, worker thread: this node's id. The worker routes by the shard view the host
+   * sends it (`placement`): shards served here go straight to their thread, the rest to the host.
+   */
+  clusterNodeId?: string | undefined;
 }
 
 export class ThreadNode implements KindRegistry {
@@ -161,6 +186,9 @@ export class ThreadNode implements KindRegistry {
   private closed = false;
   private readonly reminderControl: (c: Control) => void;
   private readonly cluster: ClusterHooks | undefined;
+  /** Cluster mode on a worker: this node's id, and the host's latest view of the shards served here. */
+  private readonly clusterNodeId: string | undefined;
+  private localShards: Uint8Array | undefined;
   /** Asks from other nodes waiting for their answer here: proxy id → origin. */
   private readonly remoteAsks = new Map<number, { node: string; id: number; thread: number }>();
   private nextRemoteAsk = 1;
@@ -179,8 +207,8 @@ export class ThreadNode implements KindRegistry {
     this.links = o.links;
     this.reminderControl = o.reminderControl;
     this.cluster = o.cluster;
-    if (this.cluster && this.workers > 0)
-      throw new Error('cluster mode runs actors on the host thread (workers = 0)');
+    this.clusterNodeId = o.cluster?.nodeId ?? o.clusterNodeId;
+    if (o.clusterNodeId !== undefined) this.localShards = new Uint8Array(this.shards);
     this.m = emptyMetrics(o.thread);
     this.scheduleSweep();
   }
@@ -202,8 +230,8 @@ export class ThreadNode implements KindRegistry {
   registerEndpoint(name: string, handler: EndpointHandler): EndpointId {
     if (this.endpoints.has(name)) throw new Error(`endpoint registered twice: ${name}`);
     this.endpoints.set(name, handler);
-    return this.cluster
-      ? { thread: this.thread, name, node: this.cluster.nodeId }
+    return this.clusterNodeId !== undefined
+      ? { thread: this.thread, name, node: this.clusterNodeId }
       : { thread: this.thread, name };
   }
 
@@ -265,6 +293,15 @@ export class ThreadNode implements KindRegistry {
   }
 
   private route(env: Envelope & { to: Address }): void {
+    if (this.localShards) {
+      // A worker: what this node serves goes straight to its thread; the host deals with the rest
+      // (ships it to the owner, or holds it while nobody serves the shard).
+      const to = env.to;
+      if ('thread' in to) {
+        if (to.node !== undefined && to.node !== this.clusterNodeId) return this.routeTo(0, env);
+      } else if (this.localShards[shardOf(to.kind, to.key, this.shards)] !== 1) return this.routeTo(0, env);
+      return this.routeTo(this.threadOf(env.to), env);
+    }
     const c = this.cluster;
     if (c) {
       const to = env.to;
@@ -274,6 +311,11 @@ export class ThreadNode implements KindRegistry {
         const shard = shardOf(to.kind, to.key, this.shards);
         const place = c.placeOf(shard);
         if (place === undefined) return this.hold(shard, env);
+        if (place === 'local' && 'b' in env && env.b) {
+          // A worker's view lagged the host's: deliver once the placement update has reached it.
+          delete env.b;
+          return this.hold(shard, env);
+        }
         // Never straight back to the node that just sent it here: our views differ for a moment
         // (a handoff in progress); wait until they agree. A leaving node forwards everything.
         if (place !== 'local' && 'via' in env && env.via === place && !c.leaving?.())
@@ -296,7 +338,13 @@ export class ThreadNode implements KindRegistry {
       return;
     }
     let out: Envelope;
-    if (env.k === ENV.ASK && env.from === REMOTE) {
+    const relay =
+      env.k === ENV.ASK && env.from === this.thread ? this.pending.get(env.id)?.origin : undefined;
+    if (env.k === ENV.ASK && relay) {
+      // An ask from another node passes on: the answer goes straight to the original asker.
+      this.pending.delete(env.id);
+      out = { ...env, from: relay.thread, id: relay.id, fromNode: relay.node, hops };
+    } else if (env.k === ENV.ASK && env.from === REMOTE) {
       // An ask from another node passes on: the answer goes straight to the original asker.
       const origin = this.remoteAsks.get(env.id);
       if (!origin) return;
@@ -368,6 +416,44 @@ export class ThreadNode implements KindRegistry {
         this.routeTo(env.thread ?? 0, env);
         return;
       case ENV.ASK: {
+        if (this.workers > 0) {
+          // The actor may answer from any thread: the host waits for the answer like for its own
+          // asks, then sends it back to the asking node.
+          const origin = { node: env.fromNode ?? '', id: env.id, thread: env.from };
+          const id = this.nextAskId++;
+          const back = (answer: Envelope & { k: 2 | 3 }): void => {
+            // An ask that went round (here → another node → back here) is answered locally.
+            if (origin.node === this.cluster!.nodeId)
+              return this.routeTo(origin.thread, { ...answer, id: origin.id });
+            try {
+              this.cluster!.sendRemote(origin.node, { ...answer, id: origin.id, thread: origin.thread });
+            } catch {
+              // The asker's node is gone; its ask times out there.
+            }
+          };
+          this.pending.set(id, {
+            resolve: (value) => back({ k: ENV.REPLY, id, value }),
+            reject: (err) => {
+              const e = toSbError(err);
+              back({ k: ENV.FAIL, id, err: { code: e.code, message: e.message } });
+            },
+            deadline: this.clock.now() + DEFAULTS.askTimeoutMs,
+            to: env.to,
+            timeoutMs: DEFAULTS.askTimeoutMs,
+            origin,
+          });
+          if (this.askSweep === undefined) this.scheduleAskSweep();
+          this.route({
+            k: ENV.ASK,
+            to: env.to,
+            msg: env.msg,
+            from: this.thread,
+            id,
+            hops: env.hops ?? 0,
+            via: fromNode,
+          });
+          return;
+        }
         const proxy = this.nextRemoteAsk++;
         this.remoteAsks.set(proxy, { node: env.fromNode ?? '', id: env.id, thread: env.from });
         this.route({
@@ -461,6 +547,17 @@ export class ThreadNode implements KindRegistry {
   }
 
   receive(env: Envelope): void {
+    if (this.cluster && this.workers > 0 && env.k !== ENV.REPLY && env.k !== ENV.FAIL) {
+      // Cluster host with workers: what a worker hands over is routed (shipped to the owner, or to
+      // the worker that serves it); only endpoints of this thread are delivered here.
+      const to = env.to;
+      if (
+        !('thread' in to) ||
+        to.thread !== this.thread ||
+        (to.node !== undefined && to.node !== this.cluster.nodeId)
+      )
+        return this.route(env as Envelope & { to: Address });
+    }
     switch (env.k) {
       case ENV.REPLY:
       case ENV.FAIL: {
@@ -503,6 +600,16 @@ export class ThreadNode implements KindRegistry {
   private enqueue(to: ActorId, item: Item): void {
     if (this.closed) {
       if (item.ask) this.fail(item.ask.from, item.ask.id, new SbError('SB_ERR_SHUTTING_DOWN'));
+      return;
+    }
+    if (
+      this.localShards &&
+      this.localShards[shardOf(to.kind, to.key, this.shards)] !== 1 &&
+      !(this.actors.get(`${to.kind}\u0000${to.key}`)?.deactivating === false)
+    ) {
+      // Cluster worker: never activate an actor of a shard this node does not serve (the host may
+      // have released it a moment ago, or its update may still be on its way): back to the host.
+      this.routeTo(0, { ...this.envelopeOf(to, item), b: 1 });
       return;
     }
     let a: Activation;
@@ -650,18 +757,30 @@ export class ThreadNode implements KindRegistry {
     // Messages that arrived while deactivating go to a fresh activation (here, or on the node that
     // serves the shard now).
     for (const it of leftover) {
-      if (!this.cluster) this.enqueue(a.id, it);
-      else if (it.ask) this.route({ k: ENV.ASK, to: a.id, msg: it.msg, from: it.ask.from, id: it.ask.id });
-      else if (it.reminder)
-        this.route({
-          k: ENV.REMINDER,
-          to: a.id,
-          name: it.reminder.name,
-          dueAt: it.reminder.dueAt,
-          msg: it.msg,
-        });
-      else this.route({ k: ENV.TELL, to: a.id, msg: it.msg });
+      if (this.clusterNodeId === undefined) this.enqueue(a.id, it);
+      else this.route(this.envelopeOf(a.id, it));
     }
+  }
+
+  /** The envelope that brought a mailbox item (to send it on elsewhere). */
+  private envelopeOf(to: ActorId, it: Item): Extract<Envelope, { k: 0 | 1 | 4 }> {
+    if (it.ask) return { k: ENV.ASK, to, msg: it.msg, from: it.ask.from, id: it.ask.id };
+    if (it.reminder)
+      return { k: ENV.REMINDER, to, name: it.reminder.name, dueAt: it.reminder.dueAt, msg: it.msg };
+    return { k: ENV.TELL, to, msg: it.msg };
+  }
+
+  /** Cluster mode on a worker: the host's current view of the shards this node serves. */
+  setPlacement(local: Uint8Array): void {
+    if (this.localShards) this.localShards = local;
+  }
+
+  /** Cluster mode, host: which shards this node serves now (1 = here), for the workers. */
+  placementSnapshot(): Uint8Array {
+    const out = new Uint8Array(this.shards);
+    if (this.cluster)
+      for (let s = 0; s < this.shards; s++) if (this.cluster.placeOf(s) === 'local') out[s] = 1;
+    return out;
   }
 
   private remove(a: Activation): void {

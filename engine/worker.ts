@@ -11,6 +11,8 @@ interface Init {
   productModule: string;
   config: Record<string, unknown>;
   ports: Record<number, MessagePort>;
+  /** Cluster mode: this node's id (the worker routes by the host's placement view). */
+  clusterNodeId?: string;
 }
 
 async function main(): Promise<void> {
@@ -29,6 +31,7 @@ async function main(): Promise<void> {
       stores,
       links,
       reminderControl: (c) => parent.postMessage(c),
+      clusterNodeId: init.clusterNodeId,
     });
     product.registerKinds(node, init.config);
     const onControl = async (c: Control): Promise<void> => {
@@ -38,6 +41,13 @@ async function main(): Promise<void> {
           return;
         case 'metrics':
           parent.postMessage({ c: 'metricsReply', id: c.id, m: node.metrics() } satisfies Control);
+          return;
+        case 'placement':
+          node.setPlacement(c.local);
+          return;
+        case 'release':
+          await node.releaseShard(c.shard);
+          parent.postMessage({ c: 'released', id: c.id } satisfies Control);
           return;
         case 'drain':
           await node.drain();

@@ -2,7 +2,8 @@
  * Two gateway nodes in cluster mode (real Redis, real gRPC between them, one shared store): a
  * visitor on one node chats with an agent on the other; the operator's status endpoint shows the
  * members and the shard split; one node leaves gracefully (drain) while the chat goes on, its
- * agent reconnects to the other node and resumes by seq with nothing lost or doubled.
+ * agent reconnects to the other node and resumes by seq with nothing lost or doubled. Node b runs
+ * its actors on a worker thread, node a on its gateway thread.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,7 +48,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const node = async (nodeId: string): Promise<Booted> => {
+  const node = async (nodeId: string, workers = 0): Promise<Booted> => {
     const cluster: NonNullable<ServerConfig['cluster']> = {
       nodeId,
       redisUrl: `redis://127.0.0.1:${PORT}`,
@@ -58,14 +59,15 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       heartbeatMs: 300,
       allowEmbeddedStore: true,
     };
-    const b = await boot({ dataDir, cluster, platformToken: PLATFORM });
+    const b = await boot({ dataDir, cluster, platformToken: PLATFORM, workers });
     nodes.push(b);
     return b;
   };
 
   it('a visitor on one node and an agent on another chat; a graceful leave keeps the chat going', async () => {
     const a = await node('gw-a');
-    const b = await node('gw-b');
+    // Node b runs its actors on a worker thread: one addressing model for threads and nodes.
+    const b = await node('gw-b', 1);
     for (let i = 0; i < 100; i++) {
       const [sa, sb] = await Promise.all([status(a), status(b)]);
       if (sa.members.length === 2 && sb.members.length === 2 && sa.owned.length + sb.owned.length === 1024)
@@ -101,6 +103,11 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     agent.send({ type: 'send', sessionId: sid, clientMsgId: 'a0', text: 'hello from node b' });
     await agent.next<AckFrame>((f) => f.type === 'ack' && f.clientMsgId === 'a0', 10_000);
     await visitor.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'hello from node b', 10_000);
+
+    // Node b's actors live on its worker thread (thread 1), none on its gateway thread.
+    const bm = await (await fetch(`${b.url}/metrics`)).text();
+    expect(Number(/sb_thread_actors_active\{thread="1"\} (\d+)/.exec(bm)?.[1])).toBeGreaterThan(0);
+    expect(bm).toMatch(/sb_thread_actors_active\{thread="0"\} 0\b/);
 
     // Node b leaves gracefully while the visitor keeps writing.
     const draining = b.server.drain();

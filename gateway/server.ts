@@ -181,15 +181,15 @@ export async function startServer(
   const cc = cfg.cluster;
   if (cc && cfg.store !== 'cassandra' && !cc.allowEmbeddedStore)
     throw new Error('cluster mode needs SB_STORE=cassandra: nodes must share the store');
-  // Cluster mode: actors of the shards this node serves run on its gateway thread; the rest are
-  // reached over the cluster transport.
+  // Cluster mode: actors of the shards this node serves run on its threads (the gateway thread, or
+  // SB_WORKERS worker threads); the rest are reached over the cluster transport.
   const clusterNode = cc
     ? await startClusterNode({
         nodeId: cc.nodeId,
         redisUrl: cc.redisUrl,
         listen: cc.listen,
         advertiseHost: cc.advertiseHost,
-        runtime: { productModule: DESK_PRODUCT_MODULE, config: productConfig },
+        runtime: { productModule: DESK_PRODUCT_MODULE, config: productConfig, workers: cfg.workers },
         membership: { prefix: cc.prefix, leaseMs: cc.leaseMs, heartbeatMs: cc.heartbeatMs },
         log: (m) => log.info(`cluster: ${m}`),
       })

@@ -25,7 +25,12 @@ async function until(pred: () => boolean, ms = 15_000, what = 'condition'): Prom
   }
 }
 
-describe.runIf(haveRedis)('cluster nodes', () => {
+// One addressing model: the same scenarios with actors on each node's host thread, and with actors
+// on worker threads (node a with one worker, node b with two).
+describe.runIf(haveRedis).each([
+  { mode: 'host thread', wa: 0, wb: 0 },
+  { mode: 'worker threads', wa: 1, wb: 2 },
+])('cluster nodes, actors on the $mode', ({ wa, wb }) => {
   const nodes: ClusterNode[] = [];
   let dir = '';
   let n = 0;
@@ -41,12 +46,12 @@ describe.runIf(haveRedis)('cluster nodes', () => {
   });
 
   const SHARDS = 32;
-  const start = async (id: string, prefix: string): Promise<ClusterNode> => {
+  const start = async (id: string, prefix: string, workers: number): Promise<ClusterNode> => {
     const node = await startClusterNode({
       nodeId: id,
       redisUrl: REDIS,
       listen: '127.0.0.1:0',
-      runtime: { productModule: product, shards: SHARDS, config: { lmdbPath: dir } },
+      runtime: { productModule: product, shards: SHARDS, workers, config: { lmdbPath: dir } },
       membership: { prefix, leaseMs: 1500, heartbeatMs: 300, safetyMs: 200 },
     });
     nodes.push(node);
@@ -59,8 +64,8 @@ describe.runIf(haveRedis)('cluster nodes', () => {
   it('asks and tells reach actors and endpoints on other nodes', async () => {
     dir = mkdtempSync(join(tmpdir(), 'sb-cluster-'));
     const prefix = `c${Date.now().toString(36)}${++n}:`;
-    const a = await start('na', prefix);
-    const b = await start('nb', prefix);
+    const a = await start('na', prefix, wa);
+    const b = await start('nb', prefix, wb);
     await until(() => settled([a, b]), 10_000, 'placement');
     // Every actor answers from whichever node serves it, asked from either node.
     for (let i = 0; i < 100; i++) {
@@ -87,7 +92,7 @@ describe.runIf(haveRedis)('cluster nodes', () => {
   it('a join and a graceful drain hand shards off while values are being recorded: none lost, none doubled', async () => {
     dir = mkdtempSync(join(tmpdir(), 'sb-cluster-'));
     const prefix = `c${Date.now().toString(36)}${++n}:`;
-    const a = await start('ha', prefix);
+    const a = await start('ha', prefix, wa);
     await until(() => settled([a]), 10_000, 'single owner');
     const KEYS = 60;
     let next = 0;
@@ -109,7 +114,7 @@ describe.runIf(haveRedis)('cluster nodes', () => {
       }
     })();
     await sleep(300);
-    const b = await start('hb', prefix);
+    const b = await start('hb', prefix, wb);
     await until(() => settled([a, b]), 10_000, 'placement after the join');
     expect(b.membership.ownedShards().length).toBeGreaterThan(0);
     await sleep(500);

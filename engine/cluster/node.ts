@@ -19,7 +19,7 @@ export interface ClusterNodeOptions {
   listen: string;
   /** Host others dial (default 127.0.0.1); the port is the bound one. */
   advertiseHost?: string;
-  runtime: Omit<RuntimeOptions, 'cluster' | 'workers'>;
+  runtime: Omit<RuntimeOptions, 'cluster'>;
   membership?: Partial<Pick<MembershipOptions, 'prefix' | 'leaseMs' | 'heartbeatMs' | 'safetyMs'>>;
   log?: (msg: string) => void;
 }
@@ -131,7 +131,7 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
     },
   };
 
-  const rt = await createRuntime({ ...o.runtime, workers: 0, cluster: hooks });
+  const rt = await createRuntime({ ...o.runtime, cluster: hooks });
   ref.runtime = rt;
   membership.onMembers((nodes) => {
     transport.setPeers(nodes.map((n) => ({ id: n.id, address: n.address })));
