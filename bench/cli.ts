@@ -42,7 +42,7 @@
  * `--url` (http:// or ws://, loopback only) drives a running server instead of starting one; its
  *   RSS/CPU are sampled when a local process listens on that port.
  * Environment: BENCH_NODE_FLAGS adds Node flags to the server it starts (e.g. `--cpu-prof
- *   --cpu-prof-dir=/tmp/prof`); BENCH_SERVER_STDERR=1 copies the server's stderr to the harness's.
+ *   --cpu-prof-dir=/tmp/prof`); BENCH_SERVER_OUTPUT=1 copies the server's stdout and stderr to the harness's stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -198,7 +198,10 @@ async function startServer(
       }
     });
     child.stderr!.on('data', keep);
-    if (process.env['BENCH_SERVER_STDERR']) child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
+    if (process.env['BENCH_SERVER_OUTPUT']) {
+      child.stdout!.on('data', (d: Buffer) => process.stderr.write(d));
+      child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
+    }
     child.once('exit', (code, sig) => reject(new Error(`server exited (${code ?? sig}):\n${out}`)));
   });
   child.once('exit', (code, sig) => {
