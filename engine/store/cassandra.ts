@@ -197,14 +197,80 @@ function rowToEvent(tenant: string, stream: string, r: Row): StoredEvent {
   return e;
 }
 
+/**
+ * Sends the appends issued in one tick together: up to {@link WriteCoalescer.MAX_STATEMENTS}
+ * single-partition mutations (at most {@link WriteCoalescer.MAX_BYTES} of values) travel as one
+ * unlogged batch, one request instead of one each. Every append still waits for its own batch's
+ * acknowledgement at the configured consistency. An unlogged batch is not atomic across partitions:
+ * when a batch fails, every append in it fails and may or may not have landed, exactly as a
+ * single failed write (the caller's retry is deduplicated by its clientMsgId). The limits stay
+ * under Cassandra's default warning thresholds (5 KiB per batch, 10 partitions per unlogged batch).
+ */
+class WriteCoalescer {
+  static readonly MAX_STATEMENTS = 10;
+  static readonly MAX_BYTES = 5 * 1024;
+  private pending: Array<{
+    query: string;
+    params: unknown[];
+    bytes: number;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }> = [];
+  private scheduled = false;
+
+  constructor(private readonly client: CqlClient) {}
+
+  write(query: string, params: unknown[], bytes: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ query, params, bytes, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = this.pending;
+    this.pending = [];
+    for (let i = 0; i < all.length;) {
+      const group = [all[i]!];
+      let bytes = all[i]!.bytes;
+      for (i++; i < all.length && group.length < WriteCoalescer.MAX_STATEMENTS; i++) {
+        if (bytes + all[i]!.bytes > WriteCoalescer.MAX_BYTES) break;
+        bytes += all[i]!.bytes;
+        group.push(all[i]!);
+      }
+      const sent =
+        group.length === 1
+          ? this.client.execute(group[0]!.query, group[0]!.params)
+          : this.client.batch(
+              group.map((g) => ({ query: g.query, params: g.params })),
+              { prepare: true, logged: false },
+            );
+      sent.then(
+        () => {
+          for (const g of group) g.resolve();
+        },
+        (err: unknown) => {
+          for (const g of group) g.reject(err);
+        },
+      );
+    }
+  }
+}
+
 export class CassandraMessageStore implements MessageStore {
   private readonly q = new KeyedQueue();
   private readonly ks: string;
+  private readonly writes: WriteCoalescer;
   constructor(
     private readonly client: CqlClient,
     private readonly opts: CassandraOptions,
   ) {
     this.ks = opts.keyspace;
+    this.writes = new WriteCoalescer(client);
   }
 
   /**
@@ -283,25 +349,29 @@ export class CassandraMessageStore implements MessageStore {
       const seq = types.Long.fromNumber(event.seq);
       // One mutation of one partition: the event row and, in the partition's static map, its
       // idempotency key. Acknowledged only when the write reached the configured consistency.
+      const body = JSON.stringify(event.body);
+      const bytes = body.length + event.tenant.length + event.stream.length + 64;
       if (event.clientMsgId !== undefined) {
-        await this.client.execute(
+        await this.writes.write(
           `UPDATE ${this.ks}.messages${using} SET at = ?, client_msg_id = ?, body = ?, client_ids[?] = ? WHERE tenant = ? AND stream = ? AND seq = ?`,
           [
             new Date(event.at),
             event.clientMsgId,
-            JSON.stringify(event.body),
+            body,
             event.clientMsgId,
             seq,
             event.tenant,
             event.stream,
             seq,
           ],
+          bytes + 2 * event.clientMsgId.length,
         );
         st.ids.set(event.clientMsgId, event.seq);
       } else {
-        await this.client.execute(
+        await this.writes.write(
           `UPDATE ${this.ks}.messages${using} SET at = ?, body = ? WHERE tenant = ? AND stream = ? AND seq = ?`,
-          [new Date(event.at), JSON.stringify(event.body), event.tenant, event.stream, seq],
+          [new Date(event.at), body, event.tenant, event.stream, seq],
+          bytes,
         );
       }
       st.last = Math.max(st.last, event.seq);
