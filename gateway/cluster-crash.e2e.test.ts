@@ -3,7 +3,9 @@
  * between them, a real Apache Cassandra as the shared store, all started by the project's scripts). A visitor on node A writes without
  * pause to an agent on node B; B is killed with SIGKILL mid-stream. Node A takes B's shards once
  * B's lease runs out (time reported), the agent reconnects to A and resumes by seq: every message
- * the visitor got an ack for is there once, in order.
+ * the visitor got an ack for is there once, in order. Then the other way round: the session lives on
+ * a node that is killed while agent and visitor stay connected to the survivor; the agent keeps
+ * receiving the visitor's new messages live, without asking to resume.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +21,8 @@ import {
   stopCassandra,
   stopRedis,
 } from '../scripts/services.ts';
+import { KINDS, tkey } from '../actors/index.ts';
+import { shardOf } from '../engine/hash.ts';
 import { login, TestClient, visitorToken } from './testing.ts';
 
 const PORT = 6396;
@@ -93,14 +97,20 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     });
   }
 
-  const owned = async (url: string): Promise<{ owned: number; members: number }> => {
+  const ownedShards = async (url: string): Promise<{ shards: Set<number>; members: number }> => {
     const r = await fetch(`${url}/v1/platform/cluster`, { headers: { authorization: `Bearer ${PLATFORM}` } });
-    const s = (await r.json()) as { owned: unknown[]; members: unknown[] };
-    return { owned: s.owned.length, members: s.members.length };
+    const s = (await r.json()) as { owned: Array<{ shard: number }>; members: unknown[] };
+    return { shards: new Set(s.owned.map((o) => o.shard)), members: s.members.length };
   };
+  const owned = async (url: string): Promise<{ owned: number; members: number }> => {
+    const s = await ownedShards(url);
+    return { owned: s.shards.size, members: s.members };
+  };
+  let survivor: { proc: ChildProcess; url: string } | undefined;
 
   it('a node killed mid-chat: its shards move within the lease, no acknowledged message is lost', async () => {
     const a = await startNode('pa');
+    survivor = a;
     const b = await startNode('pb');
     const ws = (u: string): string => u.replace('http', 'ws');
     for (let i = 0; i < 100; i++) {
@@ -181,5 +191,60 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     expect(new Set(texts).size).toBe(texts.length);
     const seqs = seen.map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+  }, 120_000);
+
+  it('the node serving a session is killed: an agent connected elsewhere keeps receiving it live', async () => {
+    const a = survivor!;
+    const c = await startNode('pc');
+    const ws = (u: string): string => u.replace('http', 'ws');
+    for (let i = 0; i < 100; i++) {
+      const [sa, sc] = await Promise.all([owned(a.url), owned(c.url)]);
+      if (sa.members === 2 && sc.members === 2 && sa.owned + sc.owned === 1024) break;
+      await sleep(100);
+    }
+    const onC = (await ownedShards(c.url)).shards;
+    expect(onC.size).toBeGreaterThan(0);
+    // Agent and visitors stay on node a; the session actor must live on node c.
+    const tok = await login(a.url, 'agent2@demo.test');
+    const agent = await TestClient.connect(ws(a.url), 'agent', tok.token);
+    clients.push(agent);
+    let visitor: TestClient | undefined;
+    let sid = '';
+    for (let i = 0; i < 12 && !visitor; i++) {
+      const vt = await visitorToken(a.url);
+      const v = await TestClient.connect(ws(a.url), 'visitor', vt.token);
+      clients.push(v);
+      v.send({ type: 'open', ref: 'o' });
+      const id = (await v.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
+      if (onC.has(shardOf(KINDS.session, tkey('demo', id), 1024))) {
+        visitor = v;
+        sid = id;
+      }
+    }
+    expect(visitor, 'no session landed on node c in 12 tries').toBeDefined();
+    await agent.next((f) => f.type === 'assigned' && f.session.sessionId === sid, 10_000);
+    agent.send({ type: 'resume', sessionId: sid, lastSeq: 0 });
+    const send = async (id: string): Promise<void> => {
+      for (;;) {
+        visitor!.send({ type: 'send', sessionId: sid, clientMsgId: id, text: id });
+        const f = await visitor!
+          .next<AckFrame | ErrorFrame>(
+            (x) => (x.type === 'ack' && x.clientMsgId === id) || (x.type === 'error' && x.ref === id),
+            10_000,
+          )
+          .catch(() => undefined);
+        if (f?.type === 'ack') return;
+        await sleep(200);
+      }
+    };
+    await send('before');
+    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'before', 10_000);
+
+    c.proc.kill('SIGKILL');
+    for (let i = 0; i < 200 && (await owned(a.url)).owned < 1024; i++) await sleep(50);
+    expect((await owned(a.url)).owned).toBe(1024);
+    // No resume from the agent: the session, now served by node a, pushes to it again.
+    await send('after');
+    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'after', 10_000);
   }, 120_000);
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type * as Uws from 'uWebSockets.js';
 import { createRuntime } from '../engine/index.ts';
-import type { Clock, EndpointId, Runtime } from '../engine/types.ts';
+import { DEFAULTS, type Clock, type EndpointId, type Runtime } from '../engine/types.ts';
 import type { IndexStore } from '../engine/store/types.ts';
 import {
   DESK_PRODUCT_MODULE,
@@ -48,6 +48,8 @@ import { startGrpc } from './grpc.ts';
 import { registerPartnerRest } from './partner-rest.ts';
 import { registerFileRoutes } from './files.ts';
 import { startClusterNode } from '../engine/cluster/node.ts';
+import { ownerOf } from '../engine/cluster/placement.ts';
+import { shardOf } from '../engine/hash.ts';
 import { registerPlatformRoutes } from './platform.ts';
 import { OPENAPI } from './openapi.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
@@ -324,6 +326,35 @@ export async function startServer(
       return undefined;
     }
   };
+
+  // Cluster: a node that stops (crash or leave) takes the subscriber lists of the sessions it
+  // served with it; after a crash nobody tells this node's sockets. When a member disappears, each
+  // socket here subscribes again, from the last seq it forwarded, to every session whose shard that
+  // member served; the new owner replays what came since, and seqs deduplicate.
+  if (clusterNode) {
+    let members: string[] = clusterNode.membership.members().map((n) => n.id);
+    const resubscribe = (c: Conn, sessionId: string, attempt: number): void => {
+      const last = c.subs.get(sessionId);
+      if (c.closed || !c.endpoint || last === undefined) return;
+      const m: SessionMsg = { t: 'subscribe', caller: c.caller, endpoint: c.endpoint, lastSeq: last };
+      runtime.ask({ kind: KINDS.session, key: tkey(c.caller.tenantId, sessionId) }, m).catch(() => {
+        // The shard may still be without an owner: try again, then give up (the client can resume).
+        if (attempt < 5) setTimeout(() => resubscribe(c, sessionId, attempt + 1), 1000 * (attempt + 1));
+      });
+    };
+    clusterNode.membership.onMembers((nodes) => {
+      const before = members;
+      members = nodes.map((n) => n.id);
+      const gone = new Set(before.filter((id) => !members.includes(id)));
+      if (gone.size === 0) return;
+      for (const c of conns)
+        for (const sessionId of c.subs.keys()) {
+          const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
+          const owner = ownerOf(shard, before);
+          if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId, 0);
+        }
+    });
+  }
 
   const onEndpoint = (c: Conn, raw: unknown): void => {
     if (c.closed) return;
