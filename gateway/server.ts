@@ -321,10 +321,34 @@ export async function startServer(
         m,
       );
     } catch (err) {
-      c.subs.delete(sessionId);
-      sendErr(c, err, ref);
+      // Another subscribe for this session (the one on assignment, a resume) may have worked in the
+      // meantime: events forwarded past lastSeq mean the socket follows the session; keep that.
+      if ((c.subs.get(sessionId) ?? -1) <= lastSeq) {
+        c.subs.delete(sessionId);
+        sendErr(c, err, ref);
+      }
       return undefined;
     }
+  };
+
+  /**
+   * Subscribes a socket again to a session it follows, from the last seq it forwarded (the session
+   * moved or its node died). The session may be between owners for a moment: the subscription is
+   * kept and tried again with backoff; only after the last try does the client get the error (it
+   * can resume by itself).
+   */
+  const resubscribe = (c: Conn, sessionId: string, attempt = 0): void => {
+    const last = c.subs.get(sessionId);
+    if (c.closed || !c.endpoint || last === undefined) return;
+    const m: SessionMsg = { t: 'subscribe', caller: c.caller, endpoint: c.endpoint, lastSeq: last };
+    runtime.ask({ kind: KINDS.session, key: tkey(c.caller.tenantId, sessionId) }, m).catch((err: unknown) => {
+      if (attempt < 5) {
+        setTimeout(() => resubscribe(c, sessionId, attempt + 1), 500 * (attempt + 1));
+        return;
+      }
+      c.subs.delete(sessionId);
+      sendErr(c, err);
+    });
   };
 
   // Cluster: a node that stops (crash or leave) takes the subscriber lists of the sessions it
@@ -333,15 +357,6 @@ export async function startServer(
   // member served; the new owner replays what came since, and seqs deduplicate.
   if (clusterNode) {
     let members: string[] = clusterNode.membership.members().map((n) => n.id);
-    const resubscribe = (c: Conn, sessionId: string, attempt: number): void => {
-      const last = c.subs.get(sessionId);
-      if (c.closed || !c.endpoint || last === undefined) return;
-      const m: SessionMsg = { t: 'subscribe', caller: c.caller, endpoint: c.endpoint, lastSeq: last };
-      runtime.ask({ kind: KINDS.session, key: tkey(c.caller.tenantId, sessionId) }, m).catch(() => {
-        // The shard may still be without an owner: try again, then give up (the client can resume).
-        if (attempt < 5) setTimeout(() => resubscribe(c, sessionId, attempt + 1), 1000 * (attempt + 1));
-      });
-    };
     clusterNode.membership.onMembers((nodes) => {
       const before = members;
       members = nodes.map((n) => n.id);
@@ -351,7 +366,7 @@ export async function startServer(
         for (const sessionId of c.subs.keys()) {
           const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
           const owner = ownerOf(shard, before);
-          if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId, 0);
+          if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId);
         }
     });
   }
@@ -393,8 +408,8 @@ export async function startServer(
         if (!c.subs.has(m.session.sessionId)) void subscribe(c, m.session.sessionId, 0);
         return;
       case 'unsubscribed': {
-        const last = c.subs.get(m.sessionId);
-        if (last !== undefined) void subscribe(c, m.sessionId, last);
+        // The session went away here (handoff, idle): follow it to wherever it runs next.
+        resubscribe(c, m.sessionId);
         return;
       }
       case 'agentReset':
