@@ -32,7 +32,7 @@ import type {
   StoredEvent,
 } from './types.ts';
 
-const { Client, types } = cassandra;
+const { Client, types, policies } = cassandra;
 type CqlClient = InstanceType<typeof Client>;
 
 export type Consistency = 'one' | 'localOne' | 'quorum' | 'localQuorum' | 'all' | 'eachQuorum';
@@ -126,6 +126,9 @@ export async function openCassandraClient(opts: CassandraOptions): Promise<CqlCl
       contactPoints: opts.contactPoints,
       localDataCenter: opts.localDataCenter,
       protocolOptions: { port: opts.port ?? 9042 },
+      // A node that comes back is used again within seconds (the driver's default backoff grows to
+      // 10 minutes, leaving a restarted store unused long after it answers).
+      policies: { reconnection: new policies.reconnection.ExponentialReconnectionPolicy(500, 5000, false) },
       queryOptions: { consistency: consistencyOf(opts.consistency ?? 'localQuorum'), prepare: true },
     });
     try {
