@@ -87,7 +87,18 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'client-cpus',
   ],
   console: ['sessions', 'rate', 'duration', 'json'],
-  cluster: ['nodes', 'visitors', 'agents', 'rate', 'duration', 'warmup', 'failures', 'grace', 'json'],
+  cluster: [
+    'nodes',
+    'visitors',
+    'agents',
+    'rate',
+    'duration',
+    'warmup',
+    'failures',
+    'catch-up',
+    'grace',
+    'json',
+  ],
 };
 
 export function checkFlags(p: ParsedArgs): void {

@@ -10,7 +10,7 @@
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
  *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--client lite|grpc-js] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
- *   cluster [--nodes 3] [--visitors 60] [--agents 6] [--rate 1000] [--duration 60] [--warmup 5] [--failures 1|0] [--grace 30] [--json]
+ *   cluster [--nodes 3] [--visitors 60] [--agents 6] [--rate 1000] [--duration 60] [--warmup 5] [--failures 1|0] [--catch-up 0] [--grace 30] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
@@ -1091,6 +1091,7 @@ async function main(): Promise<void> {
         durationS,
         warmupS: num(f, 'warmup', 5),
         failures: str(f, 'failures', '1') !== '0',
+        catchUpS: num(f, 'catch-up', 0),
         graceS: num(f, 'grace', 30),
         platformToken: token,
         log,
@@ -1122,7 +1123,7 @@ async function main(): Promise<void> {
       const l = r.latency_ms;
       console.log(
         `cluster: ${r.nodes} nodes, ${r.visitors} visitors, ${r.agents} agents; ${r.acked} of ${r.sent} messages acknowledged ` +
-          `(${r.msgs_per_s} msgs/s), lost ${r.lost}, duplicated ${r.duplicated}, sessions continued ${r.sessions_continued}/${r.visitors}; ` +
+          `(${r.msgs_per_s} msgs/s), lost ${r.lost}, duplicated ${r.duplicated}, gaps in live delivery ${r.gaps}, sessions continued ${r.sessions_continued}/${r.visitors}; ` +
           `SIGKILL → all shards served again in ${r.recovery_s} s (target ≤ 5), graceful leave ${r.leave_s} s; ` +
           `visitor → agent outside the failure windows p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} / max ${l.max} ms ` +
           `(target p99 ≤ 50 at 3,000 msgs/s: ${r.target_met ? 'met' : 'not met'})`,

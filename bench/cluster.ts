@@ -23,6 +23,11 @@ export interface ClusterBenchOptions {
   warmupS: number;
   /** Kill one node and let another leave during the run (off: steady-state latency only). */
   failures: boolean;
+  /**
+   * Every this many seconds agents ask again for everything after the last seq they saw (0: never,
+   * the default). Off, the run proves that live delivery alone has no gaps.
+   */
+  catchUpS: number;
   graceS: number;
   platformToken: string;
   log: (s: string) => void;
@@ -40,6 +45,8 @@ export interface ClusterBenchResult {
   acked: number;
   lost: number;
   duplicated: number;
+  /** Events an agent received with a seq beyond the next one it expected (a hole in live delivery). */
+  gaps: number;
   sessions_continued: number;
   recovery_s: number;
   leave_s: number;
@@ -112,9 +119,12 @@ class Client {
     this.ws.send(JSON.stringify(f));
     return true;
   }
+  /** Called with a hole in a session's seqs (received `seq`, expected `last + 1`). */
+  onGap: (sessionId: string, last: number, seq: number) => void = () => {};
   see(e: Ev): boolean {
     const last = this.lastSeq.get(e.sessionId) ?? 0;
     if (e.seq <= last) return false;
+    if (e.seq > last + 1) this.onGap(e.sessionId, last, e.seq);
     this.lastSeq.set(e.sessionId, e.seq);
     return true;
   }
@@ -163,12 +173,16 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   let duplicated = 0;
   const sentAt = new Map<string, number>();
   const acked = new Set<string>();
+  const ackSeq = new Map<string, number>();
+  const ackSid = new Map<string, string>();
   const hist = new Histogram();
   const windows: Array<[number, number]> = [];
   // A message sent shortly before a failure may wait for it too: the window starts 2 s earlier.
   const inWindow = (t: number): boolean => windows.some(([a, b]) => t >= a - 2000 && t <= b);
   const lastBySession = new Map<string, number>();
   let measureFrom = Infinity;
+  let gaps = 0;
+  const tStart = Date.now();
   const agents: Client[] = [];
   for (let i = 0; i < o.agents; i++) {
     const tok = await post<{ token: string }>(live()[i % o.nodes]!, '/v1/auth/login', {
@@ -176,6 +190,12 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
       password: 'switchboard',
     });
     const c = new Client('agent', tok.token, live, i, o.log);
+    c.onGap = (sid, last, seq) => {
+      if (gaps++ < 20)
+        o.log(
+          `[bench] gap: agent ${i} session ${sid} expected seq ${last + 1}, got ${seq} at ${Date.now() - tStart} ms`,
+        );
+    };
     c.onFrame = (f) => {
       const evs = f.type === 'event' ? [f['event'] as Ev] : f.type === 'events' ? (f['events'] as Ev[]) : [];
       if (f.type === 'assigned' || f.type === 'welcome') {
@@ -219,6 +239,8 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
       } else if (f.type === 'ack') {
         const id = f['clientMsgId'] as string;
         acked.add(id);
+        if (typeof f['seq'] === 'number') ackSeq.set(id, f['seq']);
+        ackSid.set(id, v.sid);
         v.pending.delete(id);
       } else if (f.type === 'error' && typeof f['ref'] === 'string' && v.pending.has(f['ref'])) {
         // Refused for now (deadline, node unavailable, store unavailable): again in a second.
@@ -241,12 +263,15 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     `[bench] ${visitors.length} visitors, ${agents.length} agents connected; sending ${o.rate} msgs/s for ${o.durationS} s`,
   );
 
-  // Agents ask again for everything after the last seq they saw every 2 s (a resume that failed
-  // while a shard moved, or a subscription lost with a node): replays overlap, seqs deduplicate.
-  const resumer = setInterval(() => {
-    for (const a of agents)
-      for (const [sid, s] of a.lastSeq) a.send({ type: 'resume', sessionId: sid, lastSeq: s });
-  }, 2000);
+  // Optionally, agents ask again for everything after the last seq they saw (replays overlap, seqs
+  // deduplicate): a client-side safety net the server must not need.
+  const resumer =
+    o.catchUpS > 0
+      ? setInterval(() => {
+          for (const a of agents)
+            for (const [sid, s] of a.lastSeq) a.send({ type: 'resume', sessionId: sid, lastSeq: s });
+        }, o.catchUpS * 1000)
+      : undefined;
   // Safety net for a send lost with a socket that died before its close was noticed: resend what
   // waits for an ack longer than 15 s (the server answers or refuses within its 5 s deadline).
   const resender = setInterval(() => {
@@ -338,7 +363,12 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     await sleep(100);
   clearInterval(resender);
   clearInterval(resumer);
-  const lost = [...acked].filter((id) => !received.has(id)).length;
+  const lostIds = [...acked].filter((id) => !received.has(id));
+  const lost = lostIds.length;
+  for (const id of lostIds.slice(0, 20))
+    o.log(
+      `[bench] lost: ${id} sent at ${(sentAt.get(id) ?? 0) - tStart} ms, acked seq ${ackSeq.get(id) ?? '?'} in ${ackSid.get(id) ?? '?'}`,
+    );
   const continued = visitors.filter(
     (v) => (lastBySession.get(v.sid) ?? 0) > (o.failures ? leaveAt : measureFrom),
   ).length;
@@ -353,6 +383,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     acked: acked.size,
     lost,
     duplicated,
+    gaps,
     sessions_continued: continued,
     recovery_s: Math.round(recoveryS * 100) / 100,
     leave_s: Math.round(leaveS * 100) / 100,
@@ -364,6 +395,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     o.failures &&
     lost === 0 &&
     duplicated === 0 &&
+    gaps === 0 &&
     continued === o.visitors &&
     recoveryS > 0 &&
     recoveryS <= 5 &&

@@ -124,6 +124,40 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
     expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
   });
 
+  it('gateway - a live event lost on its way to a socket is replayed: every seq once, in order', async () => {
+    let drop = -1;
+    env = await boot({ workers }, { dropLiveEvent: (_sid, seq) => seq === drop && ((drop = -1), true) });
+    const a = await agent(env, 1);
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    await a.next((f) => f.type === 'assigned');
+    await a.next((f) => f.type === 'events' && !f.more);
+    const before = Math.max(...seenEvents(a, sid).map((e) => e.seq));
+    // The agent's copy of the next event goes missing (as with a broken link between nodes).
+    drop = before + 1;
+    for (const id of ['lost', 'after']) {
+      v.c.send({ type: 'send', sessionId: sid, clientMsgId: id, text: id });
+      await v.c.next((f) => f.type === 'ack');
+    }
+    await a.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'after');
+    expect(drop).toBe(-1);
+    const seen = seenEvents(a, sid);
+    expect(seen.filter((e) => e.kind === 'message').map((e) => e.text)).toEqual(['lost', 'after']);
+    expect(seen.map((e) => e.seq)).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
+    // The live stream goes on after the replay.
+    a.send({ type: 'send', sessionId: sid, clientMsgId: 'a1', text: 'a1' });
+    await a.next((f) => f.type === 'ack');
+    v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'next', text: 'next' });
+    await a.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'next');
+    const all = seenEvents(a, sid).map((e) => e.seq);
+    const acked = a.frames.flatMap((f) => (f.type === 'ack' ? [f.seq] : []));
+    expect([...all, ...acked].sort((x, y) => x - y)).toEqual(
+      Array.from({ length: all.length + acked.length }, (_, i) => i + 1),
+    );
+    const metrics = await (await fetch(`${env.url}/metrics`)).text();
+    expect(metrics).toMatch(/sb_gateway_gaps_filled_total 1\n/);
+  });
+
   it('gateway - resending a clientMsgId is acknowledged once with the same seq', async () => {
     env = await boot({ workers });
     const a = await agent(env, 1);

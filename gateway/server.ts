@@ -29,7 +29,7 @@ import {
   type SessionMsg,
   type VisitorMsg,
 } from '../actors/index.ts';
-import { ERRORS, SbError, toSbError } from '../protos/errors.ts';
+import { ERRORS, SbError, TRANSIENT_ERRORS, toSbError } from '../protos/errors.ts';
 import {
   CLOSE_CODES,
   PROTOCOL_VERSION,
@@ -58,8 +58,12 @@ import { registerChannelRoutes } from './channel-routes.ts';
 import { RateLimiter, parseJson, refOf, validateFrame } from './frames.ts';
 import { guard, loadStatic, readJsonBody, sendError, sendJson, statusLine } from './http.ts';
 import { TokenSigner, type Claims } from './tokens.ts';
+import { Follows } from './follow.ts';
 
 const require = createRequire(import.meta.url);
+
+/** Longest pause between two tries to renew a socket's subscription to a session between owners. */
+const RESUBSCRIBE_MAX_DELAY_MS = 2000;
 
 /**
  * Loads uWebSockets.js and refuses to run on its pure-JS fallback, which the package silently
@@ -85,8 +89,10 @@ interface Conn {
   closed: boolean;
   /** Frames that arrived before the welcome was sent, processed in order afterwards. */
   pending: string[];
-  /** sessionId → highest seq forwarded on this socket; every seq goes out at most once. */
-  subs: Map<string, number>;
+  /** The sessions this socket follows and where it stands in each; every seq goes out once, in order. */
+  subs: Follows;
+  /** Subscriptions being renewed (at most one ask per session; `again`: renew once more after it). */
+  renewing: Map<string, { again: boolean }>;
   limiter: RateLimiter;
   lastActivity: number;
   pinged: boolean;
@@ -166,6 +172,11 @@ export interface ServerOptions {
   channelProvider?: ChannelProvider;
   /** Mirrors tickets to an external ticket system (F25). */
   ticketSystem?: ExternalTicketSystem;
+  /**
+   * Fault injection (tests): a live session event this returns true for is dropped on its way to
+   * the socket, as an envelope lost with a broken link would be.
+   */
+  dropLiveEvent?: (sessionId: string, seq: number) => boolean;
 }
 
 export async function startServer(
@@ -228,6 +239,8 @@ export async function startServer(
   const conns = new Set<Conn>();
   /** Sockets the server closed, by error code (exported on /metrics). */
   const closedBy = new Map<string, number>();
+  /** Live events that arrived past a hole in a session's seqs (the hole was filled by a replay). */
+  let gapsFilled = 0;
   let nextConnId = 1;
   let draining = false;
 
@@ -298,12 +311,14 @@ export async function startServer(
     });
   };
 
-  /** Forwards session events at most once per seq and tracks where the socket stands. */
-  const forwardEvent = (c: Conn, e: SessionEvent): boolean => {
-    const last = c.subs.get(e.sessionId);
-    if (last === undefined || e.seq <= last) return false;
-    c.subs.set(e.sessionId, e.seq);
-    return true;
+  /** A live event for a socket: forwarded when it is the next seq; a gap is filled by a replay. */
+  const liveEvent = (c: Conn, sessionId: string, seq: number): boolean => {
+    const v = c.subs.live(sessionId, seq);
+    if (v === 'gap') {
+      gapsFilled++;
+      resubscribe(c, sessionId);
+    }
+    return v === 'forward';
   };
 
   const subscribe = async (
@@ -313,7 +328,7 @@ export async function startServer(
     ref?: string,
   ): Promise<SessionSummary | undefined> => {
     if (!c.endpoint) return undefined;
-    c.subs.set(sessionId, lastSeq);
+    c.subs.start(sessionId, lastSeq);
     try {
       const m: SessionMsg = { t: 'subscribe', caller: c.caller, endpoint: c.endpoint, lastSeq };
       return await runtime.ask<SessionSummary>(
@@ -321,34 +336,62 @@ export async function startServer(
         m,
       );
     } catch (err) {
-      // Another subscribe for this session (the one on assignment, a resume) may have worked in the
-      // meantime: events forwarded past lastSeq mean the socket follows the session; keep that.
-      if ((c.subs.get(sessionId) ?? -1) <= lastSeq) {
+      const e = toSbError(err);
+      // Not now (a shard between owners, a node or the store away): the socket keeps following the
+      // session and the gateway tries again until it works. A refusal ends the subscription.
+      if (TRANSIENT_ERRORS.has(e.code)) resubscribe(c, sessionId);
+      else {
         c.subs.delete(sessionId);
-        sendErr(c, err, ref);
+        sendErr(c, e, ref);
       }
       return undefined;
     }
   };
 
   /**
-   * Subscribes a socket again to a session it follows, from the last seq it forwarded (the session
-   * moved or its node died). The session may be between owners for a moment: the subscription is
-   * kept and tried again with backoff; only after the last try does the client get the error (it
-   * can resume by itself).
+   * Subscribes a socket again to a session it follows, from the last seq it has (the session moved,
+   * its node died, or a live event went missing). The session replays what came since. While the
+   * session is between owners the ask fails with a transient error; it is tried again with backoff
+   * (up to {@link RESUBSCRIBE_MAX_DELAY_MS} apart) for as long as the socket is open. A refusal
+   * (the session went to another agent, say) ends the subscription with an error frame.
    */
   const resubscribe = (c: Conn, sessionId: string, attempt = 0): void => {
-    const last = c.subs.get(sessionId);
-    if (c.closed || !c.endpoint || last === undefined) return;
-    const m: SessionMsg = { t: 'subscribe', caller: c.caller, endpoint: c.endpoint, lastSeq: last };
-    runtime.ask({ kind: KINDS.session, key: tkey(c.caller.tenantId, sessionId) }, m).catch((err: unknown) => {
-      if (attempt < 5) {
-        setTimeout(() => resubscribe(c, sessionId, attempt + 1), 500 * (attempt + 1));
-        return;
-      }
-      c.subs.delete(sessionId);
-      sendErr(c, err);
-    });
+    if (c.closed || !c.endpoint || !c.subs.has(sessionId)) {
+      c.renewing.delete(sessionId);
+      return;
+    }
+    const busy = c.renewing.get(sessionId);
+    if (busy && attempt === 0) {
+      busy.again = true;
+      return;
+    }
+    const state = busy ?? { again: false };
+    state.again = false;
+    c.renewing.set(sessionId, state);
+    const m: SessionMsg = {
+      t: 'subscribe',
+      caller: c.caller,
+      endpoint: c.endpoint,
+      lastSeq: c.subs.last(sessionId) ?? 0,
+    };
+    runtime.ask({ kind: KINDS.session, key: tkey(c.caller.tenantId, sessionId) }, m).then(
+      () => {
+        c.renewing.delete(sessionId);
+        if (state.again) resubscribe(c, sessionId);
+      },
+      (err: unknown) => {
+        const e = toSbError(err);
+        if (TRANSIENT_ERRORS.has(e.code) && !c.closed) {
+          const delay = Math.min(RESUBSCRIBE_MAX_DELAY_MS, 250 * 2 ** Math.min(attempt, 8));
+          setTimeout(() => resubscribe(c, sessionId, attempt + 1), delay);
+          return;
+        }
+        c.renewing.delete(sessionId);
+        if (c.closed) return;
+        c.subs.delete(sessionId);
+        sendErr(c, e);
+      },
+    );
   };
 
   // Cluster: a node that stops (crash or leave) takes the subscriber lists of the sessions it
@@ -363,7 +406,7 @@ export async function startServer(
       const gone = new Set(before.filter((id) => !members.includes(id)));
       if (gone.size === 0) return;
       for (const c of conns)
-        for (const sessionId of c.subs.keys()) {
+        for (const sessionId of c.subs.sessions()) {
           const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
           const owner = ownerOf(shard, before);
           if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId);
@@ -384,9 +427,9 @@ export async function startServer(
           return;
         }
         if (f.type === 'event') {
-          if (!forwardEvent(c, f.event)) return;
+          if (!liveEvent(c, f.event.sessionId, f.event.seq)) return;
         } else if (f.type === 'events') {
-          const fresh = f.events.filter((e) => forwardEvent(c, e));
+          const fresh = f.events.filter((e) => c.subs.replay(e.sessionId, e.seq));
           if (fresh.length !== f.events.length) {
             if (fresh.length === 0 && f.more) return;
             send(c, { ...f, events: fresh });
@@ -396,13 +439,10 @@ export async function startServer(
         send(c, f);
         return;
       }
-      case 'event': {
-        const last = c.subs.get(m.sessionId);
-        if (last === undefined || m.seq <= last) return;
-        c.subs.set(m.sessionId, m.seq);
-        sendText(c, m.json);
+      case 'event':
+        if (opts.dropLiveEvent?.(m.sessionId, m.seq)) return;
+        if (liveEvent(c, m.sessionId, m.seq)) sendText(c, m.json);
         return;
-      }
       case 'assigned':
         send(c, { type: 'assigned', session: m.session });
         if (!c.subs.has(m.session.sessionId)) void subscribe(c, m.session.sessionId, 0);
@@ -514,11 +554,9 @@ export async function startServer(
             { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
             m,
           );
-          // The sender gets the ack instead of its own event. Every earlier event of the session was
-          // told to this socket before this answer (same actor, same ordered channel), so the ack's
-          // seq is now this socket's position in the session.
-          const last = c.subs.get(f.sessionId);
-          if (!r.duplicate && last !== undefined && r.seq > last) c.subs.set(f.sessionId, r.seq);
+          // The sender gets the ack instead of its own event: the ack's seq counts as seen (once the
+          // events in front of it are; normally they already are, told earlier on the same channel).
+          if (!r.duplicate) c.subs.acked(f.sessionId, r.seq);
           send(c, {
             type: 'ack',
             sessionId: f.sessionId,
@@ -697,7 +735,8 @@ export async function startServer(
         ready: false,
         closed: false,
         pending: [],
-        subs: new Map(),
+        subs: new Follows(),
+        renewing: new Map(),
         limiter: new RateLimiter(limits.framesPerSecond, limits.framesPerSecond * 2, now),
         lastActivity: now,
         pinged: false,
@@ -772,7 +811,7 @@ export async function startServer(
       if (!c.endpoint) return;
       runtime.unregisterEndpoint(c.endpoint.name);
       if (draining) return;
-      for (const sid of c.subs.keys()) {
+      for (const sid of c.subs.sessions()) {
         runtime.tell({ kind: KINDS.session, key: tkey(c.caller.tenantId, sid) }, {
           t: 'unsubscribe',
           endpoint: c.endpoint,
@@ -1013,6 +1052,9 @@ export async function startServer(
           extra +=
             '# HELP sb_gateway_closed_total Sockets closed by the server, by error code.\n# TYPE sb_gateway_closed_total counter\n';
           for (const [code, n] of closedBy) extra += `sb_gateway_closed_total{code="${code}"} ${n}\n`;
+          extra +=
+            '# HELP sb_gateway_gaps_filled_total Live events that arrived past a missing seq; the socket got a replay instead.\n# TYPE sb_gateway_gaps_filled_total counter\n';
+          extra += `sb_gateway_gaps_filled_total ${gapsFilled}\n`;
           extra +=
             '# HELP sb_channel_messages_total WeChat/Weibo messages in, replies out, replies that failed.\n# TYPE sb_channel_messages_total counter\n';
           extra += `sb_channel_messages_total{dir="in"} ${channelStats.inbound}\n`;

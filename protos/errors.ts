@@ -128,6 +128,20 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS;
 export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 
+/**
+ * Errors that say "not now" rather than "no": the same request may well succeed on a later try
+ * (a store or node briefly away, a shard between owners, a full mailbox, a deadline). Clients retry
+ * these with backoff; the gateway does the same for the subscriptions it keeps for a socket.
+ */
+export const TRANSIENT_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SB_ERR_STORE_UNAVAILABLE',
+  'SB_ERR_NODE_UNAVAILABLE',
+  'SB_ERR_TIMEOUT',
+  'SB_ERR_MAILBOX_FULL',
+  'SB_ERR_RATE_LIMITED',
+  'SB_ERR_SHUTTING_DOWN',
+]);
+
 /** Errors crossing a boundary (socket, HTTP, actor ask) carry a code from {@link ERRORS}. */
 export class SbError extends Error {
   readonly code: ErrorCode;

@@ -12,7 +12,7 @@ import type {
   SessionEvent,
   WelcomeFrame,
 } from '../../../protos/ws-v1.ts';
-import type { ErrorCode } from '../../../protos/errors.ts';
+import { TRANSIENT_ERRORS, type ErrorCode } from '../../../protos/errors.ts';
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -99,14 +99,6 @@ type Resolved = Required<Omit<RealtimeOptions, 'token'>> & Pick<RealtimeOptions,
 const OPEN = 1;
 /** Close codes after which reconnecting is pointless: the token is refused, or another tab took over. */
 const FINAL_CLOSE = new Set([4001, 4003]);
-/** Errors after which the same message may well be stored on a later try. */
-const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'SB_ERR_STORE_UNAVAILABLE',
-  'SB_ERR_TIMEOUT',
-  'SB_ERR_MAILBOX_FULL',
-  'SB_ERR_RATE_LIMITED',
-  'SB_ERR_SHUTTING_DOWN',
-]);
 
 export class RealtimeClient {
   state: ConnectionState = 'idle';
@@ -441,7 +433,7 @@ export class RealtimeClient {
   private onError(f: ErrorFrame): void {
     const p = f.ref ? this.pending.get(f.ref) : undefined;
     if (!p) return;
-    if (TRANSIENT.has(f.code)) {
+    if (TRANSIENT_ERRORS.has(f.code)) {
       // Same clientMsgId: if the first try was stored after all, the server answers a duplicate ack.
       this.o.setTimer(() => {
         if (this.pending.has(p.clientMsgId)) this.resend(p);
