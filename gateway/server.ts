@@ -36,7 +36,6 @@ import {
   type ClientFrame,
   type DeviceInfo,
   type ServerFrame,
-  type SessionEvent,
   type SessionSummary,
   type TokenResponse,
 } from '../protos/ws-v1.ts';
