@@ -1130,7 +1130,8 @@ async function main(): Promise<void> {
       );
       if (json) console.log(JSON.stringify(r));
     } finally {
-      for (const s of servers) await s?.stop({ signal: 'SIGKILL' }).catch(() => undefined);
+      // Gracefully, all at once (profiles from BENCH_NODE_FLAGS are written on a normal exit).
+      await Promise.all(servers.map((s) => s?.stop({ signal: 'SIGTERM' }).catch(() => undefined)));
       await stopCassandra({ port: CLUSTER_CASSANDRA_PORT, wipe: true }).catch(() => undefined);
       await stopRedis({ port: CLUSTER_REDIS_PORT }).catch(() => undefined);
     }

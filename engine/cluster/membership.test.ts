@@ -126,6 +126,33 @@ describe.runIf(haveRedis)('cluster membership (real Redis)', () => {
     expect(taken).toHaveLength(n2Shards.length);
   });
 
+  it('hand-offs slower than the lease neither delay the heartbeat nor cost the other shards', async () => {
+    const pfx = prefix();
+    const a = await member('a', pfx, 64);
+    await until(() => a.ownedShards().length === 64, 10_000, 'a owns everything');
+    const incarnation = a.incarnation;
+    const leaseLost: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    // Each shard's actors take 400 ms to persist; about 32 shards move: one after the other that
+    // would be 13 s, four times the lease (1.5 s).
+    a.onOwnership(async (c) => {
+      if (c.kind !== 'lost') return;
+      if (c.reason === 'lease') leaseLost.push(c.shard);
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await sleep(400);
+      inFlight--;
+    });
+    const b = await member('b', pfx, 64);
+    const t0 = Date.now();
+    await until(() => settled([a, b], 64), 10_000, 'placement after the join');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(leaseLost).toEqual([]);
+    expect(a.incarnation).toBe(incarnation);
+    expect(most).toBeGreaterThan(1);
+  });
+
   it('a crashed node loses its shards after its lease; the takeover has a higher epoch', async () => {
     const pfx = prefix();
     const a = await member('a', pfx, 32);

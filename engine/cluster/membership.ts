@@ -98,6 +98,9 @@ if owner == ARGV[1] and epoch == ARGV[2] then return 1 end
 return 0
 `;
 
+/** Shards handed off at once (their actors persist in parallel; one Redis call each). */
+const RELEASE_CONCURRENCY = 32;
+
 export class Membership {
   readonly nodeId: string;
   incarnation = '';
@@ -117,6 +120,8 @@ export class Membership {
   private live: NodeInfo[] = [];
   private stopped = false;
   private draining = false;
+  /** Shards being handed off now (actors persisting, then the claim released in Redis). */
+  private readonly releasing = new Set<number>();
   private readonly listeners = new Set<(c: OwnershipChange) => void | Promise<void>>();
   private readonly memberListeners = new Set<(nodes: NodeInfo[]) => void>();
 
@@ -218,10 +223,10 @@ export class Membership {
     this.placement = undefined;
     await this.redis.srem(this.k('members'), this.nodeId).catch(() => 0);
     await this.redis.hset(this.k(`node:${this.nodeId}`), 'draining', '1').catch(() => 0);
-    for (const { shard } of this.ownedShards()) {
-      if (beforeRelease) await beforeRelease(shard);
-      await this.release(shard, 'placement');
-    }
+    await this.releaseAll(
+      this.ownedShards().map((c) => c.shard),
+      beforeRelease,
+    );
     await this.stop();
   }
 
@@ -303,6 +308,8 @@ export class Membership {
         this.placement = undefined;
         for (const f of this.memberListeners) f(nodes);
       }
+      // Claims are one round trip; hand-offs run beside the heartbeat (a slow hand-off must not
+      // delay the next renewal: a lapsed lease would drop every shard this node holds).
       if (!this.draining) await this.reconcile();
     } catch (err) {
       this.log(`membership: ${err instanceof Error ? err.message : String(err)}`);
@@ -318,10 +325,17 @@ export class Membership {
     const mine = this.owner();
     const nodeKey = this.k(`node:${this.nodeId}`);
     const wanted: number[] = [];
+    const leaving: number[] = [];
     for (let s = 0; s < this.o.shards; s++) {
-      if (this.placementOwner(s) === this.nodeId) wanted.push(s);
-      else if (this.owned.has(s)) await this.release(s, 'placement');
+      // A shard still being handed off is claimed again only once its release is through.
+      if (this.placementOwner(s) === this.nodeId) {
+        if (!this.releasing.has(s)) wanted.push(s);
+      } else if (this.owned.has(s)) leaving.push(s);
     }
+    if (leaving.length > 0)
+      void this.releaseAll(leaving).catch((err: unknown) =>
+        this.log(`membership: hand-off failed: ${err instanceof Error ? err.message : String(err)}`),
+      );
     if (wanted.length === 0) return;
     const p = this.redis.pipeline();
     for (const s of wanted)
@@ -350,6 +364,25 @@ export class Membership {
     }
     if (!this.leaseValid()) return;
     for (const a of acquired) for (const f of this.listeners) f({ kind: 'acquired', ...a });
+  }
+
+  /** Hands shards off, {@link RELEASE_CONCURRENCY} at a time (each: listeners, then the claim). */
+  private async releaseAll(shards: number[], before?: (shard: number) => Promise<void>): Promise<void> {
+    const todo = shards.filter((s) => this.owned.has(s) && !this.releasing.has(s));
+    for (const s of todo) this.releasing.add(s);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < todo.length) {
+        const shard = todo[next++]!;
+        try {
+          if (before) await before(shard);
+          await this.release(shard, 'placement');
+        } finally {
+          this.releasing.delete(shard);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RELEASE_CONCURRENCY, todo.length) }, lane));
   }
 
   private async release(shard: number, reason: 'placement'): Promise<void> {

@@ -233,7 +233,10 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
     },
     async drain() {
       const heartbeat = o.membership?.heartbeatMs ?? 1000;
+      const t0 = Date.now();
+      const shardsHeld = membership.ownedShards().length;
       await membership.drain();
+      const t1 = Date.now();
       // Keep forwarding while the other nodes' views catch up (they read the membership every
       // heartbeat), then make sure every envelope in flight was acknowledged.
       const until = Date.now() + 2 * heartbeat + 100;
@@ -241,9 +244,14 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
         rt.cluster!.ownershipChanged();
         await new Promise((r) => setTimeout(r, 50));
       }
+      const t2 = Date.now();
       await transport.drain(5000);
       await rt.drain();
       await transport.stop();
+      log(
+        `left: ${shardsHeld} shards handed off in ${t1 - t0} ms, forwarding for ${t2 - t1} ms, ` +
+          `links and actors drained in ${Date.now() - t2} ms`,
+      );
     },
     async stop() {
       await membership.stop();
