@@ -10,6 +10,7 @@
  */
 import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
 import type { StateStore } from '../engine/store/types.ts';
+import { underlyingStore } from '../engine/store/fenced.ts';
 import { SbError } from '../protos/errors.ts';
 import { isValidId, splitKey } from './ids.ts';
 import { defaultRoutingConfig, validateRoutingConfig, type RoutingConfig } from './routing-rules.ts';
@@ -381,8 +382,10 @@ export async function readTenantConfig(
   tenantId: string,
   now: number,
 ): Promise<LiveConfig> {
-  let cache = caches.get(state);
-  if (!cache) caches.set(state, (cache = new Map()));
+  // One cache per store, not per activation (in cluster mode each activation has its own view).
+  const key = underlyingStore(state);
+  let cache = caches.get(key);
+  if (!cache) caches.set(key, (cache = new Map()));
   const hit = cache.get(tenantId);
   if (hit && now - hit.at < CONFIG_CACHE_MS) return hit.live;
   const saved = await state.get<DeskConfig>(tenantId, CONFIG_KIND, configKey(tenantId));

@@ -5,3 +5,4 @@ export { createRuntime } from './runtime.ts';
 export { FakeClock, realClock, settle } from './clock.ts';
 export { shardOf, tenantOfKey } from './hash.ts';
 export { MemoryStateStore, MemoryReminderStore } from './store/memory.ts';
+export { underlyingStore } from './store/fenced.ts';

@@ -13,6 +13,7 @@ import {
   type Control,
   type Envelope,
   type Link,
+  type PlacementView,
   type ReminderRef,
   type ThreadMetrics,
 } from './thread.ts';
@@ -223,13 +224,22 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   // Cluster mode with workers: each worker routes by the host's view of the shards this node
   // serves. The view goes out whenever ownership changes (before a release, so a worker never
   // activates an actor of a shard it is giving up) and is re-checked twice a second as a backstop.
-  let lastPlacement: Uint8Array | undefined;
+  // The view also carries the epochs shards are held under and the lease's end, which fence the
+  // workers' store access; the lease moves on with every heartbeat, so the timer sends it on too.
+  let lastPlacement: PlacementView | undefined;
   const pushPlacement = (): void => {
     if (!opts.cluster || workers === 0) return;
-    const local = host.placementSnapshot();
-    if (lastPlacement && lastPlacement.every((v, s) => v === local[s])) return;
-    lastPlacement = local;
-    for (const w of threads) w.postMessage({ c: 'placement', local } satisfies Control);
+    const view = host.placementSnapshot();
+    const last = lastPlacement;
+    if (
+      last &&
+      last.leaseUntil === view.leaseUntil &&
+      last.local.every((v, s) => v === view.local[s]) &&
+      last.epochs.every((v, s) => v === view.epochs[s])
+    )
+      return;
+    lastPlacement = view;
+    for (const w of threads) w.postMessage({ c: 'placement', view } satisfies Control);
   };
   pushPlacement();
   const placementTimer = opts.cluster && workers > 0 ? setInterval(pushPlacement, 500) : undefined;
@@ -331,6 +341,12 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       g('sb_turn_ms_p99', 'p99 of recent actor turn durations, ms.', 'gauge', m.turnTimeMsP99);
       g('sb_handler_errors_total', 'Errors thrown by actor handlers.', 'counter', m.handlerErrors);
       g('sb_reminders_fired_total', 'Durable reminders fired.', 'counter', m.remindersFired);
+      g(
+        'sb_fenced_refusals_total',
+        'Store calls refused because this node no longer held the actor’s shard (cluster fencing).',
+        'counter',
+        m.fencedRefusals,
+      );
       lines.push(
         '# HELP sb_thread_actors_active Actors active per thread.',
         '# TYPE sb_thread_actors_active gauge',

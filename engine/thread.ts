@@ -4,6 +4,7 @@
  */
 import { SbError, toSbError } from '../protos/errors.ts';
 import { shardOf, tenantOfKey } from './hash.ts';
+import { fencedStores } from './store/fenced.ts';
 import type {
   Actor,
   ActorContext,
@@ -77,7 +78,7 @@ export type Control =
   | { c: 'reminderCancel'; r: ReminderRef }
   | { c: 'reminderDone'; r: ReminderRef; dueAt: number }
   /** Cluster mode, host → worker: the shards this node serves now (1 = here), sent on every change. */
-  | { c: 'placement'; local: Uint8Array }
+  | { c: 'placement'; view: PlacementView }
   /** Cluster mode, host → worker: stop serving a shard (its actors persist and go); answered by `released`. */
   | { c: 'release'; shard: number; id: number }
   | { c: 'released'; id: number };
@@ -99,6 +100,8 @@ export interface ThreadMetrics {
   mailboxDepthMax: number;
   handlerErrors: number;
   droppedTells: number;
+  /** Store calls refused because this node no longer held the actor's shard (fencing). */
+  fencedRefusals: number;
   remindersFired: number;
   /** Recent turn durations, ms (ring buffer), for percentiles. */
   turnSamples: number[];
@@ -110,6 +113,17 @@ interface Item {
   ask?: { id: number; from: number };
   reminder?: { name: string; dueAt: number };
   sys?: 'deactivate';
+}
+
+/**
+ * Cluster mode: the host's view of this node's shards, sent to its workers. `local[s]` = 1 when
+ * the shard is served here; `epochs[s]` = the epoch it is held under (served or being handed off),
+ * 0 when not held; `leaseUntil` = end of the node's lease (`performance.timeOrigin + now()`).
+ */
+export interface PlacementView {
+  local: Uint8Array;
+  epochs: Float64Array;
+  leaseUntil: number;
 }
 
 interface Activation {
@@ -128,6 +142,9 @@ interface Activation {
   touchedReminders: Set<string>;
   /** Resolves when an ongoing deactivation finished. */
   closing?: Promise<void>;
+  /** Cluster mode: the shard and the epoch this activation runs under (its store access is fenced). */
+  shard?: number;
+  epoch?: number | undefined;
 }
 
 export interface Link {
@@ -189,6 +206,9 @@ export class ThreadNode implements KindRegistry {
   /** Cluster mode on a worker: this node's id, and the host's latest view of the shards served here. */
   private readonly clusterNodeId: string | undefined;
   private localShards: Uint8Array | undefined;
+  /** Cluster mode on a worker: epochs of the shards held here and the lease's end (see PlacementView). */
+  private heldEpochs: Float64Array | undefined;
+  private leaseUntil = 0;
   /** Asks from other nodes waiting for their answer here: proxy id → origin. */
   private readonly remoteAsks = new Map<number, { node: string; id: number; thread: number }>();
   private nextRemoteAsk = 1;
@@ -656,6 +676,10 @@ export class ThreadNode implements KindRegistry {
       timers: new Map(),
       touchedReminders: new Set(),
     };
+    if (this.clusterNodeId !== undefined) {
+      a.shard = shardOf(id.kind, id.key, this.shards);
+      a.epoch = this.heldEpoch(a.shard);
+    }
     a.ctx = this.contextFor(a);
     if (existing) {
       // The old activation is still finishing its deactivation: the new one waits for it.
@@ -771,16 +795,45 @@ export class ThreadNode implements KindRegistry {
   }
 
   /** Cluster mode on a worker: the host's current view of the shards this node serves. */
-  setPlacement(local: Uint8Array): void {
-    if (this.localShards) this.localShards = local;
+  setPlacement(view: PlacementView): void {
+    if (!this.localShards) return;
+    this.localShards = view.local;
+    this.heldEpochs = view.epochs;
+    this.leaseUntil = view.leaseUntil;
   }
 
-  /** Cluster mode, host: which shards this node serves now (1 = here), for the workers. */
-  placementSnapshot(): Uint8Array {
-    const out = new Uint8Array(this.shards);
-    if (this.cluster)
-      for (let s = 0; s < this.shards; s++) if (this.cluster.placeOf(s) === 'local') out[s] = 1;
-    return out;
+  /** Cluster mode, host: which shards this node serves and holds now, for the workers. */
+  placementSnapshot(): PlacementView {
+    const local = new Uint8Array(this.shards);
+    const epochs = new Float64Array(this.shards);
+    const c = this.cluster;
+    if (c)
+      for (let s = 0; s < this.shards; s++) {
+        if (c.placeOf(s) === 'local') local[s] = 1;
+        epochs[s] = c.heldEpoch?.(s) ?? 0;
+      }
+    return { local, epochs, leaseUntil: c?.leaseDeadline?.() ?? 0 };
+  }
+
+  /** Cluster mode: the epoch this node holds a shard under now (undefined: not held, lease lapsed). */
+  private heldEpoch(shard: number): number | undefined {
+    if (this.cluster) return this.cluster.heldEpoch ? this.cluster.heldEpoch(shard) : 0;
+    if (!this.heldEpochs || performance.timeOrigin + performance.now() >= this.leaseUntil) return undefined;
+    return this.heldEpochs[shard] || undefined;
+  }
+
+  /**
+   * Fencing: an activation reaches the stores only while this node still holds its shard under the
+   * epoch it was activated with. A turn that resumes after the node lost the shard (a pause past the
+   * lease, a takeover) fails with SB_ERR_NODE_UNAVAILABLE instead of writing as a stale owner.
+   */
+  private fence(a: Activation): void {
+    if (a.shard === undefined) return;
+    const e = this.heldEpoch(a.shard);
+    if (e === undefined || e !== a.epoch) {
+      this.m.fencedRefusals++;
+      throw new SbError('SB_ERR_NODE_UNAVAILABLE', `this node no longer holds shard ${a.shard}`);
+    }
   }
 
   private remove(a: Activation): void {
@@ -817,6 +870,8 @@ export class ThreadNode implements KindRegistry {
     const node = this as ThreadNode;
     const tenant = tenantOfKey(a.id.key);
     const self = a.id;
+    // Cluster mode: every store call of this activation is fenced (see fence()).
+    const stores = a.shard === undefined ? node.stores : fencedStores(node.stores, () => node.fence(a));
     const setTimer = (name: string, ms: number, msg: unknown, interval: boolean): void => {
       const old = a.timers.get(name);
       if (old) node.clock.clearTimeout(old.handle);
@@ -832,7 +887,7 @@ export class ThreadNode implements KindRegistry {
       self,
       thread: node.thread,
       clock: node.clock,
-      stores: node.stores,
+      stores,
       tell: (to, msg) => node.tell(to, msg),
       ask: <R>(to: ActorId, msg: unknown, opts?: AskOptions) => node.ask<R>(to, msg, opts),
       setTimer: (name, ms, msg) => setTimer(name, ms, msg, false),
@@ -844,16 +899,16 @@ export class ThreadNode implements KindRegistry {
       },
       async setReminder(name, dueAt, msg) {
         a.touchedReminders.add(name);
-        await node.stores.reminders.upsert({ tenant, kind: self.kind, key: self.key, name, dueAt, msg });
+        await stores.reminders.upsert({ tenant, kind: self.kind, key: self.key, name, dueAt, msg });
         node.reminderControl({ c: 'reminderSet', r: { kind: self.kind, key: self.key, name }, dueAt, msg });
       },
       async cancelReminder(name) {
         a.touchedReminders.add(name);
-        await node.stores.reminders.remove(tenant, self.kind, self.key, name);
+        await stores.reminders.remove(tenant, self.kind, self.key, name);
         node.reminderControl({ c: 'reminderCancel', r: { kind: self.kind, key: self.key, name } });
       },
-      loadState: <S>() => node.stores.state.get<S>(tenant, self.kind, self.key),
-      saveState: <S>(state: S) => node.stores.state.put(tenant, self.kind, self.key, state),
+      loadState: <S>() => stores.state.get<S>(tenant, self.kind, self.key),
+      saveState: <S>(state: S) => stores.state.put(tenant, self.kind, self.key, state),
       deactivate: () => node.requestDeactivation(a),
     };
   }
@@ -907,6 +962,7 @@ export function emptyMetrics(thread: number): ThreadMetrics {
     mailboxDepthMax: 0,
     handlerErrors: 0,
     droppedTells: 0,
+    fencedRefusals: 0,
     remindersFired: 0,
     turnSamples: [],
   };
@@ -928,6 +984,7 @@ export function summarize(all: ThreadMetrics[], elapsedSec: number): MetricsSnap
     mailboxDepthMax: Math.max(0, ...all.map((m) => m.mailboxDepthMax)),
     turnTimeMsP99: p99,
     handlerErrors: sum((m) => m.handlerErrors),
+    fencedRefusals: sum((m) => m.fencedRefusals),
     remindersFired: sum((m) => m.remindersFired),
     perThread: all.map((m) => ({
       thread: m.thread,

@@ -139,6 +139,14 @@ export interface ClusterHooks {
   sendRemote(node: string, envelope: unknown): void;
   /** True while this node leaves the cluster: it forwards everything and holds nothing. */
   leaving?(): boolean;
+  /**
+   * The epoch under which this node holds the shard now (serving it, or handing it off while its
+   * actors persist), or undefined: not held, or this node's lease lapsed by its own clock. Actors
+   * reach the stores only while this equals the epoch they were activated under (fencing).
+   */
+  heldEpoch?(shard: number): number | undefined;
+  /** End of this node's lease by its own clock, as `performance.timeOrigin + performance.now()`. */
+  leaseDeadline?(): number;
 }
 
 export interface MetricsSnapshot {
@@ -152,6 +160,8 @@ export interface MetricsSnapshot {
   mailboxDepthMax: number;
   turnTimeMsP99: number;
   handlerErrors: number;
+  /** Store calls refused because the node no longer held the actor's shard (cluster fencing). */
+  fencedRefusals: number;
   remindersFired: number;
   perThread: Array<{
     thread: number;

@@ -43,7 +43,7 @@ async function main(): Promise<void> {
           parent.postMessage({ c: 'metricsReply', id: c.id, m: node.metrics() } satisfies Control);
           return;
         case 'placement':
-          node.setPlacement(c.local);
+          node.setPlacement(c.view);
           return;
         case 'release':
           await node.releaseShard(c.shard);

@@ -120,8 +120,8 @@ export class Membership {
   private live: NodeInfo[] = [];
   private stopped = false;
   private draining = false;
-  /** Shards being handed off now (actors persisting, then the claim released in Redis). */
-  private readonly releasing = new Set<number>();
+  /** Shards being handed off now (actors persisting, then the claim released in Redis) → epoch. */
+  private readonly releasing = new Map<number, number>();
   private readonly listeners = new Set<(c: OwnershipChange) => void | Promise<void>>();
   private readonly memberListeners = new Set<(nodes: NodeInfo[]) => void>();
 
@@ -181,6 +181,21 @@ export class Membership {
       return undefined;
     }
     return this.owned.get(shard);
+  }
+
+  /**
+   * Epoch under which this node holds the shard: owned, or being handed off (its actors persist
+   * before the claim is released). Undefined when not held or when the lease lapsed locally.
+   */
+  heldEpoch(shard: number): number | undefined {
+    const e = this.epochOf(shard);
+    if (e !== undefined || !this.leaseValid()) return e;
+    return this.releasing.get(shard);
+  }
+
+  /** Milliseconds left of this node's lease by its own clock (0 when it lapsed or stopped). */
+  leaseRemainingMs(): number {
+    return this.stopped ? 0 : Math.max(0, this.leaseUntil - this.now());
   }
 
   ownedShards(): ShardClaim[] {
@@ -369,7 +384,7 @@ export class Membership {
   /** Hands shards off, {@link RELEASE_CONCURRENCY} at a time (each: listeners, then the claim). */
   private async releaseAll(shards: number[], before?: (shard: number) => Promise<void>): Promise<void> {
     const todo = shards.filter((s) => this.owned.has(s) && !this.releasing.has(s));
-    for (const s of todo) this.releasing.add(s);
+    for (const s of todo) this.releasing.set(s, this.owned.get(s)!);
     let next = 0;
     const lane = async (): Promise<void> => {
       while (next < todo.length) {

@@ -136,4 +136,25 @@ describe.runIf(haveRedis).each([
     expect(seen).toEqual([...Array(next).keys()]);
     expect(next).toBeGreaterThan(50);
   }, 60_000);
+
+  it('fencing - a turn that resumes after its node lost the lease cannot write; the new owner never sees it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-cluster-'));
+    const prefix = `c${Date.now().toString(36)}${++n}:`;
+    const a = await start('fa', prefix, wa);
+    await until(() => settled([a]), 10_000, 'single owner');
+    const key = { kind: 'test', key: 'f:1' };
+    expect(await a.runtime.ask(key, { t: 'record', v: 'before' })).toBe(1);
+    // The turn is busy for 2.5 s; meanwhile node a stops renewing its lease (as a process stalled
+    // by GC or SIGSTOP would) and node b takes the shard over.
+    const late = a.runtime.ask(key, { t: 'slowRecord', ms: 2500, v: 'stale' }, { timeoutMs: 10_000 });
+    await sleep(100);
+    a.membership.freeze();
+    const b = await start('fb', prefix, wb);
+    await until(() => b.membership.ownedShards().length === SHARDS, 10_000, 'b to take every shard');
+    await expect(late).rejects.toMatchObject({ code: 'SB_ERR_NODE_UNAVAILABLE' });
+    expect((await a.runtime.metrics()).fencedRefusals).toBeGreaterThan(0);
+    // Node b serves the actor from the store: the stale write never landed.
+    expect(await b.runtime.ask(key, { t: 'get' })).toEqual(['before']);
+    expect(await b.runtime.ask(key, { t: 'record', v: 'after' })).toBe(2);
+  }, 30_000);
 });

@@ -104,6 +104,8 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
       return owner === undefined || owner === o.nodeId ? undefined : owner;
     },
     leaving: () => membership.leaving(),
+    heldEpoch: (shard) => membership.heldEpoch(shard),
+    leaseDeadline: () => performance.timeOrigin + performance.now() + membership.leaseRemainingMs(),
     sendRemote(node, envelope) {
       const e = envelope as {
         k: number;

@@ -10,6 +10,8 @@ import type { Actor, ActorContext, ProductModule, Stores } from '../types.ts';
 export type TestMsg =
   | { t: 'echo'; v: unknown }
   | { t: 'record'; v: unknown }
+  /** Waits `ms`, then records (a turn that is in the middle of something when its node stalls). */
+  | { t: 'slowRecord'; ms: number; v: unknown }
   | { t: 'get' }
   | { t: 'sleep'; ms: number; v: unknown }
   | { t: 'boom'; typed?: boolean }
@@ -45,6 +47,11 @@ class TestActor implements Actor {
         return m.v;
       case 'record':
       case 'fired':
+        this.log.push(m.v);
+        await ctx.saveState(this.log);
+        return this.log.length;
+      case 'slowRecord':
+        await new Promise((r) => setTimeout(r, m.ms));
         this.log.push(m.v);
         await ctx.saveState(this.log);
         return this.log.length;
