@@ -257,7 +257,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
         releaseWaiters.delete(id);
         resolve();
       });
-      threads[shard % workers]!.postMessage({ c: 'release', shard, id } satisfies Control);
+      threads[host.threadOfShard(shard) - 1]!.postMessage({ c: 'release', shard, id } satisfies Control);
     });
 
   let draining = false;

@@ -243,8 +243,12 @@ export class ThreadNode implements KindRegistry {
   /** Thread that runs the actor: 0 without workers, else 1 + shard mod workers. */
   threadOf(to: Address): number {
     if ('thread' in to) return to.thread;
-    if (this.workers === 0) return 0;
-    return 1 + (shardOf(to.kind, to.key, this.shards) % this.workers);
+    return this.threadOfShard(shardOf(to.kind, to.key, this.shards));
+  }
+
+  /** Thread that runs a shard's actors. */
+  threadOfShard(shard: number): number {
+    return this.workers === 0 ? 0 : 1 + (shard % this.workers);
   }
 
   registerEndpoint(name: string, handler: EndpointHandler): EndpointId {
@@ -391,10 +395,19 @@ export class ThreadNode implements KindRegistry {
     const origin = this.remoteAsks.get(proxyId);
     if (!origin) return;
     this.remoteAsks.delete(proxyId);
-    // An ask that went round (here → a leaving node → back here) is answered locally.
-    if (origin.node === this.cluster!.nodeId) return this.routeTo(origin.thread, { ...env, id: origin.id });
+    this.answerAsker(origin, env);
+  }
+
+  /** Sends an answer to the asker of an ask that came from another node. */
+  private answerAsker(
+    origin: { node: string; id: number; thread: number },
+    answer: Envelope & { k: 2 | 3 },
+  ): void {
+    // An ask that went round (here → another node → back here) is answered locally.
+    if (origin.node === this.cluster!.nodeId)
+      return this.routeTo(origin.thread, { ...answer, id: origin.id });
     try {
-      this.cluster!.sendRemote(origin.node, { ...env, id: origin.id, thread: origin.thread });
+      this.cluster!.sendRemote(origin.node, { ...answer, id: origin.id, thread: origin.thread });
     } catch {
       // The asker's node is gone; its ask times out there.
     }
@@ -441,16 +454,7 @@ export class ThreadNode implements KindRegistry {
           // asks, then sends it back to the asking node.
           const origin = { node: env.fromNode ?? '', id: env.id, thread: env.from };
           const id = this.nextAskId++;
-          const back = (answer: Envelope & { k: 2 | 3 }): void => {
-            // An ask that went round (here → another node → back here) is answered locally.
-            if (origin.node === this.cluster!.nodeId)
-              return this.routeTo(origin.thread, { ...answer, id: origin.id });
-            try {
-              this.cluster!.sendRemote(origin.node, { ...answer, id: origin.id, thread: origin.thread });
-            } catch {
-              // The asker's node is gone; its ask times out there.
-            }
-          };
+          const back = (answer: Envelope & { k: 2 | 3 }): void => this.answerAsker(origin, answer);
           this.pending.set(id, {
             resolve: (value) => back({ k: ENV.REPLY, id, value }),
             reject: (err) => {
