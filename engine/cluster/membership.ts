@@ -368,7 +368,14 @@ export class Membership {
       }
       if (status === 1 || status === 2) {
         this.epochFloor.set(s, epoch);
-        if (this.owned.get(s) !== epoch) {
+        const held = this.owned.get(s);
+        if (held !== epoch) {
+          // Held under another epoch (its claim vanished from Redis and was made again): the
+          // actors running under the old epoch stop first, then the shard serves under the new one.
+          if (held !== undefined) {
+            this.owned.delete(s);
+            for (const f of this.listeners) f({ kind: 'lost', shard: s, reason: 'taken' });
+          }
           this.owned.set(s, epoch);
           acquired.push({ shard: s, epoch });
         }

@@ -129,6 +129,23 @@ describe('cluster transport (gRPC on loopback)', () => {
     expect(() => a.send('nobody', env(0))).toThrow(/no link/);
   });
 
+  it('a peer dropped from the member list and listed again gets a new link: nothing is taken for a repeat', async () => {
+    const atB: Array<{ from: string; i: number }> = [];
+    const { port } = await transport('b', atB);
+    const { t: a } = await transport('a', []);
+    const peer = [{ id: 'b', address: `127.0.0.1:${port}` }];
+    a.setPeers(peer);
+    for (let i = 0; i < 10; i++) a.send('b', env(i));
+    await until(() => atB.length === 10);
+    // A Redis restart empties the member list for a moment: the link closes and opens again.
+    a.setPeers([]);
+    a.setPeers(peer);
+    for (let i = 10; i < 20; i++) a.send('b', env(i));
+    await until(() => atB.length >= 20, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(atB.map((x) => x.i)).toEqual([...Array(20).keys()]);
+  });
+
   it('a restarted sender (new incarnation) starts its sequence again; redelivered ids are dropped', async () => {
     const atB: Array<{ from: string; i: number }> = [];
     const { port } = await transport('b', atB);

@@ -7,8 +7,13 @@
  *   in the peer's queue, bounded by `maxQueue` (overflow: SB_ERR_MAILBOX_FULL to the sender).
  * - **Redelivery**: unacknowledged batches are resent, in order and with their sequence numbers,
  *   on the next stream after a disconnect.
- * - **Deduplication**: a receiver delivers each (sender incarnation, batch seq) once and in order,
- *   and drops envelopes whose `messageId` it delivered recently (redelivery after a handoff).
+ * - **Deduplication**: a receiver delivers each (sender link, batch seq) once and in order, and
+ *   drops envelopes whose `messageId` it delivered recently (redelivery after a handoff).
+ * - **Links**: each link to a peer numbers its batches from 1 under its own id (the process's
+ *   incarnation and a link counter). A peer dropped from the member list and listed again (a
+ *   Redis restart, say) gets a new link. Its envelopes start a new sequence, and none is taken for
+ *   a repeat of the old link's batches. Envelopes left on the old link are routed again
+ *   (`onUndelivered`), and their message ids keep them from arriving twice.
  */
 import * as grpc from '@grpc/grpc-js';
 import { SbError } from '../../protos/errors.ts';
@@ -52,20 +57,28 @@ interface Peer {
   /** Sent, not yet acknowledged, in seq order. */
   inflight: Batch[];
   nextSeq: number;
+  /** Sequence space of this link: batches carry it as their `incarnation`. */
+  linkId: string;
   reconnect: ReturnType<typeof setTimeout> | undefined;
   closed: boolean;
 }
 
+/** What a receiver delivered from one link (batches up to `delivered`). */
 interface Inbound {
-  incarnation: string;
   delivered: number;
 }
+
+/** Links remembered by a receiver (a sender gets a new link only when it restarts or rejoins). */
+const INBOUND_LINKS = 1024;
 
 const DEDUPE_IDS = 100_000;
 
 export class ClusterTransport {
   private server: grpc.Server | undefined;
   private readonly peers = new Map<string, Peer>();
+  /** Links opened so far (each gets its own sequence space). */
+  private links = 0;
+  /** Per sender link (`node`, link id): what was delivered from it. */
   private readonly inbound = new Map<string, Inbound>();
   private readonly recentIds = new Set<string>();
   private flushScheduled = false;
@@ -137,6 +150,7 @@ export class ClusterTransport {
         queued: [],
         inflight: [],
         nextSeq: 1,
+        linkId: `${this.o.incarnation}.${++this.links}`,
         reconnect: undefined,
         closed: false,
       };
@@ -197,7 +211,7 @@ export class ClusterTransport {
       const envelopes = p.queued.splice(0, 512);
       const b: Batch = {
         fromNode: this.o.nodeId,
-        incarnation: this.o.incarnation,
+        incarnation: p.linkId,
         seq: p.nextSeq++,
         envelopes,
         ack: 0,
@@ -258,11 +272,13 @@ export class ClusterTransport {
       const node = b.fromNode;
       const incarnation = b.incarnation;
       from = node;
-      let st = this.inbound.get(node);
-      if (!st || st.incarnation !== incarnation) {
-        // A restarted sender starts its sequence again.
-        st = { incarnation, delivered: 0 };
-        this.inbound.set(node, st);
+      // Each link has its own sequence (a restarted or re-listed sender opens a new one).
+      const link = `${node}\u0000${incarnation}`;
+      let st = this.inbound.get(link);
+      if (!st) {
+        st = { delivered: 0 };
+        this.inbound.set(link, st);
+        if (this.inbound.size > INBOUND_LINKS) this.inbound.delete(this.inbound.keys().next().value!);
       }
       if (b.seq <= st.delivered) {
         this.stats.duplicatesDropped += b.envelopes.length;
