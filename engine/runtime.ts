@@ -261,6 +261,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     });
 
   let draining = false;
+  let changeScheduled = false;
 
   const allMetrics = async (): Promise<ThreadMetrics[]> => {
     const parts: Array<Promise<ThreadMetrics>> = [Promise.resolve(host.metrics())];
@@ -296,9 +297,16 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
               if (workers === 0) await host.releaseShard(s);
               else await releaseOnWorker(s);
             },
+            // Once per tick: a lost lease or a join changes hundreds of shards at once, and each
+            // change would otherwise rebuild the workers' view and re-route every held envelope.
             ownershipChanged: () => {
-              pushPlacement();
-              host.retryHeld();
+              if (changeScheduled) return;
+              changeScheduled = true;
+              setImmediate(() => {
+                changeScheduled = false;
+                pushPlacement();
+                host.retryHeld();
+              });
             },
           },
         }

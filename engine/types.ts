@@ -192,7 +192,10 @@ export interface Runtime {
     receive(envelope: unknown, fromNode: string): void;
     /** Stops serving a shard: its actors persist and stop; later envelopes go to its new owner. */
     releaseShard(shard: number): Promise<void>;
-    /** Ownership or membership changed: deliver what waits for shards that now have an owner. */
+    /**
+     * Ownership or membership changed: deliver what waits for shards that now have an owner (within
+     * the tick; changes in one tick are handled together).
+     */
     ownershipChanged(): void;
   };
 }

@@ -153,6 +153,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     })();
     await sleep(800);
     const killedAt = Date.now();
+    const ackedBeforeKill = acked.length;
     b.proc.kill('SIGKILL');
     let recovered = 0;
     for (let i = 0; i < 200; i++) {
@@ -166,10 +167,11 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     console.log(`cluster crash: node a serves all shards ${recovered} ms after the SIGKILL`);
     expect(recovered).toBeGreaterThan(0);
     expect(recovered).toBeLessThan(5000);
-    await sleep(1000);
+    // Writing goes on after the takeover (a send lost with node b is retried once its ask failed).
+    for (let i = 0; i < 300 && acked.length < ackedBeforeKill + 10; i++) await sleep(100);
     stop = true;
     await writer;
-    expect(acked.length).toBeGreaterThan(20);
+    expect(acked.length).toBeGreaterThanOrEqual(ackedBeforeKill + 10);
 
     // The agent's socket died with node b; it reconnects to node a and resumes from seq 0.
     const again = await login(a.url, 'agent1@demo.test');
