@@ -197,6 +197,8 @@ export interface Runtime {
      * the tick; changes in one tick are handled together).
      */
     ownershipChanged(): void;
+    /** The node's lease was renewed: workers get its new end (they fence store calls by it). */
+    leaseRenewed(): void;
   };
 }
 

@@ -124,6 +124,7 @@ export class Membership {
   private readonly releasing = new Map<number, number>();
   private readonly listeners = new Set<(c: OwnershipChange) => void | Promise<void>>();
   private readonly memberListeners = new Set<(nodes: NodeInfo[]) => void>();
+  private readonly leaseListeners = new Set<() => void>();
 
   constructor(private readonly o: MembershipOptions) {
     this.nodeId = o.nodeId;
@@ -162,6 +163,12 @@ export class Membership {
   onOwnership(f: (c: OwnershipChange) => void | Promise<void>): () => void {
     this.listeners.add(f);
     return () => this.listeners.delete(f);
+  }
+
+  /** Called after every renewal of this node's lease (its end moved on). */
+  onLease(f: () => void): () => void {
+    this.leaseListeners.add(f);
+    return () => this.leaseListeners.delete(f);
   }
 
   onMembers(f: (nodes: NodeInfo[]) => void): () => void {
@@ -315,6 +322,7 @@ export class Membership {
         if (this.owned.size > 0) this.loseAll('lease');
         await this.register();
       }
+      for (const f of this.leaseListeners) f();
       const nodes = await this.readMembers();
       if (
         nodes.map((n) => n.id + n.incarnation).join() !== this.live.map((n) => n.id + n.incarnation).join()

@@ -139,6 +139,8 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
     transport.setPeers(nodes.map((n) => ({ id: n.id, address: n.address })));
     rt.cluster!.ownershipChanged();
   });
+  // Workers check the lease's end themselves (fencing): they learn each renewal at once.
+  membership.onLease(() => rt.cluster!.leaseRenewed());
   membership.onOwnership(async (c) => {
     if (c.kind === 'lost') await rt.cluster!.releaseShard(c.shard);
     rt.cluster!.ownershipChanged();
