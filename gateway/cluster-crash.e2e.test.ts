@@ -106,6 +106,14 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     const s = await ownedShards(url);
     return { owned: s.shards.size, members: s.members };
   };
+  /** Waits (up to 10 s) until both nodes see each other and together serve every shard. */
+  const settle = async (x: string, y: string): Promise<void> => {
+    for (let i = 0; i < 100; i++) {
+      const [sx, sy] = await Promise.all([owned(x), owned(y)]);
+      if (sx.members === 2 && sy.members === 2 && sx.owned + sy.owned === 1024) return;
+      await sleep(100);
+    }
+  };
   let survivor: { proc: ChildProcess; url: string } | undefined;
 
   it('a node killed mid-chat: its shards move within the lease, no acknowledged message is lost', async () => {
@@ -113,11 +121,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     survivor = a;
     const b = await startNode('pb');
     const ws = (u: string): string => u.replace('http', 'ws');
-    for (let i = 0; i < 100; i++) {
-      const [sa, sb] = await Promise.all([owned(a.url), owned(b.url)]);
-      if (sa.members === 2 && sb.members === 2 && sa.owned + sb.owned === 1024) break;
-      await sleep(100);
-    }
+    await settle(a.url, b.url);
     const agentTok = await login(b.url, 'agent1@demo.test');
     let agent = await TestClient.connect(ws(b.url), 'agent', agentTok.token);
     clients.push(agent);
@@ -199,11 +203,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     const a = survivor!;
     const c = await startNode('pc');
     const ws = (u: string): string => u.replace('http', 'ws');
-    for (let i = 0; i < 100; i++) {
-      const [sa, sc] = await Promise.all([owned(a.url), owned(c.url)]);
-      if (sa.members === 2 && sc.members === 2 && sa.owned + sc.owned === 1024) break;
-      await sleep(100);
-    }
+    await settle(a.url, c.url);
     const onC = (await ownedShards(c.url)).shards;
     expect(onC.size).toBeGreaterThan(0);
     // Agent and visitors stay on node a; the session actor must live on node c.

@@ -69,6 +69,31 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     }
     throw new Error(`${id} was never acknowledged`);
   };
+  /** An agent on node `ag`, a visitor on node `vis`; the visitor opens a chat the agent is given. */
+  const chatAcross = async (
+    ag: Booted,
+    vis: Booted,
+  ): Promise<{ agent: TestClient; visitor: TestClient; sid: string }> => {
+    const agentTok = await login(ag.url, 'agent1@demo.test');
+    const agent = await TestClient.connect(ag.wsUrl, 'agent', agentTok.token);
+    clients.push(agent);
+    const vt = await visitorToken(vis.url);
+    const visitor = await TestClient.connect(vis.wsUrl, 'visitor', vt.token);
+    clients.push(visitor);
+    visitor.send({ type: 'open', ref: 'o' });
+    const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
+    await agent.next((f) => f.type === 'assigned', 10_000);
+    return { agent, visitor, sid };
+  };
+  /** Every event of a session a client received, live or replayed, in arrival order. */
+  const eventsOf = (c: TestClient, sid: string): SessionEvent[] =>
+    c.frames.flatMap((f) =>
+      f.type === 'event' && f.event.sessionId === sid
+        ? [f.event]
+        : f.type === 'events' && f.sessionId === sid
+          ? f.events
+          : [],
+    );
 
   const node = async (nodeId: string, workers = 0, where = { dataDir, prefix }): Promise<Booted> => {
     const cluster: NonNullable<ServerConfig['cluster']> = {
@@ -90,12 +115,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     const a = await node('gw-a');
     // Node b runs its actors on a worker thread: one addressing model for threads and nodes.
     const b = await node('gw-b', 1);
-    for (let i = 0; i < 100; i++) {
-      const [sa, sb] = await Promise.all([status(a), status(b)]);
-      if (sa.members.length === 2 && sb.members.length === 2 && sa.owned.length + sb.owned.length === 1024)
-        break;
-      await sleep(100);
-    }
+    for (let i = 0; i < 100 && !(await settled([a, b])); i++) await sleep(100);
     const sa = await status(a);
     expect(sa.members.map((m) => m.id).sort()).toEqual(['gw-a', 'gw-b']);
     expect(Object.values(sa.placement).reduce((x, y) => x + y, 0)).toBe(1024);
@@ -104,15 +124,9 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     expect(metrics).toMatch(/sb_cluster_members 2/);
 
     // The agent is connected to node b, the visitor to node a.
-    const agentTok = await login(b.url, 'agent1@demo.test');
-    let agent = await TestClient.connect(b.wsUrl, 'agent', agentTok.token);
-    clients.push(agent);
-    const vt = await visitorToken(a.url);
-    const visitor = await TestClient.connect(a.wsUrl, 'visitor', vt.token);
-    clients.push(visitor);
-    visitor.send({ type: 'open', ref: 'o' });
-    const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
-    await agent.next((f) => f.type === 'assigned', 10_000);
+    const across = await chatAcross(b, a);
+    let agent = across.agent;
+    const { visitor, sid } = across;
 
     const fromVisitor: string[] = [];
     for (let i = 0; i < 10; i++) {
@@ -145,11 +159,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     await draining;
     nodes.splice(nodes.indexOf(b), 1);
     // The agent comes back on node a and resumes from the last seq it saw.
-    const seen: SessionEvent[] = [];
-    for (const f of agent.frames) {
-      if (f.type === 'event' && f.event.sessionId === sid) seen.push(f.event);
-      if (f.type === 'events' && f.sessionId === sid) seen.push(...f.events);
-    }
+    const seen = eventsOf(agent, sid);
     const lastSeq = Math.max(0, ...seen.map((e) => e.seq));
     const again = await login(a.url, 'agent1@demo.test');
     agent = await TestClient.connect(a.wsUrl, 'agent', again.token);
@@ -157,10 +167,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     agent.send({ type: 'resume', sessionId: sid, lastSeq });
     await sending;
     await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'v29', 15_000);
-    for (const f of agent.frames) {
-      if (f.type === 'event' && f.event.sessionId === sid) seen.push(f.event);
-      if (f.type === 'events' && f.sessionId === sid) seen.push(...f.events);
-    }
+    seen.push(...eventsOf(agent, sid));
     // By seq (what a client keeps: a replay may overlap what arrived live), the agent has the whole
     // session without a gap, and every acknowledged visitor message once, in order.
     const bySeq = new Map<number, SessionEvent>();
@@ -184,15 +191,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     const a = await node('rd-a', 0, where);
     const b = await node('rd-b', 1, where);
     for (let i = 0; i < 100 && !(await settled([a, b])); i++) await sleep(100);
-    const agentTok = await login(b.url, 'agent1@demo.test');
-    const agent = await TestClient.connect(b.wsUrl, 'agent', agentTok.token);
-    clients.push(agent);
-    const vt = await visitorToken(a.url);
-    const visitor = await TestClient.connect(a.wsUrl, 'visitor', vt.token);
-    clients.push(visitor);
-    visitor.send({ type: 'open', ref: 'o' });
-    const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
-    await agent.next((f) => f.type === 'assigned', 10_000);
+    const { agent, visitor, sid } = await chatAcross(b, a);
     const sent: string[] = [];
     for (let i = 0; i < 5; i++) {
       await sendAcked(visitor, sid, `r${i}`);
@@ -215,11 +214,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     // The agent never resumed by itself: live delivery carried every acknowledged message, once,
     // in order, with no hole in the seqs.
     await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'r24', 15_000);
-    const seen: SessionEvent[] = [];
-    for (const f of agent.frames) {
-      if (f.type === 'event' && f.event.sessionId === sid) seen.push(f.event);
-      if (f.type === 'events' && f.sessionId === sid) seen.push(...f.events);
-    }
+    const seen = eventsOf(agent, sid);
     expect(seen.map((e) => e.seq)).toEqual(seen.map((_, i) => i + 1));
     const texts = seen
       .filter((e) => e.body.kind === 'message' && e.body.from === 'visitor')
