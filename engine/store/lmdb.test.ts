@@ -115,3 +115,69 @@ describe('lmdb store across threads and processes', () => {
     }
   });
 });
+
+describe('lmdb store - idempotency from the rows', () => {
+  const ev = (stream: string, seq: number, cm: string) => ({
+    tenant: 't',
+    stream,
+    seq,
+    at: seq,
+    body: { text: `${stream}-${seq}` },
+    clientMsgId: cm,
+  });
+
+  it('store - resends are duplicates after a reopen and after their stream left the bounded id map', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-ids-'));
+    let s = openLmdbStores({ path: dir, idCacheMaxIds: 10 });
+    try {
+      for (let st = 0; st < 5; st++)
+        for (let i = 1; i <= 8; i++) await s.messages.append(ev(`s${st}`, i, `c${st}-${i}`));
+      // 40 ids written, at most 10 (plus the stream in use) held.
+      expect(s.messages.idCacheSize().ids).toBeLessThanOrEqual(18);
+      for (let st = 0; st < 5; st++)
+        for (let i = 1; i <= 8; i++) {
+          // A resend carries the next seq the writer would use; it must not be stored.
+          const r = await s.messages.append(ev(`s${st}`, 9, `c${st}-${i}`));
+          expect(r).toMatchObject({ duplicate: true, event: { seq: i, clientMsgId: `c${st}-${i}` } });
+        }
+      await s.close();
+      s = openLmdbStores({ path: dir });
+      expect(s.messages.idCacheSize()).toEqual({ streams: 0, ids: 0 });
+      const again = await s.messages.append(ev('s3', 9, 'c3-4'));
+      expect(again).toMatchObject({ duplicate: true, event: { seq: 4 } });
+      expect((await s.messages.findByClientMsgId('t', 's1', 'c1-8'))?.seq).toBe(8);
+      expect(await s.messages.findByClientMsgId('t', 's1', 'nope')).toBeUndefined();
+      for (let st = 0; st < 5; st++) expect(await s.messages.lastSeq('t', `s${st}`)).toBe(8);
+      const batch = await s.messages.appendBatch([ev('s2', 9, 'c2-1'), ev('s2', 9, 'fresh')]);
+      expect(batch.map((r) => [r.event.seq, r.duplicate])).toEqual([
+        [1, true],
+        [9, false],
+      ]);
+      expect((await s.messages.append(ev('s2', 10, 'fresh'))).duplicate).toBe(true);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('store - a second writer on the same data: its ids are found after the seq conflict', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-ids2-'));
+    const a = openLmdbStores({ path: dir });
+    const b = openLmdbStores({ path: dir });
+    try {
+      await a.messages.append(ev('x', 1, 'one'));
+      // b writes seq 2 with id 'two'; a's map of 'x' does not know it.
+      await b.messages.append(ev('x', 2, 'two'));
+      const r = await a.messages.append(ev('x', 2, 'two'));
+      expect(r).toMatchObject({ duplicate: true, event: { seq: 2, clientMsgId: 'two' } });
+      await expect(a.messages.append(ev('x', 2, 'three'))).rejects.toMatchObject({
+        code: 'SB_ERR_SEQ_CONFLICT',
+      });
+      expect((await a.messages.read('t', 'x')).map((e) => e.clientMsgId)).toEqual(['one', 'two']);
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -2,8 +2,7 @@
  * Embedded stores on LMDB (`lmdb` package): the default when no Cassandra is configured.
  *
  * One LMDB environment, several named databases with ordered compound keys:
- * - `messages`  [tenant, stream, seq] → event        (range reads both ways by seq)
- * - `msgids`    [tenant, stream, clientMsgId] → seq  (idempotency)
+ * - `messages`  [tenant, stream, seq] → event, its clientMsgId inside  (range reads both ways by seq)
  * - `state`     [tenant, kind, key] → value
  * - `reminders` [tenant, kind, key, name] → {dueAt, msg};  `remdue` [dueAt, tenant, kind, key, name] → 1
  *
@@ -14,6 +13,15 @@
  * power loss too. Many concurrent appends share one commit and one flush (group commit), which is
  * where the throughput comes from (bench/RESULTS.md has the measured cost).
  * The same path can be opened from every worker thread of a process and from a later process.
+ *
+ * Idempotency without a second tree: a durable append on this disk is bound by the random pages
+ * each commit flushes, and an on-disk `clientMsgId → seq` index dirtied a leaf of a second B-tree
+ * per append (two random pages instead of one; bench/RESULTS.md). The clientMsgId is stored in
+ * the event's row, and each writer keeps a per-stream map of them, loaded from the stream's rows
+ * the first time a stream is written or searched by id in this process (bounded, least recently
+ * used streams dropped first: {@link LMDB_ID_CACHE_MAX_IDS}). One writer per stream is the
+ * engine's model (a session lives on one thread); a second writer in another thread or process is
+ * still caught by the conditional write on the seq, after which the map of that stream is reloaded.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { SbError } from '../../protos/errors.ts';
@@ -83,13 +91,92 @@ function unavailable(err: unknown): SbError {
   });
 }
 
+/**
+ * Most clientMsgIds kept in memory across all streams of one store instance (≈ 80 bytes each, so ≈ 80 MB at the bound);
+ * past it the least recently used streams' maps are dropped and reloaded from disk when needed.
+ */
+export const LMDB_ID_CACHE_MAX_IDS = 1_000_000;
+
+interface IdMap {
+  ids: Map<string, number>;
+  used: number;
+}
+
 export class LmdbMessageStore implements MessageStore {
   constructor(
     private readonly messages: Database<StoredRow, Key>,
-    private readonly ids: Database<number, Key>,
+    private readonly maxCachedIds = LMDB_ID_CACHE_MAX_IDS,
   ) {}
 
   private readonly q = new KeyedQueue();
+  /** Per tenant and stream, its clientMsgId → seq and when it was last used. */
+  private readonly idMaps = new Map<string, Map<string, IdMap>>();
+  private cachedIds = 0;
+  private cachedStreams = 0;
+  private uses = 0;
+
+  /** Number of streams whose ids are in memory, and the ids held (for tests and metrics). */
+  idCacheSize(): { streams: number; ids: number } {
+    return { streams: this.cachedStreams, ids: this.cachedIds };
+  }
+
+  private idsOf(tenant: string, stream: string): Map<string, number> {
+    let streams = this.idMaps.get(tenant);
+    const hit = streams?.get(stream);
+    if (hit) {
+      hit.used = ++this.uses;
+      return hit.ids;
+    }
+    const ids = new Map<string, number>();
+    for (const { key, value } of this.messages.getRange({
+      start: [tenant, stream, 1],
+      end: [tenant, stream, MAX_SEQ],
+    })) {
+      const k = key as Key;
+      if (k[0] !== tenant || k[1] !== stream) break;
+      if (value.cm !== undefined) ids.set(value.cm, k[2] as number);
+    }
+    const entry: IdMap = { ids, used: ++this.uses };
+    if (!streams) this.idMaps.set(tenant, (streams = new Map()));
+    streams.set(stream, entry);
+    this.cachedStreams++;
+    this.cachedIds += ids.size;
+    if (this.cachedIds > this.maxCachedIds) this.evict(entry);
+    return ids;
+  }
+
+  private remember(tenant: string, stream: string, clientMsgId: string, seq: number): void {
+    const m = this.idMaps.get(tenant)?.get(stream);
+    if (!m || m.ids.has(clientMsgId)) return;
+    m.ids.set(clientMsgId, seq);
+    if (++this.cachedIds > this.maxCachedIds) this.evict(m);
+  }
+
+  private forget(tenant: string, stream: string): void {
+    const streams = this.idMaps.get(tenant);
+    const m = streams?.get(stream);
+    if (!streams || !m) return;
+    this.cachedIds -= m.ids.size;
+    this.cachedStreams--;
+    streams.delete(stream);
+    if (streams.size === 0) this.idMaps.delete(tenant);
+  }
+
+  /**
+   * Over the bound: drops the least recently used streams' maps (never `keep`) down to 3/4 of it,
+   * so the sort behind it runs once per many appends, not on each.
+   */
+  private evict(keep: IdMap): void {
+    const target = Math.floor(this.maxCachedIds * 0.75);
+    const all: Array<[string, string, IdMap]> = [];
+    for (const [tenant, streams] of this.idMaps)
+      for (const [stream, m] of streams) if (m !== keep) all.push([tenant, stream, m]);
+    all.sort((a, b) => a[2].used - b[2].used);
+    for (const [tenant, stream] of all) {
+      if (this.cachedIds <= target) return;
+      this.forget(tenant, stream);
+    }
+  }
 
   /**
    * The hot path: the idempotency check reads committed data, then one conditional write (the
@@ -112,7 +199,7 @@ export class LmdbMessageStore implements MessageStore {
 
   private duplicateOf(e: StoredEvent): AppendResult | undefined {
     if (e.clientMsgId === undefined) return undefined;
-    const prior = this.ids.get([e.tenant, e.stream, e.clientMsgId]);
+    const prior = this.idsOf(e.tenant, e.stream).get(e.clientMsgId);
     if (prior === undefined) return undefined;
     const row = this.messages.get([e.tenant, e.stream, prior]);
     return row ? { event: toEvent(e.tenant, e.stream, prior, row), duplicate: true } : undefined;
@@ -130,18 +217,20 @@ export class LmdbMessageStore implements MessageStore {
       written = await durable(
         this.messages.ifNoExists(key, () => {
           this.messages.put(key, row);
-          if (e.clientMsgId !== undefined) this.ids.put([e.tenant, e.stream, e.clientMsgId], e.seq);
         }),
       );
     } catch (err) {
       throw unavailable(err);
     }
     if (!written) {
-      // Another thread got there first: the same message (a resend) or a different one.
+      // Another thread got there first: the same message (a resend) or a different one. Its ids
+      // are not in this map: reload the stream's.
+      this.forget(e.tenant, e.stream);
       const again = this.duplicateOf(e);
       if (again) return again;
       throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
     }
+    if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
     return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
   }
 
@@ -153,20 +242,33 @@ export class LmdbMessageStore implements MessageStore {
       if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
       if (typeof e.at !== 'number') throw invalid('at must be a number');
     }
+    const first = events[0];
+    if (first && events.every((e) => e.tenant === first.tenant && e.stream === first.stream))
+      return this.q.run(`${first.tenant}\u0000${first.stream}`, () => this.appendBatchNow(events));
+    return this.appendBatchNow(events);
+  }
+
+  private async appendBatchNow(events: StoredEvent[]): Promise<AppendResult[]> {
+    // The streams' id maps load before the write transaction; it only reads them.
+    const maps = new Map<string, Map<string, number>>();
+    for (const e of events)
+      if (e.clientMsgId !== undefined)
+        maps.set(`${e.tenant}\u0000${e.stream}`, this.idsOf(e.tenant, e.stream));
     let conflict: SbError | undefined;
     let results: AppendResult[] = [];
+    let written: Array<[Key, StoredRow, Key | undefined, number]> = [];
     try {
       // The check and the writes run inside one write transaction: atomic, and batched with others.
       await durable(
         this.messages.transaction(() => {
           results = [];
           conflict = undefined;
-          const written: Array<[Key, StoredRow, Key | undefined, number]> = [];
+          written = [];
           const fresh = new Map<string, StoredEvent>();
           for (const e of events) {
             if (e.clientMsgId !== undefined) {
               const seen = fresh.get(e.clientMsgId);
-              const prior = this.ids.get([e.tenant, e.stream, e.clientMsgId]);
+              const prior = maps.get(`${e.tenant}\u0000${e.stream}`)?.get(e.clientMsgId);
               if (seen) {
                 results.push({ event: seen, duplicate: true });
                 continue;
@@ -200,17 +302,19 @@ export class LmdbMessageStore implements MessageStore {
             if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
             results.push({ event: stored, duplicate: false });
           }
-          for (const [key, row, idKey, seq] of written) {
-            this.messages.put(key, row);
-            if (idKey) this.ids.put(idKey, seq);
-          }
+          for (const [key, row] of written) this.messages.put(key, row);
         }),
         this.messages,
       );
     } catch (err) {
       throw unavailable(err);
     }
-    if (conflict) throw conflict;
+    if (conflict) {
+      for (const e of events) this.forget(e.tenant, e.stream);
+      throw conflict;
+    }
+    for (const [key, , idKey, seq] of written)
+      if (idKey) this.remember(key[0] as string, key[1] as string, idKey[2] as string, seq);
     return results;
   }
 
@@ -264,7 +368,7 @@ export class LmdbMessageStore implements MessageStore {
   ): Promise<StoredEvent | undefined> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
-    const seq = this.ids.get([tenant, stream, clientMsgId]);
+    const seq = this.idsOf(tenant, stream).get(clientMsgId);
     if (seq === undefined) return undefined;
     const row = this.messages.get([tenant, stream, seq]);
     return row ? toEvent(tenant, stream, seq, row) : undefined;
@@ -449,11 +553,16 @@ export interface LmdbStores {
 }
 
 /** Opens (creating if needed) the embedded stores at `path`. */
-export function openLmdbStores(opts: { path: string }): LmdbStores {
+export function openLmdbStores(opts: {
+  path: string;
+  /** Bound of the in-memory clientMsgId maps; default {@link LMDB_ID_CACHE_MAX_IDS}. */
+  idCacheMaxIds?: number;
+}): LmdbStores {
   const root: RootDatabase = open({ path: opts.path, maxDbs: 16, overlappingSync: false });
   const dbOpts = { keyEncoding: 'ordered-binary' as const, encoding: 'msgpack' as const };
   const messages = root.openDB<StoredRow, Key>({ name: 'messages', ...dbOpts });
-  const ids = root.openDB<number, Key>({ name: 'msgids', ...dbOpts });
+  // Earlier versions also wrote an on-disk `msgids` index; every row carries its clientMsgId, so
+  // it is no longer opened (the in-memory map loads from the rows).
   const state = root.openDB<unknown, Key>({ name: 'state', ...dbOpts });
   const reminders = root.openDB<ReminderRow, Key>({ name: 'reminders', ...dbOpts });
   const remdue = root.openDB<number, Key>({ name: 'remdue', ...dbOpts });
@@ -463,7 +572,7 @@ export function openLmdbStores(opts: { path: string }): LmdbStores {
     index: new LmdbIndexStore(index),
     state: new LmdbStateStore(state),
     reminders: new LmdbReminderStore(reminders, remdue),
-    messages: new LmdbMessageStore(messages, ids),
+    messages: new LmdbMessageStore(messages, opts.idCacheMaxIds),
     async close() {
       if (closed) return;
       closed = true;
