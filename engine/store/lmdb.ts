@@ -147,9 +147,10 @@ export class LmdbMessageStore implements MessageStore {
 
   private remember(tenant: string, stream: string, clientMsgId: string, seq: number): void {
     const m = this.idMaps.get(tenant)?.get(stream);
-    if (!m || m.ids.has(clientMsgId)) return;
+    if (!m) return;
+    const before = m.ids.size;
     m.ids.set(clientMsgId, seq);
-    if (++this.cachedIds > this.maxCachedIds) this.evict(m);
+    if (m.ids.size > before && ++this.cachedIds > this.maxCachedIds) this.evict(m);
   }
 
   private forget(tenant: string, stream: string): void {
