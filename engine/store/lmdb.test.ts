@@ -160,6 +160,35 @@ describe('lmdb store - idempotency from the rows', () => {
     }
   });
 
+  it('store - two ids of one stream with the same 32-bit hash are told apart', async () => {
+    // 'c693596' and 'c1170850' share their FNV-1a hash.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-ids3-'));
+    let s = openLmdbStores({ path: dir });
+    try {
+      expect((await s.messages.append(ev('h', 1, 'c693596'))).duplicate).toBe(false);
+      // The second id's hash is taken by the first: not a duplicate of it.
+      expect((await s.messages.append(ev('h', 2, 'c1170850'))).duplicate).toBe(false);
+      for (let round = 0; round < 2; round++) {
+        expect(await s.messages.append(ev('h', 3, 'c693596'))).toMatchObject({
+          duplicate: true,
+          event: { seq: 1 },
+        });
+        expect(await s.messages.append(ev('h', 3, 'c1170850'))).toMatchObject({
+          duplicate: true,
+          event: { seq: 2 },
+        });
+        expect((await s.messages.findByClientMsgId('t', 'h', 'c1170850'))?.seq).toBe(2);
+        // Reloaded from the rows, the ambiguity is found again.
+        await s.close();
+        s = openLmdbStores({ path: dir });
+      }
+      expect((await s.messages.append(ev('h', 3, 'c3'))).event.seq).toBe(3);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('store - a second writer on the same data: its ids are found after the seq conflict', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-ids2-'));
     const a = openLmdbStores({ path: dir });

@@ -17,11 +17,14 @@
  * Idempotency without a second tree: a durable append on this disk is bound by the random pages
  * each commit flushes, and an on-disk `clientMsgId → seq` index dirtied a leaf of a second B-tree
  * per append (two random pages instead of one; bench/RESULTS.md). The clientMsgId is stored in
- * the event's row, and each writer keeps a per-stream map of them, loaded from the stream's rows
- * the first time a stream is written or searched by id in this process (bounded, least recently
- * used streams dropped first: {@link LMDB_ID_CACHE_MAX_IDS}). One writer per stream is the
- * engine's model (a session lives on one thread); a second writer in another thread or process is
- * still caught by the conditional write on the seq, after which the map of that stream is reloaded.
+ * the event's row, and each writer keeps, per stream, a map from a 32-bit hash of each clientMsgId
+ * to its seq (numbers only: no strings kept alive for the garbage collector to copy). It is loaded
+ * from the stream's rows the first time a stream is written or searched by id in this process,
+ * and bounded ({@link LMDB_ID_CACHE_MAX_IDS}; least recently used streams dropped first). A hit
+ * is checked against the row it names; two ids of one stream with the same hash mark the hash
+ * ambiguous, and a lookup of it scans the stream's rows. One writer per stream is the engine's
+ * model (a session lives on one thread); a second writer in another thread or process is still
+ * caught by the conditional write on the seq, after which the map of that stream is reloaded.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { SbError } from '../../protos/errors.ts';
@@ -92,14 +95,37 @@ function unavailable(err: unknown): SbError {
 }
 
 /**
- * Most clientMsgIds kept in memory across all streams of one store instance (≈ 80 bytes each, so ≈ 80 MB at the bound);
- * past it the least recently used streams' maps are dropped and reloaded from disk when needed.
+ * Most clientMsgIds kept in memory across all streams of one store instance (≈ 30 bytes each, so
+ * ≈ 120 MB at the bound); past it the least recently used streams' maps are dropped and reloaded
+ * from disk when needed.
  */
-export const LMDB_ID_CACHE_MAX_IDS = 1_000_000;
+export const LMDB_ID_CACHE_MAX_IDS = 4_000_000;
+
+/** In an id map: more than one clientMsgId of the stream has this hash; look it up in the rows. */
+const AMBIGUOUS = -1;
 
 interface IdMap {
-  ids: Map<string, number>;
+  /** 32-bit hash of a clientMsgId → its seq, or {@link AMBIGUOUS}. */
+  ids: Map<number, number>;
   used: number;
+}
+
+/** FNV-1a over UTF-16 code units, as a signed 32-bit integer (a small integer for V8). */
+function idHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+function addId(ids: Map<number, number>, clientMsgId: string, seq: number): boolean {
+  const h = idHash(clientMsgId);
+  const had = ids.get(h);
+  if (had === undefined) {
+    ids.set(h, seq);
+    return true;
+  }
+  if (had !== seq) ids.set(h, AMBIGUOUS);
+  return false;
 }
 
 export class LmdbMessageStore implements MessageStore {
@@ -120,27 +146,44 @@ export class LmdbMessageStore implements MessageStore {
     return { streams: this.cachedStreams, ids: this.cachedIds };
   }
 
-  private idsOf(tenant: string, stream: string): Map<string, number> {
-    let streams = this.idMaps.get(tenant);
-    const hit = streams?.get(stream);
-    if (hit) {
-      hit.used = ++this.uses;
-      return hit.ids;
-    }
-    const ids = new Map<string, number>();
+  /** The seq of `clientMsgId` in the stream, if written. */
+  private seqOf(tenant: string, stream: string, clientMsgId: string): number | undefined {
+    const v = this.idsOf(tenant, stream).get(idHash(clientMsgId));
+    if (v === undefined) return undefined;
+    if (v !== AMBIGUOUS) return this.messages.get([tenant, stream, v])?.cm === clientMsgId ? v : undefined;
     for (const { key, value } of this.messages.getRange({
       start: [tenant, stream, 1],
       end: [tenant, stream, MAX_SEQ],
     })) {
       const k = key as Key;
       if (k[0] !== tenant || k[1] !== stream) break;
-      if (value.cm !== undefined) ids.set(value.cm, k[2] as number);
+      if (value.cm === clientMsgId) return k[2] as number;
+    }
+    return undefined;
+  }
+
+  private idsOf(tenant: string, stream: string): Map<number, number> {
+    let streams = this.idMaps.get(tenant);
+    const hit = streams?.get(stream);
+    if (hit) {
+      hit.used = ++this.uses;
+      return hit.ids;
+    }
+    const ids = new Map<number, number>();
+    let n = 0;
+    for (const { key, value } of this.messages.getRange({
+      start: [tenant, stream, 1],
+      end: [tenant, stream, MAX_SEQ],
+    })) {
+      const k = key as Key;
+      if (k[0] !== tenant || k[1] !== stream) break;
+      if (value.cm !== undefined && addId(ids, value.cm, k[2] as number)) n++;
     }
     const entry: IdMap = { ids, used: ++this.uses };
     if (!streams) this.idMaps.set(tenant, (streams = new Map()));
     streams.set(stream, entry);
     this.cachedStreams++;
-    this.cachedIds += ids.size;
+    this.cachedIds += n;
     if (this.cachedIds > this.maxCachedIds) this.evict(entry);
     return ids;
   }
@@ -148,9 +191,7 @@ export class LmdbMessageStore implements MessageStore {
   private remember(tenant: string, stream: string, clientMsgId: string, seq: number): void {
     const m = this.idMaps.get(tenant)?.get(stream);
     if (!m) return;
-    const before = m.ids.size;
-    m.ids.set(clientMsgId, seq);
-    if (m.ids.size > before && ++this.cachedIds > this.maxCachedIds) this.evict(m);
+    if (addId(m.ids, clientMsgId, seq) && ++this.cachedIds > this.maxCachedIds) this.evict(m);
   }
 
   private forget(tenant: string, stream: string): void {
@@ -200,7 +241,7 @@ export class LmdbMessageStore implements MessageStore {
 
   private duplicateOf(e: StoredEvent): AppendResult | undefined {
     if (e.clientMsgId === undefined) return undefined;
-    const prior = this.idsOf(e.tenant, e.stream).get(e.clientMsgId);
+    const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
     if (prior === undefined) return undefined;
     const row = this.messages.get([e.tenant, e.stream, prior]);
     return row ? { event: toEvent(e.tenant, e.stream, prior, row), duplicate: true } : undefined;
@@ -250,11 +291,8 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   private async appendBatchNow(events: StoredEvent[]): Promise<AppendResult[]> {
-    // The streams' id maps load before the write transaction; it only reads them.
-    const maps = new Map<string, Map<string, number>>();
-    for (const e of events)
-      if (e.clientMsgId !== undefined)
-        maps.set(`${e.tenant}\u0000${e.stream}`, this.idsOf(e.tenant, e.stream));
+    // The streams' id maps load before the write transaction; inside it they are only read.
+    for (const e of events) if (e.clientMsgId !== undefined) this.idsOf(e.tenant, e.stream);
     let conflict: SbError | undefined;
     let results: AppendResult[] = [];
     let written: Array<[Key, StoredRow, Key | undefined, number]> = [];
@@ -269,7 +307,7 @@ export class LmdbMessageStore implements MessageStore {
           for (const e of events) {
             if (e.clientMsgId !== undefined) {
               const seen = fresh.get(e.clientMsgId);
-              const prior = maps.get(`${e.tenant}\u0000${e.stream}`)?.get(e.clientMsgId);
+              const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
               if (seen) {
                 results.push({ event: seen, duplicate: true });
                 continue;
@@ -369,7 +407,7 @@ export class LmdbMessageStore implements MessageStore {
   ): Promise<StoredEvent | undefined> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
-    const seq = this.idsOf(tenant, stream).get(clientMsgId);
+    const seq = this.seqOf(tenant, stream, clientMsgId);
     if (seq === undefined) return undefined;
     const row = this.messages.get([tenant, stream, seq]);
     return row ? toEvent(tenant, stream, seq, row) : undefined;
