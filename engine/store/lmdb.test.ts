@@ -203,6 +203,16 @@ describe('lmdb store - idempotency from the rows', () => {
         code: 'SB_ERR_SEQ_CONFLICT',
       });
       expect((await a.messages.read('t', 'x')).map((e) => e.clientMsgId)).toEqual(['one', 'two']);
+      // b's map of 'x' was loaded before a wrote 'three' and 'four': a lookup still finds them.
+      expect((await b.messages.findByClientMsgId('t', 'x', 'two'))?.seq).toBe(2);
+      await a.messages.append(ev('x', 3, 'three'));
+      await a.messages.append(ev('x', 4, 'four'));
+      expect((await b.messages.findByClientMsgId('t', 'x', 'four'))?.seq).toBe(4);
+      expect((await b.messages.findByClientMsgId('t', 'x', 'three'))?.seq).toBe(3);
+      expect(await b.messages.append(ev('x', 5, 'three'))).toMatchObject({
+        duplicate: true,
+        event: { seq: 3 },
+      });
     } finally {
       await a.close();
       await b.close();

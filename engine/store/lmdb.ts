@@ -22,7 +22,8 @@
  * from the stream's rows the first time a stream is written or searched by id in this process,
  * and bounded ({@link LMDB_ID_CACHE_MAX_IDS}; least recently used streams dropped first). A hit
  * is checked against the row it names; two ids of one stream with the same hash mark the hash
- * ambiguous, and a lookup of it scans the stream's rows. One writer per stream is the engine's
+ * ambiguous, and a lookup of it scans the stream's rows. A miss first reads the rows written since
+ * the map last saw the stream (by another instance; one B-tree seek when none). One writer per stream is the engine's
  * model (a session lives on one thread); a second writer in another thread or process is still
  * caught by the conditional write on the seq, after which the map of that stream is reloaded.
  */
@@ -107,6 +108,8 @@ const AMBIGUOUS = -1;
 interface IdMap {
   /** 32-bit hash of a clientMsgId → its seq, or {@link AMBIGUOUS}. */
   ids: Map<number, number>;
+  /** Every row up to this seq is in `ids`. */
+  upTo: number;
   used: number;
 }
 
@@ -148,7 +151,12 @@ export class LmdbMessageStore implements MessageStore {
 
   /** The seq of `clientMsgId` in the stream, if written. */
   private seqOf(tenant: string, stream: string, clientMsgId: string): number | undefined {
-    const v = this.idsOf(tenant, stream).get(idHash(clientMsgId));
+    const m = this.idsOf(tenant, stream);
+    const h = idHash(clientMsgId);
+    let v = m.ids.get(h);
+    // A miss is checked against rows written since the map last saw the stream (by another thread
+    // or process; normally none, so this is one B-tree seek).
+    if (v === undefined && this.catchUp(tenant, stream, m) > 0) v = m.ids.get(h);
     if (v === undefined) return undefined;
     if (v !== AMBIGUOUS) return this.messages.get([tenant, stream, v])?.cm === clientMsgId ? v : undefined;
     for (const { key, value } of this.messages.getRange({
@@ -162,35 +170,44 @@ export class LmdbMessageStore implements MessageStore {
     return undefined;
   }
 
-  private idsOf(tenant: string, stream: string): Map<number, number> {
-    let streams = this.idMaps.get(tenant);
-    const hit = streams?.get(stream);
-    if (hit) {
-      hit.used = ++this.uses;
-      return hit.ids;
-    }
-    const ids = new Map<number, number>();
-    let n = 0;
+  /** Adds the ids of rows past `m.upTo`; returns how many rows it read. */
+  private catchUp(tenant: string, stream: string, m: IdMap): number {
+    let rows = 0;
+    let added = 0;
     for (const { key, value } of this.messages.getRange({
-      start: [tenant, stream, 1],
+      start: [tenant, stream, m.upTo + 1],
       end: [tenant, stream, MAX_SEQ],
     })) {
       const k = key as Key;
       if (k[0] !== tenant || k[1] !== stream) break;
-      if (value.cm !== undefined && addId(ids, value.cm, k[2] as number)) n++;
+      rows++;
+      m.upTo = k[2] as number;
+      if (value.cm !== undefined && addId(m.ids, value.cm, m.upTo)) added++;
     }
-    const entry: IdMap = { ids, used: ++this.uses };
+    this.cachedIds += added;
+    if (added > 0 && this.cachedIds > this.maxCachedIds) this.evict(m);
+    return rows;
+  }
+
+  private idsOf(tenant: string, stream: string): IdMap {
+    let streams = this.idMaps.get(tenant);
+    const hit = streams?.get(stream);
+    if (hit) {
+      hit.used = ++this.uses;
+      return hit;
+    }
+    const entry: IdMap = { ids: new Map(), upTo: 0, used: ++this.uses };
     if (!streams) this.idMaps.set(tenant, (streams = new Map()));
     streams.set(stream, entry);
     this.cachedStreams++;
-    this.cachedIds += n;
-    if (this.cachedIds > this.maxCachedIds) this.evict(entry);
-    return ids;
+    this.catchUp(tenant, stream, entry);
+    return entry;
   }
 
   private remember(tenant: string, stream: string, clientMsgId: string, seq: number): void {
     const m = this.idMaps.get(tenant)?.get(stream);
     if (!m) return;
+    if (seq === m.upTo + 1) m.upTo = seq;
     if (addId(m.ids, clientMsgId, seq) && ++this.cachedIds > this.maxCachedIds) this.evict(m);
   }
 
