@@ -14,7 +14,7 @@
  * where the throughput comes from (bench/RESULTS.md has the measured cost).
  * The same path can be opened from every worker thread of a process and from a later process.
  *
- * Idempotency without a second tree: a durable append on this disk is bound by the random pages
+ * Idempotency without a second tree: a durable append on a virtual disk is bound by the random pages
  * each commit flushes, and an on-disk `clientMsgId → seq` index dirtied a leaf of a second B-tree
  * per append (two random pages instead of one; bench/RESULTS.md). The clientMsgId is stored in
  * the event's row, and each writer keeps, per stream, a map from a 32-bit hash of each clientMsgId
@@ -23,9 +23,10 @@
  * and bounded ({@link LMDB_ID_CACHE_MAX_IDS}; least recently used streams dropped first). A hit
  * is checked against the row it names; two ids of one stream with the same hash mark the hash
  * ambiguous, and a lookup of it scans the stream's rows. A miss first reads the rows written since
- * the map last saw the stream (by another instance; one B-tree seek when none). One writer per stream is the engine's
- * model (a session lives on one thread); a second writer in another thread or process is still
- * caught by the conditional write on the seq, after which the map of that stream is reloaded.
+ * the map last saw the stream (by another instance; one B-tree seek when none). One writer per
+ * stream is the engine's model (a session lives on one thread); a second writer in another thread
+ * or process is still caught by the conditional write on the seq, after which the map of that
+ * stream is reloaded.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { SbError } from '../../protos/errors.ts';
