@@ -313,7 +313,7 @@ export class LmdbMessageStore implements MessageStore {
     for (const e of events) if (e.clientMsgId !== undefined) this.idsOf(e.tenant, e.stream);
     let conflict: SbError | undefined;
     let results: AppendResult[] = [];
-    let written: Array<[Key, StoredRow, Key | undefined, number]> = [];
+    let written: Array<[Key, StoredRow, string | undefined, number]> = [];
     try {
       // The check and the writes run inside one write transaction: atomic, and batched with others.
       await durable(
@@ -349,12 +349,7 @@ export class LmdbMessageStore implements MessageStore {
             const row: StoredRow = { at: e.at, body: e.body };
             if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
             if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
-            written.push([
-              key,
-              row,
-              e.clientMsgId !== undefined ? [e.tenant, e.stream, e.clientMsgId] : undefined,
-              e.seq,
-            ]);
+            written.push([key, row, e.clientMsgId, e.seq]);
             const stored = toEvent(e.tenant, e.stream, e.seq, row);
             if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
             results.push({ event: stored, duplicate: false });
@@ -370,8 +365,8 @@ export class LmdbMessageStore implements MessageStore {
       for (const e of events) this.forget(e.tenant, e.stream);
       throw conflict;
     }
-    for (const [key, , idKey, seq] of written)
-      if (idKey) this.remember(key[0] as string, key[1] as string, idKey[2] as string, seq);
+    for (const [key, , clientMsgId, seq] of written)
+      if (clientMsgId !== undefined) this.remember(key[0] as string, key[1] as string, clientMsgId, seq);
     return results;
   }
 
