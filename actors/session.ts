@@ -456,6 +456,7 @@ export class SessionActor implements Actor {
     if (msg.entry !== undefined) created.entry = msg.entry;
     if (msg.associationId !== undefined) created.associationId = msg.associationId;
     if (msg.proactive) {
+      created.proactive = true;
       // F9: the agent already holds the capacity (reserved by the visitor actor).
       this.st.state = 'queued';
       await this.save(ctx);

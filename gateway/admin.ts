@@ -22,6 +22,8 @@
  *   GET    /v1/admin/webhooks/dead-letters   events that exhausted their delivery attempts (admin)
  *   POST   /v1/admin/webhooks/dead-letters/redeliver   {key}: one attempt now (admin)
  *   GET    /v1/admin/webhooks/stats          delivered / failed attempts / dead-lettered (admin)
+ *   GET    /v1/admin/reports                 statistics / custom report: from, to, metrics, dimensions, granularity (admin, F18/F19)
+ *   GET    /v1/admin/reports/sessions        the sessions behind one report row: same + key (JSON array), basis, limit (admin)
  *   GET    /v1/config/public                 tag tree, skill groups, team quick replies (staff: for the console)
  *   GET    /v1/me/quick-replies              the caller's personal quick replies (staff)
  *   PUT    /v1/me/quick-replies              replace them: {quickReplies: [{id, title, text, category?}]} (staff)
@@ -71,6 +73,13 @@ import { dispatchKey } from '../actors/ids.ts';
 import { UNGROUPED } from '../actors/dispatch-core.ts';
 import { OUTBOX_KIND, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import { SbError } from '../protos/errors.ts';
+import {
+  ANALYTICS_KIND,
+  analyticsKey,
+  parseReportSpec,
+  type AnalyticsMsg,
+  type Basis,
+} from '../analytics/index.ts';
 import type { ApiKeys } from '../actors/api-keys.ts';
 import { crmUrl } from '../actors/crm.ts';
 import {
@@ -399,6 +408,47 @@ export function registerAdminRoutes(d: AdminDeps): void {
   route('get', '/v1/admin/webhooks/stats', 0, ADMIN, ({ caller }) =>
     runtime.ask(outbox(caller.tenantId), { t: 'stats' } satisfies OutboxMsg),
   );
+
+  const stats = (tenantId: string): { kind: string; key: string } => ({
+    kind: ANALYTICS_KIND,
+    key: analyticsKey(tenantId),
+  });
+  const reportSpec = (query: (n: string) => string | undefined): ReturnType<typeof parseReportSpec> =>
+    parseReportSpec(
+      {
+        from: query('from'),
+        to: query('to'),
+        metrics: query('metrics'),
+        dimensions: query('dimensions'),
+        granularity: query('granularity'),
+      },
+      d.now(),
+    );
+  route('get', '/v1/admin/reports', 0, ADMIN, ({ caller, query }) =>
+    runtime.ask(stats(caller.tenantId), { t: 'report', spec: reportSpec(query) } satisfies AnalyticsMsg, {
+      timeoutMs: 60_000,
+    }),
+  );
+  route('get', '/v1/admin/reports/sessions', 0, ADMIN, ({ caller, query }) => {
+    const spec = reportSpec(query);
+    let key: unknown;
+    try {
+      key = JSON.parse(query('key') ?? '[]');
+    } catch {
+      bad('key must be a JSON array of strings');
+    }
+    if (!Array.isArray(key) || !key.every((k) => typeof k === 'string'))
+      bad('key must be a JSON array of strings');
+    const basis = query('basis') ?? 'accepted';
+    if (basis !== 'created' && basis !== 'accepted') bad('basis: created or accepted');
+    const limit = Number(query('limit') ?? '50');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) bad('limit must be 1–500');
+    return runtime.ask(
+      stats(caller.tenantId),
+      { t: 'drill', spec, key: key as string[], basis: basis as Basis, limit } satisfies AnalyticsMsg,
+      { timeoutMs: 60_000 },
+    );
+  });
 
   // Colleagues and their availability, for transfers (no session ids).
   route('get', '/v1/agents', 0, STAFF, async ({ caller }) => {

@@ -214,6 +214,22 @@ export const OPENAPI = {
     '/v1/admin/webhooks/stats': {
       get: op({ summary: 'Webhook delivery counters', auth: 'admin', tag: 'webhooks' }),
     },
+    '/v1/admin/reports': {
+      get: op({
+        summary:
+          'Statistics / custom report over closed sessions: from, to (YYYY-MM-DD, ≤ 90 days), metrics (≤ 10, comma-separated), dimensions (≤ 2), granularity (hour|day|week|month)',
+        auth: 'admin',
+        tag: 'admin',
+      }),
+    },
+    '/v1/admin/reports/sessions': {
+      get: op({
+        summary:
+          'The sessions behind one report row: the report parameters plus key (JSON array), basis, limit',
+        auth: 'admin',
+        tag: 'admin',
+      }),
+    },
     '/v1/agents': {
       get: op({ summary: 'Colleagues with status and load (for transfers)', auth: 'member', tag: 'agents' }),
     },

@@ -12,7 +12,6 @@ import { createRuntime } from '../engine/index.ts';
 import { DEFAULTS, type Clock, type EndpointId, type Runtime } from '../engine/types.ts';
 import type { IndexStore } from '../engine/store/types.ts';
 import {
-  DESK_PRODUCT_MODULE,
   Directory,
   KINDS,
   assertId,
@@ -41,6 +40,7 @@ import {
 } from '../protos/ws-v1.ts';
 import type { ServerConfig } from './config.ts';
 import { registerAdminRoutes } from './admin.ts';
+import { PRODUCT_MODULE } from '../analytics/index.ts';
 import { ApiKeys } from '../actors/api-keys.ts';
 import type { ExternalTicketSystem } from '../actors/tickets.ts';
 import { startGrpc } from './grpc.ts';
@@ -201,7 +201,7 @@ export async function startServer(
         redisUrl: cc.redisUrl,
         listen: cc.listen,
         advertiseHost: cc.advertiseHost,
-        runtime: { productModule: DESK_PRODUCT_MODULE, config: productConfig, workers: cfg.workers },
+        runtime: { productModule: PRODUCT_MODULE, config: productConfig, workers: cfg.workers },
         membership: { prefix: cc.prefix, leaseMs: cc.leaseMs, heartbeatMs: cc.heartbeatMs },
         log: (m) => log.info(`cluster: ${m}`),
       })
@@ -211,7 +211,7 @@ export async function startServer(
     (await createRuntime({
       ...(opts.clock ? { clock: opts.clock } : {}),
       workers: cfg.workers,
-      productModule: DESK_PRODUCT_MODULE,
+      productModule: PRODUCT_MODULE,
       config: productConfig,
     }));
   const dir = new Directory(runtime.stores.state);

@@ -50,7 +50,15 @@ export type PartyType = 'visitor' | 'agent' | 'system';
 
 /** Body of a session event; every event has a per-session `seq` assigned by the server. */
 export type SessionEventBody =
-  | { kind: 'created'; visitorId: string; channel: string; entry?: string; associationId?: string }
+  | {
+      kind: 'created';
+      visitorId: string;
+      channel: string;
+      entry?: string;
+      associationId?: string;
+      /** An agent started the session with the visitor (F9). */
+      proactive?: true;
+    }
   /** Staff only: the routing decision, with the rule that matched and why (F4). */
   | {
       kind: 'routed';
