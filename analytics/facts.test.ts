@@ -16,7 +16,7 @@ function stream(sessionId: string, steps: Array<[number, SessionEventBody]>): St
   }));
 }
 
-const msg = (from: 'visitor' | 'agent' | 'system', senderId = from): SessionEventBody => ({
+const msg = (from: 'visitor' | 'agent' | 'system', senderId: string = from): SessionEventBody => ({
   kind: 'message',
   from,
   senderId,
