@@ -63,6 +63,13 @@ const REMOTE = -1;
 const MAX_HOPS = 4;
 /** Envelopes held per shard while nobody serves it (handoff in progress). */
 const MAX_HELD = 10_000;
+/**
+ * How long envelopes for a socket on another node wait while this node has no link to it: a node
+ * that drops out of the member list for a moment (a Redis restart, a late lease renewal) keeps its
+ * sockets, and what the sessions tell them (live events, `unsubscribed`) must still reach them.
+ * A node gone for longer has lost its sockets with it.
+ */
+export const ENDPOINT_HOLD_MS = 15_000;
 
 /** Control messages between the host and workers (not envelopes). */
 export type Control =
@@ -214,6 +221,8 @@ export class ThreadNode implements KindRegistry {
   private nextRemoteAsk = 1;
   /** Envelopes for shards nobody serves right now, delivered when one does. */
   private readonly held = new Map<number, Envelope[]>();
+  /** Envelopes for endpoints on a node this node has no link to right now, in order, per node. */
+  private readonly heldForNode = new Map<string, { since: number; envs: Envelope[] }>();
   private heldTimer: unknown;
   readonly m: ThreadMetrics;
   private turnIdx = 0;
@@ -361,6 +370,10 @@ export class ThreadNode implements KindRegistry {
       else this.m.droppedTells++;
       return;
     }
+    if (shard === undefined && env.k !== ENV.ASK && this.heldForNode.has(node)) {
+      // Earlier envelopes for that node still wait: this one goes behind them (order per node).
+      return this.holdForNode(node, env);
+    }
     let out: Envelope;
     const relay =
       env.k === ENV.ASK && env.from === this.thread ? this.pending.get(env.id)?.origin : undefined;
@@ -385,6 +398,7 @@ export class ThreadNode implements KindRegistry {
     } catch {
       // No link yet (membership just changed) or the link's queue is full: hold and retry.
       if (shard !== undefined) this.hold(shard, env);
+      else if (env.k !== ENV.ASK) this.holdForNode(node, env);
       else if (env.k === ENV.ASK)
         this.fail(env.from, env.id, new SbError('SB_ERR_NODE_UNAVAILABLE', `node ${node}`));
       else this.m.droppedTells++;
@@ -433,11 +447,50 @@ export class ThreadNode implements KindRegistry {
     }, 50);
   }
 
-  /** Delivers what waits for shards that now have an owner (called on ownership changes too). */
+  /** Holds a tell for an endpoint on a node without a link now (see {@link ENDPOINT_HOLD_MS}). */
+  private holdForNode(node: string, env: Envelope): void {
+    let h = this.heldForNode.get(node);
+    if (!h) this.heldForNode.set(node, (h = { since: this.clock.now(), envs: [] }));
+    if (h.envs.length >= MAX_HELD || this.clock.now() - h.since > ENDPOINT_HOLD_MS) {
+      this.m.droppedTells++;
+      return;
+    }
+    h.envs.push(env);
+    this.heldTimer ??= this.clock.setTimeout(() => {
+      this.heldTimer = undefined;
+      this.retryHeld();
+    }, 50);
+  }
+
+  /**
+   * Delivers what waits for shards that now have an owner, and for nodes that have a link again
+   * (called on ownership and membership changes too). Envelopes for a node absent longer than
+   * {@link ENDPOINT_HOLD_MS} are dropped.
+   */
   retryHeld(): void {
     const held = [...this.held];
     this.held.clear();
     for (const [, envs] of held) for (const e of envs) this.route(e as Envelope & { to: Address });
+    if (this.heldForNode.size === 0) return;
+    const now = this.clock.now();
+    for (const [node, h] of [...this.heldForNode]) {
+      this.heldForNode.delete(node);
+      if (now - h.since > ENDPOINT_HOLD_MS) {
+        this.m.droppedTells += h.envs.length;
+        continue;
+      }
+      for (let i = 0; i < h.envs.length; i++) {
+        const e = h.envs[i]!;
+        this.route(e as Envelope & { to: Address });
+        const again = this.heldForNode.get(node);
+        if (again) {
+          // Still no link: the rest waits behind this one, and the wait keeps counting from the start.
+          again.since = h.since;
+          again.envs.push(...h.envs.slice(i + 1));
+          break;
+        }
+      }
+    }
   }
 
   /** An envelope from another node. */

@@ -55,6 +55,14 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       ss.every((x) => x.members.length === ns.length) && ss.reduce((x, y) => x + y.owned.length, 0) === 1024
     );
   };
+  /** Waits until both views agree and every shard is served (true), or `tries` × 100 ms pass. */
+  const settle = async (ns: Booted[], tries: number): Promise<boolean> => {
+    for (let i = 0; i < tries; i++) {
+      if (await settled(ns)) return true;
+      await sleep(100);
+    }
+    return settled(ns);
+  };
   /** Sends until acknowledged; transient refusals (a shard between owners) are tried again. */
   const sendAcked = async (c: TestClient, sessionId: string, id: string): Promise<void> => {
     const end = Date.now() + 20_000;
@@ -115,7 +123,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     const a = await node('gw-a');
     // Node b runs its actors on a worker thread: one addressing model for threads and nodes.
     const b = await node('gw-b', 1);
-    for (let i = 0; i < 100 && !(await settled([a, b])); i++) await sleep(100);
+    await settle([a, b], 100);
     const sa = await status(a);
     expect(sa.members.map((m) => m.id).sort()).toEqual(['gw-a', 'gw-b']);
     expect(Object.values(sa.placement).reduce((x, y) => x + y, 0)).toBe(1024);
@@ -190,7 +198,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     dirs.push(where.dataDir);
     const a = await node('rd-a', 0, where);
     const b = await node('rd-b', 1, where);
-    for (let i = 0; i < 100 && !(await settled([a, b])); i++) await sleep(100);
+    await settle([a, b], 100);
     const { agent, visitor, sid } = await chatAcross(b, a);
     const sent: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -209,8 +217,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     await sleep(300);
     await ensureRedis({ port: PORT });
     await writing;
-    for (let i = 0; i < 150 && !(await settled([a, b])); i++) await sleep(100);
-    expect(await settled([a, b])).toBe(true);
+    expect(await settle([a, b], 150)).toBe(true);
     // The agent never resumed by itself: live delivery carried every acknowledged message, once,
     // in order, with no hole in the seqs.
     await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'r24', 15_000);

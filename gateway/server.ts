@@ -394,20 +394,25 @@ export async function startServer(
   };
 
   // Cluster: a node that stops (crash or leave) takes the subscriber lists of the sessions it
-  // served with it; after a crash nobody tells this node's sockets. When a member disappears, each
-  // socket here subscribes again, from the last seq it forwarded, to every session whose shard that
-  // member served; the new owner replays what came since, and seqs deduplicate.
+  // served with it; after a crash nobody tells this node's sockets. When a member disappears, or
+  // comes back under a new incarnation (it lost its lease and registered again: every actor it ran
+  // was stopped), each socket here subscribes again, from the last seq it forwarded, to every
+  // session whose shard that member served; the new owner replays what came since, and seqs
+  // deduplicate.
   if (clusterNode) {
-    let members: string[] = clusterNode.membership.members().map((n) => n.id);
+    const incarnations = (nodes: ReadonlyArray<{ id: string; incarnation: string }>): Map<string, string> =>
+      new Map(nodes.map((n) => [n.id, n.incarnation]));
+    let members = incarnations(clusterNode.membership.members());
     clusterNode.membership.onMembers((nodes) => {
       const before = members;
-      members = nodes.map((n) => n.id);
-      const gone = new Set(before.filter((id) => !members.includes(id)));
+      members = incarnations(nodes);
+      const gone = new Set([...before].filter(([id, inc]) => members.get(id) !== inc).map(([id]) => id));
       if (gone.size === 0) return;
+      const ids = [...before.keys()];
       for (const c of conns)
         for (const sessionId of c.subs.sessions()) {
           const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
-          const owner = ownerOf(shard, before);
+          const owner = ownerOf(shard, ids);
           if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId);
         }
     });
