@@ -113,6 +113,12 @@ export class VisitorActor implements Actor {
       case 'page': {
         this.check(msg.caller);
         const trail = (this.st.trail ??= []);
+        const top = trail[0];
+        if (top && top.url === msg.url && top.title === msg.title) {
+          // The same page reported again (the window reconnected): presence only, no new trail entry.
+          this.presence(ctx);
+          return undefined;
+        }
         const item: VisitorProfile['trail'][number] = { url: msg.url, at: ctx.clock.now() };
         if (msg.title !== undefined) item.title = msg.title;
         trail.unshift(item);
