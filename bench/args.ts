@@ -97,6 +97,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'failures',
     'catch-up',
     'grace',
+    'workers',
     'json',
   ],
 };

@@ -10,7 +10,7 @@
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
  *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--client lite|grpc-js] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
- *   cluster [--nodes 3] [--visitors 60] [--agents 6] [--rate 1000] [--duration 60] [--warmup 5] [--failures 1|0] [--catch-up 0] [--grace 30] [--json]
+ *   cluster [--nodes 3] [--visitors 60] [--agents 6] [--rate 1000] [--duration 60] [--warmup 5] [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 1] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
@@ -1122,6 +1122,7 @@ async function main(): Promise<void> {
               SB_PLATFORM_TOKEN: token,
               SB_DEMO_AGENTS: String(agents),
               SB_DEMO_AGENT_MAX: '100',
+              SB_WORKERS: String(num(f, 'workers', 1)),
             },
             dataDir,
           );
