@@ -28,9 +28,23 @@
  * or process is still caught by the conditional write on the seq, after which the map of that
  * stream is reloaded.
  */
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { SbError } from '../../protos/errors.ts';
 import { KeyedQueue } from './keyed-queue.ts';
+import {
+  decodeRows,
+  encodeRows,
+  listSegments,
+  newOwner,
+  ownerAlive,
+  readSegment,
+  syncDir,
+  WalWriter,
+  type RowKey,
+  type WalRow,
+} from './wal.ts';
 import type {
   AppendResult,
   IndexStore,
@@ -132,11 +146,106 @@ function addId(ids: Map<number, number>, clientMsgId: string, seq: number): bool
   return false;
 }
 
+/** Milliseconds between checkpoints: acknowledged rows copied from `recent` into the main tree. */
+export const LMDB_CHECKPOINT_MS = 500;
+/** How long a row stays in `recent` after its checkpoint; see {@link LmdbMessageStore}. */
+export const LMDB_RECENT_GRACE_MS = 5_000;
+/** A log segment takes no more records past this size; it is deleted once checkpointed. */
+export const LMDB_WAL_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Rows waiting for a checkpoint past which one starts early. */
+const MAX_PENDING_ROWS = 200_000;
+/** Rows written per event-loop turn by a checkpoint or a clean-up, so reads are not held up long. */
+const CHUNK = 2_000;
+
+/** Background work of the message store; tests shorten it or switch it off. */
+export interface MessageLogOptions {
+  /** Milliseconds between checkpoints; 0 = only at close. Default {@link LMDB_CHECKPOINT_MS}. */
+  checkpointMs?: number;
+  /** Default {@link LMDB_RECENT_GRACE_MS}. */
+  recentGraceMs?: number;
+  /** Default {@link LMDB_WAL_SEGMENT_BYTES}. */
+  walSegmentBytes?: number;
+}
+
+/** What a message store instance writes besides the main tree: its log and the shared `recent`. */
+interface MessageLog {
+  wal: WalWriter;
+  recentRoot: RootDatabase;
+  /** Rows not yet known to be in the main tree: value = encoded row + the writer's 32-bit tag. */
+  recent: Database<Buffer, Key>;
+}
+
+/** One log record, waiting for a checkpoint: the segment it is in and its rows. */
+interface Logged {
+  segment: number;
+  rows: WalRow[];
+}
+
+interface Codec {
+  encode(v: unknown): Uint8Array;
+  decode(b: Uint8Array): unknown;
+}
+
+const TAG_BYTES = 4;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A row as the main tree stores it, already encoded: lmdb writes the bytes as they are. */
+function raw(value: Uint8Array): StoredRow {
+  return asBinary(value) as unknown as StoredRow;
+}
+
+type PutNoOverwrite<V> = (key: Key, value: V, opts: { noOverwrite: true }) => Promise<boolean>;
+
+/**
+ * An asynchronous put that leaves a present key alone (LMDB's NOOVERWRITE); resolves false when
+ * the key was taken. lmdb-js supports the option; its typings miss it.
+ */
+function putNew<V>(db: Database<V, Key>, key: Key, value: V): Promise<boolean> {
+  return (db.put as unknown as PutNoOverwrite<V>).call(db, key, value, { noOverwrite: true });
+}
+
 export class LmdbMessageStore implements MessageStore {
+  private readonly codec: Codec;
+  private readonly recent: Database<Buffer, Key>;
+  private readonly wal: WalWriter;
+  private readonly tag: number;
+  private readonly graceMs: number;
+  private readonly checkpointMs: number;
+  private readonly timer: ReturnType<typeof setInterval> | undefined;
+  /** Acknowledged records not yet in the main tree, oldest first. */
+  private pending: Logged[] = [];
+  private pendingRows = 0;
+  /** Records per log segment known to be in the main tree. */
+  private readonly migrated = new Map<number, number>();
+  /** Keys to delete from `recent` once their grace time has passed, oldest first. */
+  private dropQueue: Array<{ at: number; keys: RowKey[] }> = [];
+  private checkpointing: Promise<void> | undefined;
+  /** Last failure of a background checkpoint (its rows stay pending and in the log). */
+  lastCheckpointError: Error | undefined;
+  private inflight = 0;
+  private drainWaiters: Array<() => void> = [];
+  private closing: Promise<void> | undefined;
+
   constructor(
     private readonly messages: Database<StoredRow, Key>,
+    private readonly log: MessageLog,
     private readonly maxCachedIds = LMDB_ID_CACHE_MAX_IDS,
-  ) {}
+    opts: MessageLogOptions = {},
+  ) {
+    // The main tree's own msgpack codec: rows are encoded once, and the same bytes go to `recent`,
+    // the log and the main tree (its values are self-contained: no shared structures).
+    this.codec = (messages as unknown as { encoder: Codec }).encoder;
+    this.recent = log.recent;
+    this.wal = log.wal;
+    this.tag = log.wal.owner.tag;
+    this.graceMs = opts.recentGraceMs ?? LMDB_RECENT_GRACE_MS;
+    this.checkpointMs = opts.checkpointMs ?? LMDB_CHECKPOINT_MS;
+    if (this.checkpointMs > 0) {
+      this.timer = setInterval(() => void this.checkpoint(), this.checkpointMs);
+      this.timer.unref();
+    }
+  }
 
   private readonly q = new KeyedQueue();
   /** Per tenant and stream, its clientMsgId → seq and when it was last used. */
@@ -150,24 +259,82 @@ export class LmdbMessageStore implements MessageStore {
     return { streams: this.cachedStreams, ids: this.cachedIds };
   }
 
+  /** Rows acknowledged by this instance and not yet copied into the main tree (for tests). */
+  pendingCheckpoint(): number {
+    return this.pendingRows;
+  }
+
+  private fromRecent(b: Uint8Array): StoredRow {
+    return this.codec.decode(b.subarray(0, b.length - TAG_BYTES)) as StoredRow;
+  }
+
+  private tagged(value: Uint8Array): Buffer {
+    const b = Buffer.allocUnsafe(value.length + TAG_BYTES);
+    b.set(value, 0);
+    b.writeUInt32LE(this.tag, value.length);
+    return b;
+  }
+
+  /** The row at `key`: the main tree's copy first (a recall is written there), else `recent`'s. */
+  private rowAt(key: Key): StoredRow | undefined {
+    const row = this.messages.get(key);
+    if (row !== undefined) return row;
+    const b = this.recent.getBinaryFast(key);
+    return b === undefined ? undefined : this.fromRecent(b);
+  }
+
+  /**
+   * The rows of a stream with seq in [from, to] (to ≤ from when `reverse`), from both trees
+   * merged in seq order; a row in both is taken from the main tree.
+   */
+  private *rows(
+    tenant: string,
+    stream: string,
+    from: number,
+    to: number,
+    reverse: boolean,
+  ): Generator<[number, StoredRow]> {
+    const range = { start: [tenant, stream, from], end: [tenant, stream, to], reverse };
+    const main = this.messages.getRange(range)[Symbol.iterator]();
+    const rec = this.recent.getRange(range)[Symbol.iterator]();
+    const next = <V>(it: Iterator<{ key: Key; value: V }>): { seq: number; value: V } | undefined => {
+      const r = it.next();
+      if (r.done) return undefined;
+      const k = r.value.key;
+      if (k[0] !== tenant || k[1] !== stream) return undefined;
+      return { seq: k[2] as number, value: r.value.value };
+    };
+    try {
+      let a = next(main);
+      let b = next(rec);
+      while (a !== undefined || b !== undefined) {
+        if (a !== undefined && (b === undefined || (reverse ? a.seq >= b.seq : a.seq <= b.seq))) {
+          if (b !== undefined && b.seq === a.seq) b = next(rec);
+          yield [a.seq, a.value];
+          a = next(main);
+        } else if (b !== undefined) {
+          yield [b.seq, this.fromRecent(b.value)];
+          b = next(rec);
+        }
+      }
+    } finally {
+      main.return?.();
+      rec.return?.();
+    }
+  }
+
   /** The seq of `clientMsgId` in the stream, if written. */
   private seqOf(tenant: string, stream: string, clientMsgId: string): number | undefined {
     const m = this.idsOf(tenant, stream);
     const h = idHash(clientMsgId);
     let v = m.ids.get(h);
     // A miss is checked against rows written since the map last saw the stream (by another thread
-    // or process; normally none, so this is one B-tree seek).
+    // or process; normally none, so this is one B-tree seek in each tree).
     if (v === undefined && this.catchUp(tenant, stream, m) > 0) v = m.ids.get(h);
     if (v === undefined) return undefined;
-    if (v !== AMBIGUOUS) return this.messages.get([tenant, stream, v])?.cm === clientMsgId ? v : undefined;
-    for (const { key, value } of this.messages.getRange({
-      start: [tenant, stream, 1],
-      end: [tenant, stream, MAX_SEQ],
-    })) {
-      const k = key as Key;
-      if (k[0] !== tenant || k[1] !== stream) break;
-      if (value.cm === clientMsgId) return k[2] as number;
-    }
+    if (v !== AMBIGUOUS) return this.rowAt([tenant, stream, v])?.cm === clientMsgId ? v : undefined;
+    for (const [seq, row] of this.rows(tenant, stream, 1, MAX_SEQ, false))
+      if (row.cm === clientMsgId) return seq;
     return undefined;
   }
 
@@ -175,15 +342,10 @@ export class LmdbMessageStore implements MessageStore {
   private catchUp(tenant: string, stream: string, m: IdMap): number {
     let rows = 0;
     let added = 0;
-    for (const { key, value } of this.messages.getRange({
-      start: [tenant, stream, m.upTo + 1],
-      end: [tenant, stream, MAX_SEQ],
-    })) {
-      const k = key as Key;
-      if (k[0] !== tenant || k[1] !== stream) break;
+    for (const [seq, row] of this.rows(tenant, stream, m.upTo + 1, MAX_SEQ, false)) {
       rows++;
-      m.upTo = k[2] as number;
-      if (value.cm !== undefined && addId(m.ids, value.cm, m.upTo)) added++;
+      m.upTo = seq;
+      if (row.cm !== undefined && addId(m.ids, row.cm, seq)) added++;
     }
     this.cachedIds += added;
     if (added > 0 && this.cachedIds > this.maxCachedIds) this.evict(m);
@@ -238,11 +400,26 @@ export class LmdbMessageStore implements MessageStore {
     }
   }
 
+  /** Counts an append in flight, so `close` waits for it; refuses when closing or the log failed. */
+  private enter(): void {
+    if (this.closing) throw new SbError('SB_ERR_STORE_UNAVAILABLE', 'lmdb: message store closed');
+    const broken = this.wal.broken();
+    if (broken) throw unavailable(broken);
+    this.inflight++;
+  }
+
+  private leave(): void {
+    if (--this.inflight > 0) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
   /**
-   * The hot path: the idempotency check reads committed data, then one conditional write (the
-   * event row only if its key is free, plus its idempotency key) joins lmdb's next batched commit —
-   * no JavaScript runs inside the write transaction. Appends to one stream are serialised in this
-   * thread; across threads the conditional write still refuses a taken seq.
+   * The hot path: the idempotency and seq checks read both trees; one conditional write claims the
+   * seq in `recent` (LMDB's writer lock orders it against every other instance); then the row goes
+   * to this instance's log, and the append resolves once the log is flushed. Appends to one stream
+   * are serialised in this thread.
    */
   append(e: StoredEvent): Promise<AppendResult> {
     try {
@@ -251,39 +428,40 @@ export class LmdbMessageStore implements MessageStore {
       checkSeq(e.seq);
       if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
       if (typeof e.at !== 'number') throw invalid('at must be a number');
+      this.enter();
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
+    return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e)).finally(() => this.leave());
   }
 
   private duplicateOf(e: StoredEvent): AppendResult | undefined {
     if (e.clientMsgId === undefined) return undefined;
     const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
     if (prior === undefined) return undefined;
-    const row = this.messages.get([e.tenant, e.stream, prior]);
+    const row = this.rowAt([e.tenant, e.stream, prior]);
     return row ? { event: toEvent(e.tenant, e.stream, prior, row), duplicate: true } : undefined;
   }
 
   private async appendOne(e: StoredEvent): Promise<AppendResult> {
     const dup = this.duplicateOf(e);
     if (dup) return dup;
-    const key: Key = [e.tenant, e.stream, e.seq];
+    const key: RowKey = [e.tenant, e.stream, e.seq];
     const row: StoredRow = { at: e.at, body: e.body };
     if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
     if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
-    let written: boolean;
+    let written = false;
+    let value: Uint8Array | undefined;
     try {
-      written = await durable(
-        this.messages.ifNoExists(key, () => {
-          this.messages.put(key, row);
-        }),
-      );
+      if (!this.messages.doesExist(key)) {
+        value = this.codec.encode(row);
+        written = await putNew(this.recent, key, this.tagged(value));
+      }
     } catch (err) {
       throw unavailable(err);
     }
-    if (!written) {
-      // Another thread got there first: the same message (a resend) or a different one. Its ids
+    if (!written || value === undefined) {
+      // Another instance got there first: the same message (a resend) or a different one. Its ids
       // are not in this map: reload the stream's.
       this.forget(e.tenant, e.stream);
       const again = this.duplicateOf(e);
@@ -291,7 +469,21 @@ export class LmdbMessageStore implements MessageStore {
       throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
     }
     if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
+    await this.logRows([{ key, value }]);
     return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
+  }
+
+  /** Writes one log record and resolves once it is on disk; its rows then wait for a checkpoint. */
+  private async logRows(rows: WalRow[]): Promise<void> {
+    let segment: number;
+    try {
+      segment = await this.wal.append(encodeRows(rows));
+    } catch (err) {
+      throw unavailable(err);
+    }
+    this.pending.push({ segment, rows });
+    this.pendingRows += rows.length;
+    if (this.checkpointMs > 0 && this.pendingRows > MAX_PENDING_ROWS) void this.checkpoint();
   }
 
   async appendBatch(events: StoredEvent[]): Promise<AppendResult[]> {
@@ -302,10 +494,15 @@ export class LmdbMessageStore implements MessageStore {
       if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
       if (typeof e.at !== 'number') throw invalid('at must be a number');
     }
-    const first = events[0];
-    if (first && events.every((e) => e.tenant === first.tenant && e.stream === first.stream))
-      return this.q.run(`${first.tenant}\u0000${first.stream}`, () => this.appendBatchNow(events));
-    return this.appendBatchNow(events);
+    this.enter();
+    try {
+      const first = events[0];
+      if (first && events.every((e) => e.tenant === first.tenant && e.stream === first.stream))
+        return await this.q.run(`${first.tenant}\u0000${first.stream}`, () => this.appendBatchNow(events));
+      return await this.appendBatchNow(events);
+    } finally {
+      this.leave();
+    }
   }
 
   private async appendBatchNow(events: StoredEvent[]): Promise<AppendResult[]> {
@@ -313,51 +510,50 @@ export class LmdbMessageStore implements MessageStore {
     for (const e of events) if (e.clientMsgId !== undefined) this.idsOf(e.tenant, e.stream);
     let conflict: SbError | undefined;
     let results: AppendResult[] = [];
-    let written: Array<[Key, StoredRow, string | undefined, number]> = [];
+    let written: WalRow[] = [];
     try {
-      // The check and the writes run inside one write transaction: atomic, and batched with others.
-      await durable(
-        this.messages.transaction(() => {
-          results = [];
-          conflict = undefined;
-          written = [];
-          const fresh = new Map<string, StoredEvent>();
-          for (const e of events) {
-            if (e.clientMsgId !== undefined) {
-              const seen = fresh.get(e.clientMsgId);
-              const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
-              if (seen) {
-                results.push({ event: seen, duplicate: true });
+      // The checks and the claims in `recent` run inside one write transaction of `recent`:
+      // atomic, and ordered against every other instance's claims. The batch is one log record.
+      await this.recent.transaction(() => {
+        results = [];
+        conflict = undefined;
+        written = [];
+        const fresh = new Map<string, StoredEvent>();
+        for (const e of events) {
+          if (e.clientMsgId !== undefined) {
+            const seen = fresh.get(e.clientMsgId);
+            if (seen) {
+              results.push({ event: seen, duplicate: true });
+              continue;
+            }
+            const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
+            if (prior !== undefined) {
+              const row = this.rowAt([e.tenant, e.stream, prior]);
+              if (row) {
+                results.push({ event: toEvent(e.tenant, e.stream, prior, row), duplicate: true });
                 continue;
               }
-              if (prior !== undefined) {
-                const row = this.messages.get([e.tenant, e.stream, prior]);
-                if (row) {
-                  results.push({ event: toEvent(e.tenant, e.stream, prior, row), duplicate: true });
-                  continue;
-                }
-              }
             }
-            const key: Key = [e.tenant, e.stream, e.seq];
-            if (
-              this.messages.get(key) !== undefined ||
-              written.some((w) => w[3] === e.seq && w[0][1] === e.stream && w[0][0] === e.tenant)
-            ) {
-              conflict = new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
-              return;
-            }
-            const row: StoredRow = { at: e.at, body: e.body };
-            if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
-            if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
-            written.push([key, row, e.clientMsgId, e.seq]);
-            const stored = toEvent(e.tenant, e.stream, e.seq, row);
-            if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
-            results.push({ event: stored, duplicate: false });
           }
-          for (const [key, row] of written) this.messages.put(key, row);
-        }),
-        this.messages,
-      );
+          const key: RowKey = [e.tenant, e.stream, e.seq];
+          if (
+            this.messages.doesExist(key) ||
+            this.recent.doesExist(key) ||
+            written.some((w) => w.key[2] === e.seq && w.key[1] === e.stream && w.key[0] === e.tenant)
+          ) {
+            conflict = new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
+            return;
+          }
+          const row: StoredRow = { at: e.at, body: e.body };
+          if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+          if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+          written.push({ key, value: this.codec.encode(row) });
+          const stored = toEvent(e.tenant, e.stream, e.seq, row);
+          if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
+          results.push({ event: stored, duplicate: false });
+        }
+        for (const w of written) this.recent.put(w.key, this.tagged(w.value));
+      });
     } catch (err) {
       throw unavailable(err);
     }
@@ -365,8 +561,12 @@ export class LmdbMessageStore implements MessageStore {
       for (const e of events) this.forget(e.tenant, e.stream);
       throw conflict;
     }
-    for (const [key, , clientMsgId, seq] of written)
-      if (clientMsgId !== undefined) this.remember(key[0] as string, key[1] as string, clientMsgId, seq);
+    for (const [i, e] of events.entries()) {
+      const r = results[i];
+      if (e.clientMsgId !== undefined && r && !r.duplicate)
+        this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
+    }
+    if (written.length > 0) await this.logRows(written);
     return results;
   }
 
@@ -376,22 +576,13 @@ export class LmdbMessageStore implements MessageStore {
     const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), 1000);
     const backward = opts.direction === 'backward' || opts.beforeSeq !== undefined;
     const out: StoredEvent[] = [];
-    const range = backward
-      ? this.messages.getRange({
-          start: [tenant, stream, (opts.beforeSeq ?? MAX_SEQ + 1) - 1],
-          end: [tenant, stream, 0],
-          reverse: true,
-        })
-      : this.messages.getRange({
-          start: [tenant, stream, (opts.afterSeq ?? 0) + 1],
-          end: [tenant, stream, MAX_SEQ],
-        });
+    const rows = backward
+      ? this.rows(tenant, stream, (opts.beforeSeq ?? MAX_SEQ + 1) - 1, 0, true)
+      : this.rows(tenant, stream, (opts.afterSeq ?? 0) + 1, MAX_SEQ, false);
     // Expired rows and rows outside the visible window are skipped; the page fills from further on.
-    for (const { key, value } of range) {
-      const k = key as Key;
-      if (k[0] !== tenant || k[1] !== stream) break;
-      if (expired(value) || (opts.notBefore !== undefined && value.at < opts.notBefore)) continue;
-      out.push(toEvent(tenant, stream, k[2] as number, value));
+    for (const [seq, row] of rows) {
+      if (expired(row) || (opts.notBefore !== undefined && row.at < opts.notBefore)) continue;
+      out.push(toEvent(tenant, stream, seq, row));
       if (out.length === limit) break;
     }
     return out;
@@ -401,16 +592,14 @@ export class LmdbMessageStore implements MessageStore {
   async lastSeq(tenant: string, stream: string): Promise<number> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
-    for (const { key } of this.messages.getRange({
-      start: [tenant, stream, MAX_SEQ],
-      end: [tenant, stream, 0],
-      reverse: true,
-      limit: 1,
-    })) {
-      const k = key as Key;
-      if (k[0] === tenant && k[1] === stream) return k[2] as number;
-    }
-    return 0;
+    let last = 0;
+    const range = { start: [tenant, stream, MAX_SEQ], end: [tenant, stream, 0], reverse: true, limit: 1 };
+    for (const db of [this.recent, this.messages] as Array<Database<unknown, Key>>)
+      for (const key of db.getKeys(range)) {
+        const k = key as Key;
+        if (k[0] === tenant && k[1] === stream) last = Math.max(last, k[2] as number);
+      }
+    return last;
   }
 
   async findByClientMsgId(
@@ -422,10 +611,11 @@ export class LmdbMessageStore implements MessageStore {
     checkName(stream, 'stream');
     const seq = this.seqOf(tenant, stream, clientMsgId);
     if (seq === undefined) return undefined;
-    const row = this.messages.get([tenant, stream, seq]);
+    const row = this.rowAt([tenant, stream, seq]);
     return row ? toEvent(tenant, stream, seq, row) : undefined;
   }
 
+  /** Written to the main tree, synced: a row still only in `recent` is copied there with its mark. */
   async markRecalled(tenant: string, stream: string, seq: number, by: string, at: number): Promise<void> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
@@ -433,7 +623,7 @@ export class LmdbMessageStore implements MessageStore {
     let found = false;
     await durable(
       this.messages.transaction(() => {
-        const row = this.messages.get([tenant, stream, seq]);
+        const row = this.rowAt([tenant, stream, seq]);
         if (!row) return;
         found = true;
         this.messages.put([tenant, stream, seq], { ...row, rec: { at, by } });
@@ -443,7 +633,106 @@ export class LmdbMessageStore implements MessageStore {
     if (!found) throw new SbError('SB_ERR_NOT_FOUND', `no event ${seq} in ${stream}`);
   }
 
-  async close(): Promise<void> {}
+  /** Copies the acknowledged rows waiting in memory into the main tree now (one at a time). */
+  checkpoint(): Promise<void> {
+    if (!this.checkpointing)
+      this.checkpointing = this.checkpointNow()
+        .catch((err: unknown) => {
+          this.lastCheckpointError = err as Error;
+        })
+        .finally(() => {
+          this.checkpointing = undefined;
+        });
+    return this.checkpointing;
+  }
+
+  /**
+   * One checkpoint: the pending rows go into the main tree in synced commits that carry many rows
+   * per stream, so each dirty page holds many appends (the log took the random writes off the
+   * acknowledgement path). A row already there is kept as it is (identical, or recalled since).
+   * Then log segments whose records are all in the main tree are deleted, and rows whose grace
+   * time has passed leave `recent`.
+   */
+  private async checkpointNow(): Promise<void> {
+    const batch = this.pending;
+    const rows = this.pendingRows;
+    this.pending = [];
+    this.pendingRows = 0;
+    if (batch.length > 0) {
+      const writes: Array<Promise<boolean>> = [];
+      const keys: RowKey[] = [];
+      try {
+        for (const rec of batch)
+          for (const r of rec.rows) {
+            writes.push(putNew(this.messages, r.key, raw(r.value)));
+            if (keys.push(r.key) % CHUNK === 0) await nextTurn();
+          }
+        await Promise.all(writes);
+      } catch (err) {
+        // Kept for the next checkpoint; the log still holds them.
+        this.pending = batch.concat(this.pending);
+        this.pendingRows += rows;
+        throw unavailable(err);
+      }
+      for (const rec of batch) this.migrated.set(rec.segment, (this.migrated.get(rec.segment) ?? 0) + 1);
+      this.dropQueue.push({ at: Date.now() + this.graceMs, keys });
+    }
+    for (const s of this.wal.closedSegments())
+      if ((this.migrated.get(s) ?? 0) === this.wal.recordsIn(s)) {
+        this.wal.retire(s);
+        this.migrated.delete(s);
+      }
+    await this.dropFromRecent(Date.now());
+  }
+
+  /**
+   * Deletes from `recent` the rows checkpointed before `until` minus the grace time. The grace
+   * time covers a concurrent append that read the main tree before the row arrived there and
+   * claims the seq in `recent` after: the claim still finds the row.
+   */
+  private async dropFromRecent(now: number): Promise<void> {
+    let n = 0;
+    let last: Promise<unknown> | undefined;
+    while (this.dropQueue.length > 0 && this.dropQueue[0]!.at <= now) {
+      const { keys } = this.dropQueue.shift()!;
+      for (const k of keys) {
+        last = this.recent.remove(k);
+        if (++n % CHUNK === 0) await nextTurn();
+      }
+    }
+    await last;
+  }
+
+  private drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * Waits for the appends in flight, checkpoints everything, closes `recent` and deletes the log.
+   * If the log or the last checkpoint failed, the log stays for the next open to replay.
+   */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.drained();
+    await this.wal.idle();
+    let clean = this.wal.broken() === undefined;
+    if (clean) {
+      while (this.checkpointing) await this.checkpointing;
+      this.lastCheckpointError = undefined;
+      await this.checkpoint();
+      clean = this.lastCheckpointError === undefined;
+    }
+    // `recent` closes before the log goes: an instance without a log counts as gone, and the next
+    // open may then delete `recent`.
+    await this.log.recentRoot.close();
+    this.wal.close(clean);
+  }
 }
 
 export class LmdbStateStore implements StateStore {
@@ -604,12 +893,104 @@ export interface LmdbStores {
   close(): Promise<void>;
 }
 
+/** Replays one log segment of a gone instance into the main tree; returns whether it was intact. */
+function replaySegment(file: string, messages: Database<StoredRow, Key>): boolean {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
+  const { records, stoppedAt } = readSegment(bytes);
+  let intact = stoppedAt === undefined || stoppedAt.reason.startsWith('torn');
+  for (const payload of records) {
+    let rows: WalRow[];
+    try {
+      rows = decodeRows(payload);
+    } catch {
+      intact = false;
+      break;
+    }
+    // An acknowledged row is in the main tree at most once: a row already there came from the
+    // same append (a checkpoint before the crash, or an earlier replay).
+    for (const r of rows) if (!messages.doesExist(r.key)) messages.putSync(r.key, raw(r.value));
+  }
+  return intact;
+}
+
+/**
+ * Opens the message store's log and `recent`, after recovering what gone instances left.
+ *
+ * Inside one synchronous write transaction of the main environment (LMDB's writer lock: it
+ * serialises this step with every other instance's, in any thread or process, and is released if
+ * its holder dies), the logs of instances whose process is gone are replayed into the main tree,
+ * committed with a flush. If no live instance is left, `recent` cannot be trusted (a crash may
+ * have left rows there that were never acknowledged, or damaged it) and is deleted. Then this
+ * instance's first log segment is created, which makes it count as live for every later open.
+ * After the commit, the rows of gone instances still in `recent` but not in the main tree (claimed,
+ * never logged) are removed, and their logs deleted. A log whose records stop at a damaged one
+ * (not a torn end) is kept renamed `.damaged` for inspection.
+ */
+function openMessageLog(
+  path: string,
+  root: RootDatabase,
+  messages: Database<StoredRow, Key>,
+  segmentBytes: number,
+): MessageLog {
+  const walDir = join(path, 'wal');
+  const recentPath = join(path, 'recent');
+  mkdirSync(walDir, { recursive: true });
+  const wal = new WalWriter(walDir, newOwner(), segmentBytes);
+  let gone: Array<{ file: string; tag: number; intact: boolean }> = [];
+  let keepRecent = false;
+  root.transactionSync(() => {
+    gone = [];
+    let live = 0;
+    for (const s of listSegments(walDir)) {
+      if (ownerAlive(s.owner)) live++;
+      else gone.push({ file: s.file, tag: s.owner.tag, intact: replaySegment(s.file, messages) });
+    }
+    keepRecent = live > 0;
+    if (!keepRecent) rmSync(recentPath, { recursive: true, force: true });
+    wal.open();
+  });
+  const recentRoot = open({ path: recentPath, maxDbs: 2, noSync: true, overlappingSync: false });
+  const recent = recentRoot.openDB<Buffer, Key>({
+    name: 'messages',
+    keyEncoding: 'ordered-binary',
+    encoding: 'binary',
+  });
+  if (keepRecent && gone.length > 0) {
+    const tags = new Set(gone.map((g) => g.tag));
+    recentRoot.transactionSync(() => {
+      const orphans: Key[] = [];
+      for (const { key, value } of recent.getRange({}))
+        if (tags.has(value.readUInt32LE(value.length - TAG_BYTES)) && !messages.doesExist(key))
+          orphans.push(key);
+      for (const k of orphans) recent.removeSync(k);
+    });
+  }
+  for (const g of gone) {
+    try {
+      if (g.intact) unlinkSync(g.file);
+      else renameSync(g.file, `${g.file}.damaged`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  if (gone.length > 0) syncDir(walDir);
+  return { wal, recentRoot, recent };
+}
+
 /** Opens (creating if needed) the embedded stores at `path`. */
-export function openLmdbStores(opts: {
-  path: string;
-  /** Bound of the in-memory clientMsgId maps; default {@link LMDB_ID_CACHE_MAX_IDS}. */
-  idCacheMaxIds?: number;
-}): LmdbStores {
+export function openLmdbStores(
+  opts: {
+    path: string;
+    /** Bound of the in-memory clientMsgId maps; default {@link LMDB_ID_CACHE_MAX_IDS}. */
+    idCacheMaxIds?: number;
+  } & MessageLogOptions,
+): LmdbStores {
   const root: RootDatabase = open({ path: opts.path, maxDbs: 16, overlappingSync: false });
   const dbOpts = { keyEncoding: 'ordered-binary' as const, encoding: 'msgpack' as const };
   const messages = root.openDB<StoredRow, Key>({ name: 'messages', ...dbOpts });
@@ -619,16 +1000,22 @@ export function openLmdbStores(opts: {
   const reminders = root.openDB<ReminderRow, Key>({ name: 'reminders', ...dbOpts });
   const remdue = root.openDB<number, Key>({ name: 'remdue', ...dbOpts });
   const index = root.openDB<unknown, Key>({ name: 'index', ...dbOpts });
+  const log = openMessageLog(opts.path, root, messages, opts.walSegmentBytes ?? LMDB_WAL_SEGMENT_BYTES);
+  const messageStore = new LmdbMessageStore(messages, log, opts.idCacheMaxIds, opts);
   let closed = false;
   return {
     index: new LmdbIndexStore(index),
     state: new LmdbStateStore(state),
     reminders: new LmdbReminderStore(reminders, remdue),
-    messages: new LmdbMessageStore(messages, opts.idCacheMaxIds),
+    messages: messageStore,
     async close() {
       if (closed) return;
       closed = true;
-      await root.close();
+      try {
+        await messageStore.close();
+      } finally {
+        await root.close();
+      }
     },
   };
 }
