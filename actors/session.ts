@@ -80,9 +80,6 @@ const HANDOFF_WORDS = /^\s*(human|agent|转人工|人工|人工客服)\s*$/i;
 export const DEFAULT_RETENTION_DAYS = 180;
 const DAY_MS = 86_400_000;
 
-/** Recent clientMsgIds kept in memory; older ones are found through the store's index. */
-const RECENT_IDS = 256;
-
 export function messageStoreOf(ctx: ActorContext): MessageStore {
   const s = ctx.stores.extra['messages'];
   if (!s) throw new SbError('SB_ERR_INTERNAL', 'no message store configured');
@@ -122,7 +119,6 @@ export class SessionActor implements Actor {
   private s: SessionState_ | undefined;
   private lastSeq = 0;
   private readonly subs = new Map<string, Subscriber>();
-  private readonly recentIds = new Map<string, number>();
   private readonly tenantId: string;
   private readonly sessionId: string;
   private lastQueuePosition = 0;
@@ -577,14 +573,9 @@ export class SessionActor implements Actor {
     attachment?: Attachment,
   ): Promise<unknown> {
     this.authorize(caller);
-    const known = this.recentIds.get(clientMsgId);
-    if (known !== undefined) {
-      const [e] = await messageStoreOf(ctx).read(this.tenantId, this.sessionId, {
-        afterSeq: known - 1,
-        limit: 1,
-      });
-      if (e) return { seq: e.seq, at: e.at, duplicate: true };
-    }
+    // A resend (same clientMsgId) is recognised by the store's append, which is idempotent on it:
+    // no per-session id cache here (one would keep every id alive long enough to be promoted and
+    // then collected in the old generation).
     if (this.st.state === 'closed') {
       // A resend of a message stored before the close still gets its ack.
       const prior = await messageStoreOf(ctx).findByClientMsgId(this.tenantId, this.sessionId, clientMsgId);
@@ -628,11 +619,6 @@ export class SessionActor implements Actor {
       clientMsgId,
       from_,
     );
-    this.recentIds.set(clientMsgId, res.event.seq);
-    if (this.recentIds.size > RECENT_IDS) {
-      const first = this.recentIds.keys().next();
-      if (!first.done) this.recentIds.delete(first.value);
-    }
     if (!res.duplicate) {
       if (checked.verdict === 'remind' && from === 'agent') {
         this.pushAll(
