@@ -125,6 +125,8 @@ interface IdMap {
   ids: Map<number, number>;
   /** Every row up to this seq is in `ids`. */
   upTo: number;
+  /** When a catch-up last read the main tree too (performance.now() ms). */
+  mainAt: number;
   used: number;
 }
 
@@ -293,9 +295,10 @@ export class LmdbMessageStore implements MessageStore {
     from: number,
     to: number,
     reverse: boolean,
+    mainToo = true,
   ): Generator<[number, StoredRow]> {
     const range = { start: [tenant, stream, from], end: [tenant, stream, to], reverse };
-    const main = this.messages.getRange(range)[Symbol.iterator]();
+    const main = (mainToo ? this.messages.getRange(range) : [])[Symbol.iterator]();
     const rec = this.recent.getRange(range)[Symbol.iterator]();
     const next = <V>(it: Iterator<{ key: Key; value: V }>): { seq: number; value: V } | undefined => {
       const r = it.next();
@@ -338,11 +341,21 @@ export class LmdbMessageStore implements MessageStore {
     return undefined;
   }
 
-  /** Adds the ids of rows past `m.upTo`; returns how many rows it read. */
+  /**
+   * Adds the ids of rows past `m.upTo`; returns how many rows it read.
+   *
+   * Rows of other instances enter the main tree only through `recent`, and leave `recent` a grace
+   * time after they are in the main tree. So a row the map has not seen is still in `recent` as
+   * long as the main tree was read less than that time ago: until then a catch-up reads only
+   * `recent` (one B-tree seek instead of two on the hot path).
+   */
   private catchUp(tenant: string, stream: string, m: IdMap): number {
     let rows = 0;
     let added = 0;
-    for (const [seq, row] of this.rows(tenant, stream, m.upTo + 1, MAX_SEQ, false)) {
+    const now = performance.now();
+    const mainToo = !this.mainSeen(m, now);
+    if (mainToo) m.mainAt = now;
+    for (const [seq, row] of this.rows(tenant, stream, m.upTo + 1, MAX_SEQ, false, mainToo)) {
       rows++;
       m.upTo = seq;
       if (row.cm !== undefined && addId(m.ids, row.cm, seq)) added++;
@@ -352,6 +365,11 @@ export class LmdbMessageStore implements MessageStore {
     return rows;
   }
 
+  /** Whether a row of the stream past `m.upTo` would still be in `recent` (see `catchUp`). */
+  private mainSeen(m: IdMap, now = performance.now()): boolean {
+    return now - m.mainAt < this.graceMs / 2;
+  }
+
   private idsOf(tenant: string, stream: string): IdMap {
     let streams = this.idMaps.get(tenant);
     const hit = streams?.get(stream);
@@ -359,7 +377,7 @@ export class LmdbMessageStore implements MessageStore {
       hit.used = ++this.uses;
       return hit;
     }
-    const entry: IdMap = { ids: new Map(), upTo: 0, used: ++this.uses };
+    const entry: IdMap = { ids: new Map(), upTo: 0, mainAt: -Infinity, used: ++this.uses };
     if (!streams) this.idMaps.set(tenant, (streams = new Map()));
     streams.set(stream, entry);
     this.cachedStreams++;
@@ -452,8 +470,12 @@ export class LmdbMessageStore implements MessageStore {
     if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
     let written = false;
     let value: Uint8Array | undefined;
+    // The main tree is read only when the stream's id map cannot rule the seq out (see `catchUp`);
+    // `recent` refuses a taken seq in any case.
+    const m = e.clientMsgId === undefined ? undefined : this.idMaps.get(e.tenant)?.get(e.stream);
+    const fresh = m !== undefined && e.seq > m.upTo && this.mainSeen(m);
     try {
-      if (!this.messages.doesExist(key)) {
+      if (fresh || !this.messages.doesExist(key)) {
         value = this.codec.encode(row);
         written = await putNew(this.recent, key, this.tagged(value));
       }
@@ -675,14 +697,14 @@ export class LmdbMessageStore implements MessageStore {
         throw unavailable(err);
       }
       for (const rec of batch) this.migrated.set(rec.segment, (this.migrated.get(rec.segment) ?? 0) + 1);
-      this.dropQueue.push({ at: Date.now() + this.graceMs, keys });
+      this.dropQueue.push({ at: performance.now() + this.graceMs, keys });
     }
     for (const s of this.wal.closedSegments())
       if ((this.migrated.get(s) ?? 0) === this.wal.recordsIn(s)) {
         this.wal.retire(s);
         this.migrated.delete(s);
       }
-    await this.dropFromRecent(Date.now());
+    await this.dropFromRecent(performance.now());
   }
 
   /**
@@ -955,7 +977,13 @@ function openMessageLog(
     if (!keepRecent) rmSync(recentPath, { recursive: true, force: true });
     wal.open();
   });
-  const recentRoot = open({ path: recentPath, maxDbs: 2, noSync: true, overlappingSync: false });
+  const recentRoot = open({
+    path: recentPath,
+    maxDbs: 2,
+    noSync: true,
+    overlappingSync: false,
+    useWritemap: true,
+  });
   const recent = recentRoot.openDB<Buffer, Key>({
     name: 'messages',
     keyEncoding: 'ordered-binary',
