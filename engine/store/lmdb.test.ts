@@ -63,21 +63,26 @@ describeReminderStoreContract('memory', async () => ({
 describe('lmdb store across threads and processes', () => {
   it('store - a worker thread and the main thread append to one environment; conflicts are detected', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-mt-'));
-    const main = openLmdbStores({ path: dir });
+    // No checkpoints: what each thread sees of the other's appends comes from `recent`.
+    const main = openLmdbStores({ path: dir, checkpointMs: 0 });
     try {
       const code = `
         const { register } = await import('tsx/esm/api'); register();
         const { workerData, parentPort } = await import('node:worker_threads');
         const { openLmdbStores } = await import(workerData.mod);
-        const s = openLmdbStores({ path: workerData.dir });
+        const s = openLmdbStores({ path: workerData.dir, checkpointMs: 0 });
         let conflicts = 0;
         for (let i = 1; i <= 200; i++) {
-          await s.messages.append({ tenant: 't', stream: 'w', seq: i, at: i, body: { i } });
+          await s.messages.append({ tenant: 't', stream: 'w', seq: i, at: i, clientMsgId: 'w' + i, body: { i } });
           try { await s.messages.append({ tenant: 't', stream: 'shared', seq: i, at: i, body: { by: 'worker' } }); }
           catch (e) { if (e.code === 'SB_ERR_SEQ_CONFLICT') conflicts++; else throw e; }
         }
+        const pending = s.messages.pendingCheckpoint();
+        parentPort.postMessage({ conflicts, pending });
+        // Stays open (nothing checkpointed) until the main thread has looked.
+        await new Promise((resolve) => parentPort.once('message', resolve));
         await s.close();
-        parentPort.postMessage(conflicts);
+        parentPort.postMessage('closed');
       `;
       const w = new Worker(code, {
         eval: true,
@@ -100,16 +105,33 @@ describe('lmdb store across threads and processes', () => {
           }
         }
       })();
-      const workerConflicts = await new Promise<number>((resolve, reject) => {
+      const fromWorker = await new Promise<{ conflicts: number; pending: number }>((resolve, reject) => {
         w.once('message', resolve);
         w.once('error', reject);
       });
       await mainJob;
       // Every seq of the shared stream was won by exactly one writer.
-      expect(mainConflicts + workerConflicts).toBe(200);
+      expect(mainConflicts + fromWorker.conflicts).toBe(200);
       expect((await main.messages.read('t', 'shared', { limit: 1000 })).map((e) => e.seq)).toEqual(
         Array.from({ length: 200 }, (_, i) => i + 1),
       );
+      // The worker's appends are acknowledged and not checkpointed, yet visible here.
+      expect(fromWorker.pending).toBeGreaterThanOrEqual(200);
+      expect(await main.messages.lastSeq('t', 'w')).toBe(200);
+      expect(
+        (await main.messages.read('t', 'w', { direction: 'backward', limit: 3 })).map((e) => e.seq),
+      ).toEqual([200, 199, 198]);
+      expect((await main.messages.findByClientMsgId('t', 'w', 'w77'))?.body).toEqual({ i: 77 });
+      // A resend of the worker's message from this thread is a duplicate; a taken seq a conflict.
+      expect(
+        await main.messages.append({ tenant: 't', stream: 'w', seq: 201, at: 1, clientMsgId: 'w5', body: 0 }),
+      ).toMatchObject({ duplicate: true, event: { seq: 5, body: { i: 5 } } });
+      await expect(
+        main.messages.append({ tenant: 't', stream: 'w', seq: 200, at: 1, clientMsgId: 'new', body: 0 }),
+      ).rejects.toMatchObject({ code: 'SB_ERR_SEQ_CONFLICT' });
+      const closed = new Promise((resolve) => w.once('message', resolve));
+      w.postMessage('close');
+      expect(await closed).toBe('closed');
       expect(await main.messages.lastSeq('t', 'w')).toBe(200);
     } finally {
       await main.close();
@@ -283,12 +305,12 @@ function segmentsIn(dir: string): string[] {
 }
 
 /** Rows of every intact record of a segment, with where each record starts. */
-function recordsOf(file: string): Array<{ offset: number; rows: Array<[string, number]> }> {
+function recordsOf(file: string): Array<{ offset: number; length: number; rows: Array<[string, number]> }> {
   const bytes = readFileSync(file);
-  const out: Array<{ offset: number; rows: Array<[string, number]> }> = [];
+  const out: Array<{ offset: number; length: number; rows: Array<[string, number]> }> = [];
   let offset = WAL_MAGIC.length;
   for (const payload of readSegment(bytes).records) {
-    out.push({ offset, rows: decodeRows(payload).map((r) => [r.key[1], r.key[2]]) });
+    out.push({ offset, length: payload.length, rows: decodeRows(payload).map((r) => [r.key[1], r.key[2]]) });
     offset += 8 + payload.length;
   }
   return out;
@@ -408,8 +430,10 @@ describe('lmdb store - write-ahead log recovery', () => {
     expect(records.length).toBeGreaterThan(20);
     const bad = Math.floor(records.length / 2);
     const bytes = readFileSync(file);
-    // Flip one byte inside the payload of record `bad` (past its 8-byte header).
-    bytes[records[bad]!.offset + 8 + 3]! ^= 0xff;
+    // Change the last byte of record `bad` (inside the message's encoded body): the record still
+    // decodes, only its checksum tells.
+    const at = records[bad]!.offset + 8 + records[bad]!.length - 1;
+    bytes[at] = bytes[at]! === 0x78 ? 0x79 : 0x78;
     writeFileSync(file, bytes);
     const s = openLmdbStores({ path: dir, checkpointMs: 0 });
     try {
