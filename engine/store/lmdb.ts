@@ -35,7 +35,7 @@ import { SbError } from '../../protos/errors.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 import {
   decodeRows,
-  encodeRows,
+  encodeRecord,
   listSegments,
   newOwner,
   ownerAlive,
@@ -177,6 +177,14 @@ interface MessageLog {
   recent: Database<Buffer, Key>;
 }
 
+/** An append's claim of its key in `recent`, waiting for the next claim transaction. */
+interface Claim {
+  key: RowKey;
+  value: Uint8Array;
+  resolve: (won: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
 /** One log record, waiting for a checkpoint: the segment it is in and its rows. */
 interface Logged {
   segment: number;
@@ -197,6 +205,7 @@ function raw(value: Uint8Array): StoredRow {
   return asBinary(value) as unknown as StoredRow;
 }
 
+type PutSyncNoOverwrite = (key: Key, value: Buffer, opts: { noOverwrite: true }) => boolean;
 type PutNoOverwrite<V> = (key: Key, value: V, opts: { noOverwrite: true }) => Promise<boolean>;
 
 /**
@@ -270,6 +279,47 @@ export class LmdbMessageStore implements MessageStore {
     return this.codec.decode(b.subarray(0, b.length - TAG_BYTES)) as StoredRow;
   }
 
+  /** Holds a row's bytes and this instance's tag while `recent` copies them in. */
+  private scratch = Buffer.allocUnsafe(4096);
+  /** Claims waiting for the next claim transaction. */
+  private claims: Claim[] = [];
+
+  /**
+   * Claims `key` in `recent` for the row's bytes: resolves false if the key is taken. The claims
+   * of one event-loop turn share one synchronous write transaction of `recent`, run on the next
+   * turn. `recent` is never flushed, so its commit is a memory write; running it here rather than
+   * on lmdb's write thread takes a thread hand-off off every append.
+   */
+  private claim(key: RowKey, value: Uint8Array): Promise<boolean> {
+    if (this.claims.length === 0) setImmediate(() => this.claimNow());
+    return new Promise((resolve, reject) => this.claims.push({ key, value, resolve, reject }));
+  }
+
+  private claimNow(): void {
+    const batch = this.claims;
+    this.claims = [];
+    const putSync = this.recent.putSync as unknown as PutSyncNoOverwrite;
+    const won: boolean[] = [];
+    try {
+      this.log.recentRoot.transactionSync(() => {
+        won.length = 0;
+        for (const c of batch) {
+          const n = c.value.length + TAG_BYTES;
+          if (this.scratch.length < n)
+            this.scratch = Buffer.allocUnsafe(Math.max(n, 2 * this.scratch.length));
+          this.scratch.set(c.value, 0);
+          this.scratch.writeUInt32LE(this.tag, c.value.length);
+          won.push(putSync.call(this.recent, c.key, this.scratch.subarray(0, n), { noOverwrite: true }));
+        }
+      });
+    } catch (err) {
+      for (const c of batch) c.reject(err);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(won[i]!);
+  }
+
+  /** A row's bytes with this instance's tag, for a write inside a transaction of `recent`. */
   private tagged(value: Uint8Array): Buffer {
     const b = Buffer.allocUnsafe(value.length + TAG_BYTES);
     b.set(value, 0);
@@ -477,7 +527,7 @@ export class LmdbMessageStore implements MessageStore {
     try {
       if (fresh || !this.messages.doesExist(key)) {
         value = this.codec.encode(row);
-        written = await putNew(this.recent, key, this.tagged(value));
+        written = await this.claim(key, value);
       }
     } catch (err) {
       throw unavailable(err);
@@ -499,7 +549,7 @@ export class LmdbMessageStore implements MessageStore {
   private async logRows(rows: WalRow[]): Promise<void> {
     let segment: number;
     try {
-      segment = await this.wal.append(encodeRows(rows));
+      segment = await this.wal.append(encodeRecord(rows));
     } catch (err) {
       throw unavailable(err);
     }

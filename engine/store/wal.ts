@@ -41,15 +41,19 @@ export interface WalRow {
   value: Uint8Array;
 }
 
-/** Encodes a record payload holding `rows` (one append, or one atomic batch). */
-export function encodeRows(rows: readonly WalRow[]): Buffer {
+/**
+ * Encodes one log record holding `rows` (one append, or one atomic batch): header (length,
+ * checksum) and payload in one buffer.
+ */
+export function encodeRecord(rows: readonly WalRow[]): Buffer {
   // Upper bound: a UTF-16 code unit takes at most 3 UTF-8 bytes.
-  let max = 3;
+  let max = RECORD_HEADER + 3;
   for (const r of rows) max += 2 + 3 * r.key[0].length + 2 + 3 * r.key[1].length + 8 + 4 + r.value.length;
   const b = Buffer.allocUnsafe(max);
-  b[0] = PAYLOAD_VERSION;
-  b.writeUInt16LE(rows.length, 1);
-  let p = 3;
+  let p = RECORD_HEADER;
+  b[p] = PAYLOAD_VERSION;
+  b.writeUInt16LE(rows.length, p + 1);
+  p += 3;
   for (const r of rows) {
     const tl = b.write(r.key[0], p + 2, 'utf8');
     b.writeUInt16LE(tl, p);
@@ -64,6 +68,8 @@ export function encodeRows(rows: readonly WalRow[]): Buffer {
     b.set(r.value, p);
     p += r.value.length;
   }
+  b.writeUInt32LE(p - RECORD_HEADER, 0);
+  b.writeUInt32LE(crc32(b.subarray(RECORD_HEADER, p)), 4);
   return b.subarray(0, p);
 }
 
@@ -89,14 +95,6 @@ export function decodeRows(payload: Buffer): WalRow[] {
     p += vl;
   }
   return rows;
-}
-
-/** Frames a payload as one record: length, checksum, payload. */
-export function frame(payload: Uint8Array): Buffer {
-  const h = Buffer.allocUnsafe(RECORD_HEADER);
-  h.writeUInt32LE(payload.length, 0);
-  h.writeUInt32LE(crc32(payload), 4);
-  return h;
 }
 
 export interface WalReadResult {
@@ -301,9 +299,10 @@ export class WalWriter {
     return this.segment;
   }
 
-  append(payload: Buffer): Promise<number> {
+  /** Appends a record made by {@link encodeRecord}. */
+  append(record: Buffer): Promise<number> {
     if (this.failed) return Promise.reject(this.failed);
-    this.queue.push(frame(payload), payload);
+    this.queue.push(record);
     this.queued++;
     if (!this.group) this.group = newGroup();
     const p = this.group.promise;
