@@ -260,7 +260,7 @@ const bodyOf = (a: Acked): { k: string; seq: number; text: string } => ({
 
 /**
  * Runs a child process that appends to 8 streams (no checkpoints, so every acknowledged row is
- * only in its log and in `recent`) and kills it with SIGKILL once `acks` acknowledgements have
+ * only in its log and in `recent`; one stream in atomic batches of three) and kills it with SIGKILL once `acks` acknowledgements have
  * arrived. Returns the acknowledged messages.
  */
 async function appendThenKill(dir: string, acks: number): Promise<Acked[]> {
@@ -268,12 +268,21 @@ async function appendThenKill(dir: string, acks: number): Promise<Acked[]> {
   const code = `
     const { openLmdbStores } = await import(${JSON.stringify(mod)});
     const s = openLmdbStores({ path: ${JSON.stringify(dir)}, checkpointMs: 0 });
+    const ev = (k, seq) => ({ tenant: 't', stream: 'k' + k, seq, at: seq, clientMsgId: 'c' + k + '-' + seq,
+      body: { k: 'k' + k, seq, text: 'x'.repeat(seq % 50) } });
+    const acked = (e) => process.stdout.write(JSON.stringify({ stream: e.stream, seq: e.seq, cm: e.clientMsgId }) + '\\n');
     await Promise.all(Array.from({ length: 8 }, async (_, k) => {
-      for (let seq = 1; ; seq++) {
-        const m = { stream: 'k' + k, seq, cm: 'c' + k + '-' + seq };
-        await s.messages.append({ tenant: 't', stream: m.stream, seq, at: seq, clientMsgId: m.cm,
-          body: { k: m.stream, seq, text: 'x'.repeat(seq % 50) } });
-        process.stdout.write(JSON.stringify(m) + '\\n');
+      // Stream k7 appends batches of three (one log record each), the others one at a time.
+      for (let seq = 1; ; seq += k === 7 ? 3 : 1) {
+        if (k === 7) {
+          const batch = [ev(k, seq), ev(k, seq + 1), ev(k, seq + 2)];
+          await s.messages.appendBatch(batch);
+          batch.forEach(acked);
+        } else {
+          const e = ev(k, seq);
+          await s.messages.append(e);
+          acked(e);
+        }
       }
     }));
   `;
@@ -314,6 +323,14 @@ function recordsOf(file: string): Array<{ offset: number; length: number; rows: 
     offset += 8 + payload.length;
   }
   return out;
+}
+
+/** The highest seq of each of the 8 streams in `records` (0 when none). */
+function lastSeqs(records: Array<{ rows: Array<[string, number]> }>): Map<string, number> {
+  const last = new Map<string, number>(Array.from({ length: 8 }, (_, k) => [`k${k}`, 0]));
+  for (const { rows } of records)
+    for (const [stream, seq] of rows) last.set(stream, Math.max(last.get(stream)!, seq));
+  return last;
 }
 
 /** Every stream's seqs are 1..n without gaps, and each message has the body it was sent with. */
@@ -407,15 +424,16 @@ describe('lmdb store - write-ahead log recovery', () => {
     const file = segmentsIn(dir).at(-1)!;
     const records = recordsOf(file);
     expect(records.length).toBeGreaterThan(10);
-    const lastRec = records.at(-1)!;
-    // Cut the file in the middle of the last record's payload (its header is whole).
-    truncateSync(file, lastRec.offset + 8 + 5);
+    // The last batch (three rows in one record) becomes the torn end of the log: the file is cut
+    // in the middle of its payload, as a crash during its write would leave it.
+    const cut = records.findLastIndex((r) => r.rows.length === 3);
+    expect(cut).toBeGreaterThan(0);
+    truncateSync(file, records[cut]!.offset + 8 + Math.floor(records[cut]!.length / 2));
     const s = openLmdbStores({ path: dir, checkpointMs: 0 });
     try {
       const last = await expectGapFree(s);
-      for (const { rows } of records.slice(0, -1))
-        for (const [stream, seq] of rows) expect(seq).toBeLessThanOrEqual(last.get(stream)!);
-      for (const [stream, seq] of lastRec.rows) expect(last.get(stream)).toBe(seq - 1);
+      // Exactly the records before the cut are there: none of the batch's three rows.
+      expect(last).toEqual(lastSeqs(records.slice(0, cut)));
       expect(readdirSync(join(dir, 'wal')).filter((f) => f.endsWith('.damaged'))).toEqual([]);
     } finally {
       await s.close();
@@ -438,10 +456,7 @@ describe('lmdb store - write-ahead log recovery', () => {
     const s = openLmdbStores({ path: dir, checkpointMs: 0 });
     try {
       const last = await expectGapFree(s);
-      const kept = new Map<string, number>();
-      for (const { rows } of records.slice(0, bad))
-        for (const [stream, seq] of rows) kept.set(stream, Math.max(kept.get(stream) ?? 0, seq));
-      for (let k = 0; k < 8; k++) expect(last.get(`k${k}`)).toBe(kept.get(`k${k}`) ?? 0);
+      expect(last).toEqual(lastSeqs(records.slice(0, bad)));
       // The damaged file is kept aside for inspection, not replayed again.
       expect(readdirSync(join(dir, 'wal')).filter((f) => f.endsWith('.damaged'))).toHaveLength(1);
     } finally {

@@ -586,9 +586,11 @@ export class LmdbMessageStore implements MessageStore {
     let results: AppendResult[] = [];
     let written: WalRow[] = [];
     try {
-      // The checks and the claims in `recent` run inside one write transaction of `recent`:
-      // atomic, and ordered against every other instance's claims. The batch is one log record.
-      await this.recent.transaction(() => {
+      // The checks and the claims in `recent` run inside one synchronous write transaction of
+      // `recent` (like the claims of single appends; an asynchronous one would run this callback
+      // while lmdb's write thread holds the lock): atomic, and ordered against every other
+      // instance's claims. The batch is one log record.
+      this.log.recentRoot.transactionSync(() => {
         results = [];
         conflict = undefined;
         written = [];
@@ -626,7 +628,7 @@ export class LmdbMessageStore implements MessageStore {
           if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
           results.push({ event: stored, duplicate: false });
         }
-        for (const w of written) this.recent.put(w.key, this.tagged(w.value));
+        for (const w of written) this.recent.putSync(w.key, this.tagged(w.value));
       });
     } catch (err) {
       throw unavailable(err);
