@@ -6,13 +6,32 @@
  * - `state`     [tenant, kind, key] → value
  * - `reminders` [tenant, kind, key, name] → {dueAt, msg};  `remdue` [dueAt, tenant, kind, key, name] → 1
  *
- * Durability: writes go through lmdb-js's batched asynchronous transactions. lmdb-js defaults to
- * `overlappingSync` on Linux, where a write resolves at commit and the fdatasync follows later
- * (safe against a process crash, not a power loss). This store opens the environment without it:
- * each commit flushes to disk before its writes resolve, so an acknowledged message survives a
- * power loss too. Many concurrent appends share one commit and one flush (group commit), which is
- * where the throughput comes from (bench/RESULTS.md has the measured cost).
- * The same path can be opened from every worker thread of a process and from a later process.
+ * Durability of state, reminders and indexes: writes go through lmdb-js's batched asynchronous
+ * transactions. lmdb-js defaults to `overlappingSync` on Linux, where a write resolves at commit
+ * and the fdatasync follows later (safe against a process crash, not a power loss). This store
+ * opens the environment without it: each commit flushes to disk before its writes resolve, so an
+ * acknowledged write survives a power loss too. Many concurrent writes share one commit and one
+ * flush (group commit). The same path can be opened from every worker thread of a process and
+ * from a later process.
+ *
+ * Messages take a different path, because a synced commit writes one random leaf page per stream
+ * it touches, and a session's appends come one at a time: the disk's random-write rate bounded
+ * appends below the target (bench/RESULTS.md). An append is acknowledged after a sequential,
+ * group-committed write-ahead log (engine/store/wal.ts, `<path>/wal/`), and reaches the main
+ * tree later, in checkpoints that carry many appends per page:
+ * - Each store instance (every thread opens its own) has its own log. An append claims its seq
+ *   with a conditional write in `recent` (`<path>/recent/`, a second LMDB environment opened with
+ *   `noSync`: shared by every instance through the memory map, serialised by LMDB's writer lock,
+ *   never flushed), then writes its row to the log, and resolves after the log's `fdatasync`.
+ *   Reads merge `recent` and the main tree, so every instance sees every acknowledged append.
+ * - Every {@link LMDB_CHECKPOINT_MS} an instance copies the rows it acknowledged into the main
+ *   tree in synced commits, deletes the log segments whose rows are all there, and deletes its rows
+ *   from `recent` a grace time later ({@link LMDB_RECENT_GRACE_MS}). `close` checkpoints and
+ *   deletes the instance's log.
+ * - `recent` is never trusted after a crash: the first instance to open the path when no other is
+ *   live deletes it, after the logs of gone instances are replayed into the main tree (see
+ *   `openMessageLog`). A row claimed in `recent` but not yet logged when its process died was
+ *   never acknowledged; it is gone after recovery.
  *
  * Idempotency without a second tree: a durable append on a virtual disk is bound by the random pages
  * each commit flushes, and an on-disk `clientMsgId → seq` index dirtied a leaf of a second B-tree
@@ -23,7 +42,7 @@
  * and bounded ({@link LMDB_ID_CACHE_MAX_IDS}; least recently used streams dropped first). A hit
  * is checked against the row it names; two ids of one stream with the same hash mark the hash
  * ambiguous, and a lookup of it scans the stream's rows. A miss first reads the rows written since
- * the map last saw the stream (by another instance; one B-tree seek when none). One writer per
+ * the map last saw the stream (by another instance; one point lookup when none). One writer per
  * stream is the engine's model (a session lives on one thread); a second writer in another thread
  * or process is still caught by the conditional write on the seq, after which the map of that
  * stream is reloaded.
@@ -382,7 +401,7 @@ export class LmdbMessageStore implements MessageStore {
     const h = idHash(clientMsgId);
     let v = m.ids.get(h);
     // A miss is checked against rows written since the map last saw the stream (by another thread
-    // or process; normally none, so this is one B-tree seek in each tree).
+    // or process; normally none, so this is one point lookup, see `catchUp`).
     if (v === undefined && this.catchUp(tenant, stream, m) > 0) v = m.ids.get(h);
     if (v === undefined) return undefined;
     if (v !== AMBIGUOUS) return this.rowAt([tenant, stream, v])?.cm === clientMsgId ? v : undefined;
@@ -486,10 +505,11 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   /**
-   * The hot path: the idempotency and seq checks read both trees; one conditional write claims the
-   * seq in `recent` (LMDB's writer lock orders it against every other instance); then the row goes
-   * to this instance's log, and the append resolves once the log is flushed. Appends to one stream
-   * are serialised in this thread.
+   * The hot path: the idempotency and seq checks read the trees (see `catchUp`); one conditional
+   * write claims the seq in `recent` (LMDB's writer lock orders it against every other instance);
+   * then the row goes to this instance's log, and the append resolves once the log is flushed.
+   * Only then does the row count for a checkpoint. Appends to one stream are serialised in this
+   * thread.
    */
   append(e: StoredEvent): Promise<AppendResult> {
     try {
