@@ -782,9 +782,10 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   /**
-   * Deletes from `recent` the rows checkpointed before `until` minus the grace time. The grace
-   * time covers a concurrent append that read the main tree before the row arrived there and
-   * claims the seq in `recent` after: the claim still finds the row.
+   * Deletes from `recent` the rows whose grace time ended by `now`. The grace time covers a
+   * concurrent append that read the main tree before the row arrived there and claims the seq in
+   * `recent` after: the claim still finds the row. Rows still waiting when the instance closes stay
+   * in `recent` (identical to the main tree's) until `recent` is next rebuilt.
    */
   private async dropFromRecent(now: number): Promise<void> {
     let n = 0;

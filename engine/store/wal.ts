@@ -43,9 +43,11 @@ export interface WalRow {
 
 /**
  * Encodes one log record holding `rows` (one append, or one atomic batch): header (length,
- * checksum) and payload in one buffer.
+ * checksum) and payload in one buffer. Each row's `value` is then pointed at its copy inside the
+ * record, a buffer of its own that nothing else writes to (the caller may have passed a view into
+ * an encoder's reused memory).
  */
-export function encodeRecord(rows: readonly WalRow[]): Buffer {
+export function encodeRecord(rows: WalRow[]): Buffer {
   // Upper bound: a UTF-16 code unit takes at most 3 UTF-8 bytes.
   let max = RECORD_HEADER + 3;
   for (const r of rows) max += 2 + 3 * r.key[0].length + 2 + 3 * r.key[1].length + 8 + 4 + r.value.length;
@@ -66,6 +68,7 @@ export function encodeRecord(rows: readonly WalRow[]): Buffer {
     b.writeUInt32LE(r.value.length, p);
     p += 4;
     b.set(r.value, p);
+    r.value = b.subarray(p, p + r.value.length);
     p += r.value.length;
   }
   b.writeUInt32LE(p - RECORD_HEADER, 0);
