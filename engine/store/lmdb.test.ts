@@ -377,11 +377,15 @@ describe('lmdb store - write-ahead log recovery', () => {
       const dir = tmp();
       const acked = await appendThenKill(dir, 400);
       // Nothing was checkpointed: the acknowledged rows are only in the dead process's log.
-      expect(segmentsIn(dir).length).toBeGreaterThan(0);
+      const logged = lastSeqs(segmentsIn(dir).flatMap(recordsOf));
+      expect(Math.max(...logged.values())).toBeGreaterThan(0);
       damage(dir);
       const s = openLmdbStores({ path: dir, checkpointMs: 0 });
       try {
         const last = await expectGapFree(s);
+        // Exactly what was logged: a row claimed in `recent` but not logged when the process died
+        // was never acknowledged, and is gone.
+        expect(last).toEqual(logged);
         for (const a of acked) {
           expect(a.seq).toBeLessThanOrEqual(last.get(a.stream)!);
           const found = await s.messages.findByClientMsgId('t', a.stream, a.cm);
@@ -470,10 +474,19 @@ describe('lmdb store - write-ahead log recovery', () => {
     try {
       await live.messages.append({ tenant: 't', stream: 'live', seq: 1, at: 1, clientMsgId: 'l1', body: 1 });
       const acked = await appendThenKill(dir, 100);
+      // The dead child's log (this process's live instance has one too).
+      const logged = lastSeqs(
+        segmentsIn(dir)
+          .filter((f) => !f.includes(`/${process.pid}.`))
+          .flatMap(recordsOf),
+      );
       // A second instance opens while the first one is live: it replays the dead log, and must
       // not wipe `recent` (which holds the live instance's unckeckpointed row).
       const other = openLmdbStores({ path: dir, checkpointMs: 0 });
       try {
+        // The dead process's rows that `recent` still held but its log did not (claimed, never
+        // acknowledged) were removed; the logged ones are in the main tree.
+        expect(await expectGapFree(other)).toEqual(logged);
         for (const st of [live, other]) {
           expect((await st.messages.read('t', 'live')).map((e) => e.clientMsgId)).toEqual(['l1']);
           for (const a of acked)

@@ -346,6 +346,16 @@ export class LmdbMessageStore implements MessageStore {
     return b;
   }
 
+  /**
+   * Makes the next read of `recent` take a new snapshot. lmdb keeps a read snapshot until a timer
+   * of the next turn, and another instance's append (in `recent` only, until a checkpoint) may
+   * have been acknowledged since: reads made for callers see it at once. The main tree needs no
+   * such step: a row leaves `recent` only a grace time after it is in the main tree.
+   */
+  private freshRecent(): void {
+    this.recent.resetReadTxn();
+  }
+
   /** The row at `key`: the main tree's copy first (a recall is written there), else `recent`'s. */
   private rowAt(key: Key): StoredRow | undefined {
     const row = this.messages.get(key);
@@ -556,8 +566,9 @@ export class LmdbMessageStore implements MessageStore {
     }
     if (!written || value === undefined) {
       // Another instance got there first: the same message (a resend) or a different one. Its ids
-      // are not in this map: reload the stream's.
+      // are not in this map: reload the stream's, from a snapshot that has its row.
       this.forget(e.tenant, e.stream);
+      this.freshRecent();
       const again = this.duplicateOf(e);
       if (again) return again;
       throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
@@ -669,6 +680,7 @@ export class LmdbMessageStore implements MessageStore {
   async read(tenant: string, stream: string, opts: ReadOptions = {}): Promise<StoredEvent[]> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
+    this.freshRecent();
     const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), 1000);
     const backward = opts.direction === 'backward' || opts.beforeSeq !== undefined;
     const out: StoredEvent[] = [];
@@ -688,6 +700,7 @@ export class LmdbMessageStore implements MessageStore {
   async lastSeq(tenant: string, stream: string): Promise<number> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
+    this.freshRecent();
     let last = 0;
     const range = { start: [tenant, stream, MAX_SEQ], end: [tenant, stream, 0], reverse: true, limit: 1 };
     for (const db of [this.recent, this.messages] as Array<Database<unknown, Key>>)
@@ -705,6 +718,7 @@ export class LmdbMessageStore implements MessageStore {
   ): Promise<StoredEvent | undefined> {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
+    this.freshRecent();
     const seq = this.seqOf(tenant, stream, clientMsgId);
     if (seq === undefined) return undefined;
     const row = this.rowAt([tenant, stream, seq]);
@@ -1037,7 +1051,8 @@ function openMessageLog(
 ): MessageLog {
   const walDir = join(path, 'wal');
   const recentPath = join(path, 'recent');
-  mkdirSync(walDir, { recursive: true });
+  // A new log directory's own entry must survive a power loss too, like the files in it.
+  if (mkdirSync(walDir, { recursive: true }) !== undefined) syncDir(path);
   const wal = new WalWriter(walDir, newOwner(), segmentBytes);
   let gone: Array<{ file: string; tag: number; intact: boolean }> = [];
   let keepRecent = false;

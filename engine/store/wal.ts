@@ -10,7 +10,7 @@
  * write at the end of the log (a crash in the middle of a write) is not an error, and nothing
  * after a damaged record is trusted.
  *
- * A record's payload is a batch of rows: `[version u8 = 1][count u16]`, then per row
+ * A record's payload is a batch of rows: `[version u8 = 1][count u32]`, then per row
  * `[tenant: u16 length + UTF-8][stream: u16 length + UTF-8][seq f64][value: u32 length + bytes]`.
  */
 import {
@@ -49,13 +49,13 @@ export interface WalRow {
  */
 export function encodeRecord(rows: WalRow[]): Buffer {
   // Upper bound: a UTF-16 code unit takes at most 3 UTF-8 bytes.
-  let max = RECORD_HEADER + 3;
+  let max = RECORD_HEADER + 5;
   for (const r of rows) max += 2 + 3 * r.key[0].length + 2 + 3 * r.key[1].length + 8 + 4 + r.value.length;
   const b = Buffer.allocUnsafe(max);
   let p = RECORD_HEADER;
   b[p] = PAYLOAD_VERSION;
-  b.writeUInt16LE(rows.length, p + 1);
-  p += 3;
+  b.writeUInt32LE(rows.length, p + 1);
+  p += 5;
   for (const r of rows) {
     const tl = b.write(r.key[0], p + 2, 'utf8');
     b.writeUInt16LE(tl, p);
@@ -79,9 +79,9 @@ export function encodeRecord(rows: WalRow[]): Buffer {
 /** Decodes a record payload; throws on a payload it does not understand. */
 export function decodeRows(payload: Buffer): WalRow[] {
   if (payload[0] !== PAYLOAD_VERSION) throw new Error(`wal: unknown record version ${payload[0]}`);
-  const n = payload.readUInt16LE(1);
+  const n = payload.readUInt32LE(1);
   const rows: WalRow[] = [];
-  let p = 3;
+  let p = 5;
   for (let i = 0; i < n; i++) {
     const tl = payload.readUInt16LE(p);
     const tenant = payload.toString('utf8', p + 2, p + 2 + tl);
