@@ -730,6 +730,7 @@ export class LmdbMessageStore implements MessageStore {
     checkName(tenant, 'tenant');
     checkName(stream, 'stream');
     checkSeq(seq);
+    this.freshRecent();
     let found = false;
     await durable(
       this.messages.transaction(() => {
