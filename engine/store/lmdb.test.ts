@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -13,7 +21,7 @@ import {
 } from './contract.ts';
 import { openLmdbStores, type LmdbStores } from './lmdb.ts';
 import { MemoryReminderStore, MemoryStateStore } from './memory.ts';
-import { decodeRows, listSegments, readSegment, WAL_MAGIC } from './wal.ts';
+import { decodeRows, encodeRecord, listSegments, readSegment, WAL_MAGIC } from './wal.ts';
 
 function lmdbHarness<S>(pick: (s: LmdbStores) => S): () => Promise<Harness<S>> {
   return async () => {
@@ -553,4 +561,57 @@ describe('lmdb store - checkpoints', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('lmdb store - log owners', () => {
+  it('store - a log whose pid is alive but started at another time is a gone process’s, and is replayed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-owner-'));
+    try {
+      // Log records made by a real instance, then copied under other owners' names with the
+      // stream renamed: the copies hold rows that nothing else has.
+      const s1 = openLmdbStores({ path: dir, checkpointMs: 0 });
+      for (let i = 1; i <= 5; i++)
+        await s1.messages.append({
+          tenant: 't',
+          stream: 'a',
+          seq: i,
+          at: i,
+          clientMsgId: `a${i}`,
+          body: { i },
+        });
+      const [seg] = listSegments(join(dir, 'wal'));
+      const rows = readSegment(readFileSync(seg!.file)).records.flatMap((p) => decodeRows(p));
+      const copy = (name: string, stream: string): string => {
+        const file = join(dir, 'wal', `${name}-00000001.log`);
+        const records = rows.map((r) =>
+          encodeRecord([{ key: [r.key[0], stream, r.key[2]], value: r.value }]),
+        );
+        writeFileSync(file, Buffer.concat([WAL_MAGIC, ...records]));
+        return file;
+      };
+      const { pid, boot, start } = seg!.owner;
+      // Same pid (as a restarted container's pid 1 would have), another start time: gone.
+      const reused = copy(`${pid}.1.${boot}.deadbeef`, 'reused');
+      // Same pid and start time: an instance of this very process, live; its log is left alone.
+      const live = copy(`${pid}.${start}.${boot}.0badf00d`, 'live');
+      await s1.close();
+      const s2 = openLmdbStores({ path: dir, checkpointMs: 0 });
+      try {
+        expect((await s2.messages.read('t', 'reused')).map((e) => e.clientMsgId)).toEqual([
+          'a1',
+          'a2',
+          'a3',
+          'a4',
+          'a5',
+        ]);
+        expect(await s2.messages.lastSeq('t', 'live')).toBe(0);
+        expect(existsSync(reused)).toBe(false);
+        expect(existsSync(live)).toBe(true);
+      } finally {
+        await s2.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
