@@ -532,7 +532,7 @@ export class LmdbMessageStore implements MessageStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e)).finally(() => this.leave());
+    return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
   }
 
   private duplicateOf(e: StoredEvent): AppendResult | undefined {
@@ -543,7 +543,16 @@ export class LmdbMessageStore implements MessageStore {
     return row ? { event: toEvent(e.tenant, e.stream, prior, row), duplicate: true } : undefined;
   }
 
+  /** One append, counted in flight until it settles (see `close`). */
   private async appendOne(e: StoredEvent): Promise<AppendResult> {
+    try {
+      return await this.appendNow(e);
+    } finally {
+      this.leave();
+    }
+  }
+
+  private async appendNow(e: StoredEvent): Promise<AppendResult> {
     const dup = this.duplicateOf(e);
     if (dup) return dup;
     const key: RowKey = [e.tenant, e.stream, e.seq];
@@ -574,18 +583,19 @@ export class LmdbMessageStore implements MessageStore {
       throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
     }
     if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
-    await this.logRows([{ key, value }]);
-    return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
-  }
-
-  /** Writes one log record and resolves once it is on disk; its rows then wait for a checkpoint. */
-  private async logRows(rows: WalRow[]): Promise<void> {
+    const rows = [{ key, value }];
     let segment: number;
     try {
       segment = await this.wal.append(encodeRecord(rows));
     } catch (err) {
       throw unavailable(err);
     }
+    this.logged(segment, rows);
+    return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
+  }
+
+  /** Rows whose log record is on disk (in `segment`): they wait for a checkpoint. */
+  private logged(segment: number, rows: WalRow[]): void {
     this.pending.push({ segment, rows });
     this.pendingRows += rows.length;
     if (this.checkpointMs > 0 && this.pendingRows > MAX_PENDING_ROWS) void this.checkpoint();
@@ -673,7 +683,15 @@ export class LmdbMessageStore implements MessageStore {
       if (e.clientMsgId !== undefined && r && !r.duplicate)
         this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
     }
-    if (written.length > 0) await this.logRows(written);
+    if (written.length > 0) {
+      let segment: number;
+      try {
+        segment = await this.wal.append(encodeRecord(written));
+      } catch (err) {
+        throw unavailable(err);
+      }
+      this.logged(segment, written);
+    }
     return results;
   }
 
