@@ -1033,7 +1033,7 @@ function replaySegment(file: string, messages: Database<StoredRow, Key>): boolea
     throw err;
   }
   const { records, stoppedAt } = readSegment(bytes);
-  let intact = stoppedAt === undefined || stoppedAt.reason.startsWith('torn');
+  let intact = stoppedAt === undefined || stoppedAt.torn;
   for (const payload of records) {
     let rows: WalRow[];
     try {

@@ -103,8 +103,12 @@ export function decodeRows(payload: Buffer): WalRow[] {
 export interface WalReadResult {
   /** Payloads of the intact records, in order. */
   records: Buffer[];
-  /** Why reading stopped before the end of the file, if it did (a torn or damaged record). */
-  stoppedAt?: { offset: number; reason: string };
+  /**
+   * Why reading stopped before the end of the file, if it did. `torn`: what a crash during the
+   * last write leaves (a record cut short, a zero-filled tail, or a bad checksum on the record that
+   * ends the file); otherwise the file is damaged in the middle.
+   */
+  stoppedAt?: { offset: number; reason: string; torn: boolean };
 }
 
 /** Reads the intact records of one segment, stopping at the first torn or damaged one. */
@@ -112,17 +116,20 @@ export function readSegment(bytes: Buffer): WalReadResult {
   const records: Buffer[] = [];
   if (bytes.length < WAL_MAGIC.length) return { records };
   if (!bytes.subarray(0, WAL_MAGIC.length).equals(WAL_MAGIC))
-    return { records, stoppedAt: { offset: 0, reason: 'not a log segment' } };
+    return { records, stoppedAt: { offset: 0, reason: 'not a log segment', torn: false } };
   let p = WAL_MAGIC.length;
   while (p < bytes.length) {
-    if (p + RECORD_HEADER > bytes.length) return { records, stoppedAt: { offset: p, reason: 'torn header' } };
+    const stop = (reason: string, torn: boolean): WalReadResult => ({
+      records,
+      stoppedAt: { offset: p, reason, torn },
+    });
+    if (p + RECORD_HEADER > bytes.length) return stop('torn header', true);
     const len = bytes.readUInt32LE(p);
     const sum = bytes.readUInt32LE(p + 4);
-    if (len === 0) return { records, stoppedAt: { offset: p, reason: 'empty record' } };
-    if (p + RECORD_HEADER + len > bytes.length)
-      return { records, stoppedAt: { offset: p, reason: 'torn record' } };
+    if (len === 0) return stop('empty record', true);
+    if (p + RECORD_HEADER + len > bytes.length) return stop('torn record', true);
     const payload = bytes.subarray(p + RECORD_HEADER, p + RECORD_HEADER + len);
-    if (crc32(payload) !== sum) return { records, stoppedAt: { offset: p, reason: 'checksum mismatch' } };
+    if (crc32(payload) !== sum) return stop('checksum mismatch', p + RECORD_HEADER + len === bytes.length);
     records.push(payload);
     p += RECORD_HEADER + len;
   }
@@ -340,7 +347,7 @@ export class WalWriter {
     }
     const seg = this.segment;
     const fd = this.fd;
-    writev(fd, bufs, this.size, (err, n) => {
+    const done = (err: NodeJS.ErrnoException | null, n: number): void => {
       if (err || n !== bytes)
         return this.fail(group, err ?? new Error(`wal: short write (${n} of ${bytes})`));
       this.size += bytes;
@@ -352,7 +359,12 @@ export class WalWriter {
         if (this.group) this.flush();
         else this.settleIdle();
       });
-    });
+    };
+    try {
+      writev(fd, bufs, this.size, done);
+    } catch (err) {
+      this.fail(group, err as Error);
+    }
   }
 
   private fail(group: Group, err: Error): void {
@@ -404,6 +416,7 @@ export class WalWriter {
   close(remove: boolean): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+    this.failed ??= new Error('wal: closed');
     if (!remove) return;
     for (const s of this.written.keys()) {
       try {
@@ -413,7 +426,6 @@ export class WalWriter {
       }
     }
     this.written.clear();
-    this.failed ??= new Error('wal: closed');
   }
 
   /** Whether a write or flush failed (the log takes no more records). */
