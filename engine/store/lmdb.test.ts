@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import {
+  closeSync,
   existsSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -21,6 +23,7 @@ import {
 } from './contract.ts';
 import { openLmdbStores, type LmdbStores } from './lmdb.ts';
 import { MemoryReminderStore, MemoryStateStore } from './memory.ts';
+import type { StoredEvent } from './types.ts';
 import { decodeRows, encodeRecord, listSegments, readSegment, WAL_MAGIC } from './wal.ts';
 
 function lmdbHarness<S>(pick: (s: LmdbStores) => S): () => Promise<Harness<S>> {
@@ -611,6 +614,61 @@ describe('lmdb store - log owners', () => {
         await s2.close();
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('lmdb store - a failed log', () => {
+  it('store - a failed log write refuses appends with SB_ERR_STORE_UNAVAILABLE; a resend elsewhere is acknowledged only once logged there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-walfail-'));
+    const a = openLmdbStores({ path: dir, checkpointMs: 0 });
+    const b = openLmdbStores({ path: dir, checkpointMs: 0 });
+    const ev = (seq: number, cm: string): StoredEvent => ({
+      tenant: 't',
+      stream: 'f',
+      seq,
+      at: seq,
+      clientMsgId: cm,
+      body: { cm },
+    });
+    // a's log descriptor stops taking writes (a directory's stands in for a failing disk).
+    const wal = (a.messages as unknown as { wal: { fd: number } }).wal;
+    const logFd = wal.fd;
+    const dirFd = openSync(dir, 'r');
+    try {
+      await a.messages.append(ev(1, 'one'));
+      wal.fd = dirFd;
+      await expect(a.messages.append(ev(2, 'two'))).rejects.toMatchObject({
+        code: 'SB_ERR_STORE_UNAVAILABLE',
+      });
+      // From now on a refuses everything, without another write.
+      await expect(a.messages.append(ev(3, 'three'))).rejects.toMatchObject({
+        code: 'SB_ERR_STORE_UNAVAILABLE',
+      });
+      // 'two' holds seq 2 in `recent` but may never have reached a disk. A resend through b is a
+      // duplicate of it, answered after b logged its own copy.
+      const r = await b.messages.append(ev(3, 'two'));
+      expect(r).toMatchObject({ duplicate: true, event: { seq: 2, body: { cm: 'two' } } });
+      const own = listSegments(join(dir, 'wal')).filter(
+        (f) => f.owner.tag === (b.messages as unknown as { tag: number }).tag,
+      );
+      const logged = own.flatMap((f) =>
+        readSegment(readFileSync(f.file)).records.flatMap((p) => decodeRows(p).map((row) => row.key)),
+      );
+      expect(logged).toContainEqual(['t', 'f', 2]);
+    } finally {
+      wal.fd = logFd;
+      closeSync(dirFd);
+      await b.close();
+      await a.close();
+    }
+    // a's log is kept for the next open; b checkpointed 'two'.
+    const again = openLmdbStores({ path: dir, checkpointMs: 0 });
+    try {
+      expect((await again.messages.read('t', 'f')).map((e) => e.clientMsgId)).toEqual(['one', 'two']);
+    } finally {
+      await again.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

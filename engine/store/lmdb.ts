@@ -535,12 +535,48 @@ export class LmdbMessageStore implements MessageStore {
     return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
   }
 
-  private duplicateOf(e: StoredEvent): AppendResult | undefined {
+  /**
+   * The earlier row at `key`, for a duplicate. A row still only in `recent` may not be durable yet
+   * (its writer may not have flushed its log, or its log may have failed): the duplicate's answer
+   * then comes with a `copy` of the row to log first, so it is acknowledged only once durable
+   * here. The copy is the same bytes under the same key; replay and checkpoints keep one.
+   */
+  private priorAt(key: RowKey): { row: StoredRow; copy?: WalRow } | undefined {
+    const row = this.messages.get(key);
+    if (row !== undefined) return { row };
+    const b = this.recent.getBinaryFast(key);
+    if (b === undefined) return undefined;
+    const value = Buffer.from(b.subarray(0, b.length - TAG_BYTES));
+    return { row: this.codec.decode(value) as StoredRow, copy: { key, value } };
+  }
+
+  private duplicateOf(e: StoredEvent): { result: AppendResult; copy?: WalRow } | undefined {
     if (e.clientMsgId === undefined) return undefined;
     const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
     if (prior === undefined) return undefined;
-    const row = this.rowAt([e.tenant, e.stream, prior]);
-    return row ? { event: toEvent(e.tenant, e.stream, prior, row), duplicate: true } : undefined;
+    const found = this.priorAt([e.tenant, e.stream, prior]);
+    if (!found) return undefined;
+    return {
+      result: { event: toEvent(e.tenant, e.stream, prior, found.row), duplicate: true },
+      copy: found.copy,
+    };
+  }
+
+  /** Answers a duplicate once its row is durable (see `priorAt`). */
+  private async settled(dup: { result: AppendResult; copy?: WalRow }): Promise<AppendResult> {
+    if (dup.copy) await this.logRecord([dup.copy]);
+    return dup.result;
+  }
+
+  /** Writes one log record and resolves once it is on disk; its rows then wait for a checkpoint. */
+  private async logRecord(rows: WalRow[]): Promise<void> {
+    let segment: number;
+    try {
+      segment = await this.wal.append(encodeRecord(rows));
+    } catch (err) {
+      throw unavailable(err);
+    }
+    this.logged(segment, rows);
   }
 
   /** One append, counted in flight until it settles (see `close`). */
@@ -554,7 +590,7 @@ export class LmdbMessageStore implements MessageStore {
 
   private async appendNow(e: StoredEvent): Promise<AppendResult> {
     const dup = this.duplicateOf(e);
-    if (dup) return dup;
+    if (dup) return this.settled(dup);
     const key: RowKey = [e.tenant, e.stream, e.seq];
     const row: StoredRow = { at: e.at, body: e.body };
     if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
@@ -579,10 +615,11 @@ export class LmdbMessageStore implements MessageStore {
       this.forget(e.tenant, e.stream);
       this.freshRecent();
       const again = this.duplicateOf(e);
-      if (again) return again;
+      if (again) return this.settled(again);
       throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
     }
     if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
+    // As `logRecord`, inline: one promise fewer on the hot path.
     const rows = [{ key, value }];
     let segment: number;
     try {
@@ -626,6 +663,7 @@ export class LmdbMessageStore implements MessageStore {
     let conflict: SbError | undefined;
     let results: AppendResult[] = [];
     let written: WalRow[] = [];
+    let copies: WalRow[] = [];
     try {
       // The checks and the claims in `recent` run inside one synchronous write transaction of
       // `recent` (like the claims of single appends; an asynchronous one would run this callback
@@ -635,6 +673,7 @@ export class LmdbMessageStore implements MessageStore {
         results = [];
         conflict = undefined;
         written = [];
+        copies = [];
         const fresh = new Map<string, StoredEvent>();
         for (const e of events) {
           if (e.clientMsgId !== undefined) {
@@ -645,9 +684,10 @@ export class LmdbMessageStore implements MessageStore {
             }
             const prior = this.seqOf(e.tenant, e.stream, e.clientMsgId);
             if (prior !== undefined) {
-              const row = this.rowAt([e.tenant, e.stream, prior]);
-              if (row) {
-                results.push({ event: toEvent(e.tenant, e.stream, prior, row), duplicate: true });
+              const found = this.priorAt([e.tenant, e.stream, prior]);
+              if (found) {
+                results.push({ event: toEvent(e.tenant, e.stream, prior, found.row), duplicate: true });
+                if (found.copy) copies.push(found.copy);
                 continue;
               }
             }
@@ -683,15 +723,8 @@ export class LmdbMessageStore implements MessageStore {
       if (e.clientMsgId !== undefined && r && !r.duplicate)
         this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
     }
-    if (written.length > 0) {
-      let segment: number;
-      try {
-        segment = await this.wal.append(encodeRecord(written));
-      } catch (err) {
-        throw unavailable(err);
-      }
-      this.logged(segment, written);
-    }
+    // The batch's new rows and copies of its duplicates' rows still only in `recent`: one record.
+    if (written.length + copies.length > 0) await this.logRecord([...written, ...copies]);
     return results;
   }
 
