@@ -378,25 +378,35 @@ export class LmdbMessageStore implements MessageStore {
   ): Generator<[number, StoredRow]> {
     const range = { start: [tenant, stream, from], end: [tenant, stream, to], reverse };
     const main = (mainToo ? this.messages.getRange(range) : [])[Symbol.iterator]();
-    const rec = this.recent.getRange(range)[Symbol.iterator]();
-    const next = <V>(it: Iterator<{ key: Key; value: V }>): { seq: number; value: V } | undefined => {
-      const r = it.next();
+    // Only the keys of `recent`: most of its rows are in the main tree too (their grace time), and
+    // the value of one that is not is read when it is reached (same snapshot).
+    const rec = this.recent.getKeys(range)[Symbol.iterator]();
+    const nextMain = (): { seq: number; value: StoredRow } | undefined => {
+      const r = main.next();
       if (r.done) return undefined;
       const k = r.value.key;
       if (k[0] !== tenant || k[1] !== stream) return undefined;
       return { seq: k[2] as number, value: r.value.value };
     };
+    const nextRecent = (): number | undefined => {
+      const r = rec.next();
+      if (r.done) return undefined;
+      const k = r.value;
+      if (k[0] !== tenant || k[1] !== stream) return undefined;
+      return k[2] as number;
+    };
     try {
-      let a = next(main);
-      let b = next(rec);
+      let a = nextMain();
+      let b = nextRecent();
       while (a !== undefined || b !== undefined) {
-        if (a !== undefined && (b === undefined || (reverse ? a.seq >= b.seq : a.seq <= b.seq))) {
-          if (b !== undefined && b.seq === a.seq) b = next(rec);
+        if (a !== undefined && (b === undefined || (reverse ? a.seq >= b : a.seq <= b))) {
+          if (b === a.seq) b = nextRecent();
           yield [a.seq, a.value];
-          a = next(main);
+          a = nextMain();
         } else if (b !== undefined) {
-          yield [b.seq, this.fromRecent(b.value)];
-          b = next(rec);
+          const bytes = this.recent.getBinaryFast([tenant, stream, b]);
+          if (bytes !== undefined) yield [b, this.fromRecent(bytes)];
+          b = nextRecent();
         }
       }
     } finally {
