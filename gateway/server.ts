@@ -257,12 +257,17 @@ export async function startServer(
     const ws = c.ws;
     const q = c.out;
     if (q.length === 0) return;
-    c.out = [];
-    if (c.closed || !ws) return;
+    if (c.closed || !ws) {
+      q.length = 0;
+      return;
+    }
     let dropped = false;
+    // The socket's queue is emptied in place, not replaced: a fresh array per flush would live
+    // until the socket's next flush, long enough to be promoted into the old generation.
     ws.cork(() => {
-      for (const text of q) if (ws.send(text, false, false) === 2) dropped = true;
+      for (let i = 0; i < q.length; i++) if (ws.send(q[i]!, false, false) === 2) dropped = true;
     });
+    q.length = 0;
     // 2 = dropped by uWS's own bound; either way the client is too slow: close it, it will resume.
     if (dropped || ws.getBufferedAmount() > limits.maxBackpressureBytes) {
       closeWith(c, 'SB_ERR_SLOW_CONSUMER', CLOSE_CODES.SLOW_CONSUMER);
