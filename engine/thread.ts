@@ -398,10 +398,9 @@ export class ThreadNode implements KindRegistry {
     } catch {
       // No link yet (membership just changed) or the link's queue is full: hold and retry.
       if (shard !== undefined) this.hold(shard, env);
-      else if (env.k !== ENV.ASK) this.holdForNode(node, env);
       else if (env.k === ENV.ASK)
         this.fail(env.from, env.id, new SbError('SB_ERR_NODE_UNAVAILABLE', `node ${node}`));
-      else this.m.droppedTells++;
+      else this.holdForNode(node, env);
     }
   }
 
