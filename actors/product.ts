@@ -25,7 +25,13 @@ export function deliveryPolicyOf(config: Readonly<Record<string, unknown>>): Del
 
 /** Config every thread receives (plain JSON). */
 export type DeskConfig =
-  | { store: 'embedded'; /** Directory of the embedded store. */ dataDir: string }
+  | {
+      store: 'embedded';
+      /** Directory of the embedded store. */
+      dataDir: string;
+      /** Every actor of the process runs on one thread: the store is opened for it alone. */
+      exclusive?: boolean;
+    }
   | { store: 'cassandra'; cassandra: CassandraOptions };
 
 export function parseDeskConfig(c: Readonly<Record<string, unknown>>): DeskConfig {
@@ -33,7 +39,7 @@ export function parseDeskConfig(c: Readonly<Record<string, unknown>>): DeskConfi
     if (typeof c['dataDir'] !== 'string' || c['dataDir'] === '') {
       throw new SbError('SB_ERR_INVALID_FIELD', 'dataDir required');
     }
-    return { store: 'embedded', dataDir: c['dataDir'] };
+    return { store: 'embedded', dataDir: c['dataDir'], exclusive: c['exclusive'] === true };
   }
   if (c['store'] === 'cassandra') {
     const o = c['cassandra'] as CassandraOptions | undefined;
@@ -51,7 +57,7 @@ const product: ProductModule = {
     // Never a silent fallback: a configured Cassandra that does not answer fails the start.
     const s =
       c.store === 'embedded'
-        ? openLmdbStores({ path: join(c.dataDir, 'lmdb') })
+        ? openLmdbStores({ path: join(c.dataDir, 'lmdb'), exclusive: c.exclusive === true })
         : await openCassandraStores(c.cassandra);
     return {
       state: s.state,

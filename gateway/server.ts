@@ -188,7 +188,13 @@ export async function startServer(
   const signer = new TokenSigner(cfg.tokenSecret ?? loadOrCreateSecret(cfg.dataDir));
   const productConfig =
     cfg.store === 'embedded'
-      ? { store: 'embedded', dataDir: cfg.dataDir, webhooks: { ...cfg.webhooks } }
+      ? {
+          store: 'embedded',
+          dataDir: cfg.dataDir,
+          // One thread opens the store (no worker threads, no cluster): it holds the path alone.
+          exclusive: cfg.workers === 0 && !cfg.cluster,
+          webhooks: { ...cfg.webhooks },
+        }
       : { store: 'cassandra', cassandra: { ...cfg.cassandra }, webhooks: { ...cfg.webhooks } };
   const cc = cfg.cluster;
   if (cc && cfg.store !== 'cassandra' && !cc.allowEmbeddedStore)

@@ -26,15 +26,19 @@ import { MemoryReminderStore, MemoryStateStore } from './memory.ts';
 import type { StoredEvent } from './types.ts';
 import { decodeRows, encodeRecord, listSegments, readSegment, WAL_MAGIC } from './wal.ts';
 
-function lmdbHarness<S>(pick: (s: LmdbStores) => S): () => Promise<Harness<S>> {
+function lmdbHarness<S>(
+  pick: (s: LmdbStores) => S,
+  opts: { exclusive?: boolean } = {},
+): () => Promise<Harness<S>> {
   return async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-'));
-    const handles: LmdbStores[] = [openLmdbStores({ path: dir })];
+    const handles: LmdbStores[] = [openLmdbStores({ path: dir, ...opts })];
+    if (opts.exclusive) expect(handles[0]!.messages.isExclusive()).toBe(true);
     return {
       store: pick(handles[0]!),
       reopen: async () => {
         await handles[handles.length - 1]!.close();
-        const h = openLmdbStores({ path: dir });
+        const h = openLmdbStores({ path: dir, ...opts });
         handles.push(h);
         return pick(h);
       },
@@ -49,6 +53,10 @@ function lmdbHarness<S>(pick: (s: LmdbStores) => S): () => Promise<Harness<S>> {
 describeMessageStoreContract(
   'lmdb',
   lmdbHarness((s) => s.messages),
+);
+describeMessageStoreContract(
+  'lmdb exclusive',
+  lmdbHarness((s) => s.messages, { exclusive: true }),
 );
 describeIndexStoreContract(
   'lmdb',
@@ -274,11 +282,12 @@ const bodyOf = (a: Acked): { k: string; seq: number; text: string } => ({
  * only in its log and in `recent`; one stream in atomic batches of three) and kills it with SIGKILL once `acks` acknowledgements have
  * arrived. Returns the acknowledged messages.
  */
-async function appendThenKill(dir: string, acks: number): Promise<Acked[]> {
+async function appendThenKill(dir: string, acks: number, exclusive = false): Promise<Acked[]> {
   const mod = new URL('./lmdb.ts', import.meta.url).href;
   const code = `
     const { openLmdbStores } = await import(${JSON.stringify(mod)});
-    const s = openLmdbStores({ path: ${JSON.stringify(dir)}, checkpointMs: 0 });
+    const s = openLmdbStores({ path: ${JSON.stringify(dir)}, checkpointMs: 0, exclusive: ${exclusive} });
+    if (s.messages.isExclusive() !== ${exclusive}) throw new Error('exclusive mode not as asked');
     const ev = (k, seq) => ({ tenant: 't', stream: 'k' + k, seq, at: seq, clientMsgId: 'c' + k + '-' + seq,
       body: { k: 'k' + k, seq, text: 'x'.repeat(seq % 50) } });
     const acked = (e) => process.stdout.write(JSON.stringify({ stream: e.stream, seq: e.seq, cm: e.clientMsgId }) + '\\n');
@@ -672,4 +681,135 @@ describe('lmdb store - a failed log', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('lmdb store - exclusive mode', () => {
+  const dirs: string[] = [];
+  const tmp = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'sb-lmdb-x-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const ev = (stream: string, seq: number): StoredEvent => ({
+    tenant: 't',
+    stream,
+    seq,
+    at: seq,
+    clientMsgId: `${stream}-${seq}`,
+    body: { n: seq },
+  });
+
+  it('store - an exclusive instance keeps every other open of the path out until it closes', async () => {
+    const dir = tmp();
+    const x = openLmdbStores({ path: dir, exclusive: true });
+    expect(x.messages.isExclusive()).toBe(true);
+    await x.messages.append(ev('s', 1));
+    for (const exclusive of [false, true])
+      expect(() => openLmdbStores({ path: dir, exclusive })).toThrow(
+        expect.objectContaining({ code: 'SB_ERR_STORE_UNAVAILABLE' }),
+      );
+    // Nothing was written to `recent`: the row waited in memory and is in the main tree now.
+    await x.close();
+    expect(readdirSync(join(dir, 'wal')).filter((f) => f.endsWith('.exclusive'))).toEqual([]);
+    const shared = openLmdbStores({ path: dir });
+    try {
+      expect(shared.messages.isExclusive()).toBe(false);
+      expect(await shared.messages.read('t', 's')).toMatchObject([{ seq: 1, body: { n: 1 } }]);
+    } finally {
+      await shared.close();
+    }
+  });
+
+  it('store - asked for while another instance is open, the store opens shared and both see every row', async () => {
+    const dir = tmp();
+    const a = openLmdbStores({ path: dir });
+    const b = openLmdbStores({ path: dir, exclusive: true });
+    try {
+      expect(b.messages.isExclusive()).toBe(false);
+      await a.messages.append(ev('s', 1));
+      await b.messages.append(ev('s', 2));
+      await expect(a.messages.append(ev('s', 2))).resolves.toMatchObject({ duplicate: true });
+      await expect(b.messages.append({ ...ev('s', 2), clientMsgId: 'other' })).rejects.toMatchObject({
+        code: 'SB_ERR_SEQ_CONFLICT',
+      });
+      expect((await a.messages.read('t', 's')).map((e) => e.seq)).toEqual([1, 2]);
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+
+  it('store - the marker of an instance that is gone is removed at the next open', async () => {
+    const dir = tmp();
+    await appendThenKill(dir, 100, true);
+    expect(readdirSync(join(dir, 'wal')).filter((f) => f.endsWith('.exclusive'))).toHaveLength(1);
+    const s = openLmdbStores({ path: dir, exclusive: true });
+    try {
+      expect(s.messages.isExclusive()).toBe(true);
+      // Its own marker only.
+      expect(
+        readdirSync(join(dir, 'wal')).filter(
+          (f) => f.endsWith('.exclusive') && !f.startsWith(`${process.pid}.`),
+        ),
+      ).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  }, 30_000);
+
+  it('store - an exclusive process killed right after its acks loses nothing acknowledged', async () => {
+    const dir = tmp();
+    const acked = await appendThenKill(dir, 400, true);
+    const logged = lastSeqs(segmentsIn(dir).flatMap(recordsOf));
+    const s = openLmdbStores({ path: dir, checkpointMs: 0, exclusive: true });
+    try {
+      const last = await expectGapFree(s);
+      expect(last).toEqual(logged);
+      for (const a of acked)
+        expect(await s.messages.findByClientMsgId('t', a.stream, a.cm)).toMatchObject({
+          seq: a.seq,
+          body: bodyOf(a),
+        });
+    } finally {
+      await s.close();
+    }
+  }, 30_000);
+
+  it('store - rows stay readable while checkpoints move them from memory to the main tree', async () => {
+    const dir = tmp();
+    const s = openLmdbStores({ path: dir, checkpointMs: 2, exclusive: true });
+    try {
+      for (let seq = 1; seq <= 300; seq++) {
+        for (const stream of ['a', 'b']) {
+          await s.messages.append(ev(stream, seq));
+          // Right after the ack and at any point of a checkpoint: the row, the stream's last seq,
+          // and the resend recognised.
+          expect(await s.messages.lastSeq('t', stream)).toBe(seq);
+          const page = await s.messages.read('t', stream, { afterSeq: seq - 2 });
+          expect(page.map((e) => e.seq)).toEqual(seq === 1 ? [1] : [seq - 1, seq]);
+          if (seq % 37 === 0)
+            await expect(
+              s.messages.append({ ...ev(stream, seq + 1), clientMsgId: `${stream}-${seq}` }),
+            ).resolves.toMatchObject({
+              duplicate: true,
+              event: { seq },
+            });
+        }
+        if (seq % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      await s.messages.checkpoint();
+      expect(s.messages.pendingCheckpoint()).toBe(0);
+      const all = await s.messages.read('t', 'a', { limit: 1000 });
+      expect(all.map((e) => e.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+      // A seq taken long ago (now only in the main tree) is still refused.
+      await expect(s.messages.append({ ...ev('a', 5), clientMsgId: 'new' })).rejects.toMatchObject({
+        code: 'SB_ERR_SEQ_CONFLICT',
+      });
+    } finally {
+      await s.close();
+    }
+  }, 30_000);
 });

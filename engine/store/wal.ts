@@ -230,6 +230,31 @@ export function ownerAlive(o: Owner): boolean {
   }
 }
 
+const EXCLUSIVE_NAME = /^(\d+)\.(\d+|x)\.([0-9a-f]+|x)\.([0-9a-f]{8})\.exclusive$/;
+
+/**
+ * Marks the log directory as held by one instance alone (`<owner>.exclusive`); see
+ * `openLmdbStores({ exclusive })`. The marker needs no flush: after a crash its owner is gone,
+ * and whoever opens next removes it.
+ */
+export function exclusiveMarker(dir: string, o: Owner): string {
+  return join(dir, `${ownerName(o)}.exclusive`);
+}
+
+/** The exclusive markers in a log directory, with their owners. */
+export function listExclusive(dir: string): Array<{ file: string; owner: Owner }> {
+  const out: Array<{ file: string; owner: Owner }> = [];
+  for (const f of readdirSync(dir)) {
+    const m = EXCLUSIVE_NAME.exec(f);
+    if (!m) continue;
+    out.push({
+      file: join(dir, f),
+      owner: { pid: Number(m[1]), start: m[2]!, boot: m[3]!, tag: parseInt(m[4]!, 16) },
+    });
+  }
+  return out;
+}
+
 /** Makes a directory entry change (a created or removed file) durable. */
 export function syncDir(dir: string): void {
   const fd = openSync(dir, 'r');
