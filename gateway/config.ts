@@ -47,6 +47,16 @@ export interface ServerConfig {
   /** Largest attachment an agent or visitor may upload (images and files), bytes. */
   maxFileBytes: number;
   /**
+   * WebSocket frames being handled at once by the gateway, across all sockets. Further frames wait
+   * in arrival order, as received text, until one finishes. Default {@link MAX_FRAMES_IN_FLIGHT}.
+   */
+  maxFramesInFlight: number;
+  /**
+   * Frames that may wait for that turn; a frame past it is refused with SB_ERR_BUSY (the client
+   * sends it again later). Default {@link MAX_QUEUED_FRAMES}.
+   */
+  maxQueuedFrames: number;
+  /**
    * Cluster mode (undefined: a single node). Nodes share Redis (membership, placement) and the
    * store (Cassandra); actors run on the gateway thread of the node that serves their shard.
    */
@@ -78,6 +88,17 @@ export interface ServerConfig {
   demo: { enabled: boolean; tenantId: string; password: string; agents: number; agentMaxConcurrent: number };
 }
 
+/**
+ * Frames handled at once by the gateway. Under overload every frame in progress holds its whole
+ * path (parsed frame, actor turn, store append) until its message is durable; with thousands in
+ * progress those objects outlive the young generation and the collector's copying became the
+ * largest cost at saturation. Waiting frames cost one string each. 256 keeps enough appends per
+ * log flush (bench/RESULTS.md, "Saturation"); at normal load far fewer are ever in progress.
+ */
+export const MAX_FRAMES_IN_FLIGHT = 256;
+/** Frames waiting for their turn across all sockets (≈ 300 bytes each). */
+export const MAX_QUEUED_FRAMES = 100_000;
+
 export const DEFAULT_CONFIG: ServerConfig = {
   host: '127.0.0.1',
   port: 8080,
@@ -100,6 +121,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   platformToken: undefined,
   maxHttpBodyBytes: 64 * 1024,
   maxFileBytes: 10 * 1024 * 1024,
+  maxFramesInFlight: MAX_FRAMES_IN_FLIGHT,
+  maxQueuedFrames: MAX_QUEUED_FRAMES,
   cluster: undefined,
   limits: { ...DEFAULT_LIMITS },
   webhooks: {
@@ -196,6 +219,8 @@ const SETTERS: Record<string, Setter> = {
     if (v.length < 32) throw new Error('SB_TOKEN_SECRET must be at least 32 characters');
     c.tokenSecret = v;
   },
+  SB_MAX_FRAMES_IN_FLIGHT: (c, v) => (c.maxFramesInFlight = int('SB_MAX_FRAMES_IN_FLIGHT', 1, 1_000_000)(v)),
+  SB_MAX_QUEUED_FRAMES: (c, v) => (c.maxQueuedFrames = int('SB_MAX_QUEUED_FRAMES', 0, 10_000_000)(v)),
   SB_MAX_HTTP_BODY_BYTES: (c, v) =>
     (c.maxHttpBodyBytes = int('SB_MAX_HTTP_BODY_BYTES', 1024, 16 * 1024 * 1024)(v)),
   SB_MAX_FILE_BYTES: (c, v) => (c.maxFileBytes = int('SB_MAX_FILE_BYTES', 1024, 100 * 1024 * 1024)(v)),

@@ -677,14 +677,59 @@ export async function startServer(
     }
   };
 
+  // ---- the frame gate: at most cfg.maxFramesInFlight frames handled at once (see config.ts) ----
+  let framesInFlight = 0;
+  /** Waiting frames in arrival order: socket, text, socket, text, … from `waitHead` on. */
+  let waitingFrames: Array<Conn | string> = [];
+  let waitHead = 0;
+  /** Frames refused because too many were waiting (exported on /metrics). */
+  let framesRefusedBusy = 0;
+
   const onText = (c: Conn, text: string): void => {
+    if (framesInFlight < cfg.maxFramesInFlight && waitHead === waitingFrames.length) {
+      startFrame(c, text);
+      return;
+    }
+    if ((waitingFrames.length - waitHead) / 2 >= cfg.maxQueuedFrames) {
+      framesRefusedBusy++;
+      let ref: string | undefined;
+      try {
+        ref = refOf(parseJson(text));
+      } catch {
+        // Not JSON: the refusal carries no ref.
+      }
+      sendErr(c, new SbError('SB_ERR_BUSY'), ref);
+      return;
+    }
+    waitingFrames.push(c, text);
+  };
+
+  const startFrame = (c: Conn, text: string): void => {
     let obj: Record<string, unknown> | undefined;
     try {
       obj = parseJson(text);
       const f = validateFrame(obj, c.caller.role, limits);
-      void handleFrame(c, f);
+      framesInFlight++;
+      handleFrame(c, f).then(frameDone, frameDone);
     } catch (err) {
       sendErr(c, err, refOf(obj));
+    }
+  };
+
+  const frameDone = (): void => {
+    framesInFlight--;
+    while (framesInFlight < cfg.maxFramesInFlight && waitHead < waitingFrames.length) {
+      const c = waitingFrames[waitHead] as Conn;
+      const text = waitingFrames[waitHead + 1] as string;
+      waitHead += 2;
+      if (waitHead === waitingFrames.length) {
+        waitingFrames = [];
+        waitHead = 0;
+      } else if (waitHead >= 4096 && waitHead * 2 >= waitingFrames.length) {
+        waitingFrames = waitingFrames.slice(waitHead);
+        waitHead = 0;
+      }
+      if (!c.closed) startFrame(c, text);
     }
   };
 
@@ -1070,6 +1115,15 @@ export async function startServer(
           extra +=
             '# HELP sb_gateway_gaps_filled_total Live events that arrived past a missing seq; the socket got a replay instead.\n# TYPE sb_gateway_gaps_filled_total counter\n';
           extra += `sb_gateway_gaps_filled_total ${gapsFilled}\n`;
+          extra +=
+            '# HELP sb_gateway_frames_in_flight WebSocket frames being handled (at most SB_MAX_FRAMES_IN_FLIGHT).\n# TYPE sb_gateway_frames_in_flight gauge\n';
+          extra += `sb_gateway_frames_in_flight ${framesInFlight}\n`;
+          extra +=
+            '# HELP sb_gateway_frames_waiting WebSocket frames waiting for their turn.\n# TYPE sb_gateway_frames_waiting gauge\n';
+          extra += `sb_gateway_frames_waiting ${(waitingFrames.length - waitHead) / 2}\n`;
+          extra +=
+            '# HELP sb_gateway_frames_busy_total Frames refused with SB_ERR_BUSY (too many waiting).\n# TYPE sb_gateway_frames_busy_total counter\n';
+          extra += `sb_gateway_frames_busy_total ${framesRefusedBusy}\n`;
           extra +=
             '# HELP sb_channel_messages_total WeChat/Weibo messages in, replies out, replies that failed.\n# TYPE sb_channel_messages_total counter\n';
           extra += `sb_channel_messages_total{dir="in"} ${channelStats.inbound}\n`;

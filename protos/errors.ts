@@ -92,6 +92,7 @@ export const ERRORS = {
   },
   SB_ERR_BAD_SEQ: { http: 400, close: 0, grpc: 11, text: 'Resume sequence number is ahead of the session.' },
   SB_ERR_MAILBOX_FULL: { http: 503, close: 0, grpc: 8, text: 'Target actor mailbox is full; retry later.' },
+  SB_ERR_BUSY: { http: 503, close: 0, grpc: 8, text: 'The server is busy; send the frame again later.' },
   SB_ERR_TIMEOUT: { http: 504, close: 0, grpc: 4, text: 'The operation did not finish within its deadline.' },
   SB_ERR_STORE_UNAVAILABLE: {
     http: 503,
@@ -138,6 +139,7 @@ export const TRANSIENT_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'SB_ERR_NODE_UNAVAILABLE',
   'SB_ERR_TIMEOUT',
   'SB_ERR_MAILBOX_FULL',
+  'SB_ERR_BUSY',
   'SB_ERR_RATE_LIMITED',
   'SB_ERR_SHUTTING_DOWN',
 ]);
