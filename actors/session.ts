@@ -31,7 +31,7 @@ import { handoff as routeHandoff, route, type Channel, type RoutingDecision } fr
 import { checkMessage } from './sensitive-words.ts';
 import { getFileRecord } from './files.ts';
 import { UNGROUPED } from './dispatch-core.ts';
-import { readTenantConfig, tagIds, type LiveConfig } from './tenant-config.ts';
+import { cachedTenantConfig, readTenantConfig, tagIds, type LiveConfig } from './tenant-config.ts';
 import { noteForWebhooks } from './webhook-outbox.ts';
 import { mayProduceWebhook } from './webhooks.ts';
 
@@ -302,6 +302,7 @@ export class SessionActor implements Actor {
     ctx: ActorContext,
     clientMsgId?: string,
     skip?: EndpointId,
+    live?: LiveConfig,
   ): Promise<{ event: StoredEvent; duplicate: boolean }> {
     const ev: StoredEvent = {
       tenant: this.tenantId,
@@ -326,7 +327,8 @@ export class SessionActor implements Actor {
     if (!res.duplicate) {
       this.lastSeq = res.event.seq;
       this.fanOut(res.event, ctx, skip);
-      await noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body);
+      const noted = noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body, live);
+      if (noted) await noted;
     }
     return res;
   }
@@ -594,7 +596,9 @@ export class SessionActor implements Actor {
       file = { fileId: rec.fileId, name: rec.name, mime: rec.mime, size: rec.size, url: rec.url };
     }
     const from = caller.role === 'visitor' ? 'visitor' : 'agent';
-    const live = await this.config(ctx);
+    // The cached config without a promise (the common case), else read.
+    const live =
+      cachedTenantConfig(ctx.stores.state, this.tenantId, ctx.clock.now()) ?? (await this.config(ctx));
     // F11 applies to the web and app channels.
     const checked =
       live.matcher.size > 0 && ['web', 'h5', 'app'].includes(this.st.channel)
@@ -618,6 +622,7 @@ export class SessionActor implements Actor {
       ctx,
       clientMsgId,
       from_,
+      live,
     );
     if (!res.duplicate) {
       if (checked.verdict === 'remind' && from === 'agent') {
@@ -633,18 +638,19 @@ export class SessionActor implements Actor {
           ['agent', 'admin'],
         );
       }
-      await this.afterMessage(from, res.event, live, ctx);
+      const after = this.afterMessage(from, res.event, live, ctx);
+      if (after) await after;
     }
     return { seq: res.event.seq, at: res.event.at, duplicate: res.duplicate };
   }
 
   /** Chatbot turn and the durable auto-close reminders (F5), armed lazily. */
-  private async afterMessage(
+  private afterMessage(
     from: 'visitor' | 'agent',
     e: StoredEvent,
     live: LiveConfig,
     ctx: ActorContext,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const s = this.st;
     if (s.state === 'chatbot' && from === 'visitor') {
       // The bot answers in its own turn, so the visitor's ack goes out first.
@@ -652,10 +658,24 @@ export class SessionActor implements Actor {
         t: 'botTurn',
         text: (e.body as { text?: string }).text ?? '',
       } satisfies SessionMsg);
-      return;
+      return undefined;
     }
-    if (s.state !== 'in_progress') return;
+    if (s.state !== 'in_progress') return undefined;
     const set = live.config.settings;
+    // Most messages arm nothing (the reminders are armed already, or off): no promise then.
+    const arm =
+      (set.autoCloseInactiveMin > 0 && s.timers?.inactivity === undefined) ||
+      (set.visitorNoReply.afterMin > 0 && from === 'agent' && s.timers?.noReply === undefined);
+    return arm ? this.armReminders(from, e, set, ctx) : undefined;
+  }
+
+  private async armReminders(
+    from: 'visitor' | 'agent',
+    e: StoredEvent,
+    set: LiveConfig['config']['settings'],
+    ctx: ActorContext,
+  ): Promise<void> {
+    const s = this.st;
     const timers = (s.timers ??= {});
     let changed = false;
     if (set.autoCloseInactiveMin > 0 && timers.inactivity === undefined) {

@@ -21,7 +21,7 @@ import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
 import type { Json, MessageStore } from '../engine/store/types.ts';
 import { SbError } from '../protos/errors.ts';
 import { splitKey } from './ids.ts';
-import { readTenantConfig, type LiveConfig } from './tenant-config.ts';
+import { cachedTenantConfig, readTenantConfig, type LiveConfig } from './tenant-config.ts';
 import {
   checkResolvedTarget,
   WEBHOOK_KINDS,
@@ -98,18 +98,35 @@ export interface DeadLetter {
  * Called by a writer right after it stored `body` at `seq` of `stream`, before acknowledging it:
  * stores the stream's dirty marker when the tenant has subscriptions, and nudges the outbox.
  */
-export async function noteForWebhooks(
+export function noteForWebhooks(
   ctx: ActorContext,
   tenantId: string,
   stream: string,
   seq: number,
   body: { kind?: unknown },
   live?: LiveConfig,
-): Promise<void> {
-  if (!mayProduceWebhook(body)) return;
-  const cfg = live ?? (await readTenantConfig(ctx.stores.state, tenantId, ctx.clock.now()));
+): Promise<void> | undefined {
+  if (!mayProduceWebhook(body)) return undefined;
+  // The common case answers without a promise: the config is cached and nobody subscribed.
+  const cfg = live ?? cachedTenantConfig(ctx.stores.state, tenantId, ctx.clock.now());
+  if (cfg && !wantsWebhooks(cfg)) return undefined;
+  return noteDirty(ctx, tenantId, stream, seq, cfg);
+}
+
+function wantsWebhooks(cfg: LiveConfig): boolean {
   const w = cfg.config.webhooks;
-  if (!w.feed && !w.subscriptions.some((s) => s.enabled)) return;
+  return w.feed || w.subscriptions.some((s) => s.enabled);
+}
+
+async function noteDirty(
+  ctx: ActorContext,
+  tenantId: string,
+  stream: string,
+  seq: number,
+  live: LiveConfig | undefined,
+): Promise<void> {
+  const cfg = live ?? (await readTenantConfig(ctx.stores.state, tenantId, ctx.clock.now()));
+  if (!wantsWebhooks(cfg)) return;
   await ctx.stores.state.put(tenantId, DIRTY, stream, { seq });
   ctx.tell({ kind: OUTBOX_KIND, key: outboxKey(tenantId) }, { t: 'dirty', stream } satisfies OutboxMsg);
 }
