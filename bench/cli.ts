@@ -10,7 +10,8 @@
  *   history --store embedded|cassandra [--duration S] [--concurrency C] [--sessions N] [--reads N] [--json]
  *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--client lite|grpc-js] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
- *   cluster [--nodes 3] [--visitors 60] [--agents 6] [--rate 1000] [--duration 60] [--warmup 5] [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 1] [--json]
+ *   cluster [--nodes 3] [--visitors max(60, rate/5)] [--agents max(6, visitors/10)] [--rate 1000] [--duration 60] [--warmup 5]
+ *           [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 1] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
@@ -71,9 +72,12 @@ import type { PartnerOptions, PartnerResult } from './partner.ts';
 import type { ChildMsg, Done, ParentMsg, Progress } from './load.ts';
 import { ensureCassandra, ensureRedis, stopCassandra, stopRedis } from '../scripts/services.ts';
 import { runCluster } from './cluster.ts';
+import { DEFAULT_LIMITS } from '../protos/ws-v1.ts';
 
 const CHAT_CASSANDRA_PORT = 19045;
 const CLUSTER_CASSANDRA_PORT = 19046;
+/** Messages per second one visitor sends by default in the cluster scenario. */
+const CLUSTER_VISITOR_RATE = 5;
 const CLUSTER_REDIS_PORT = 6397;
 
 const root = new URL('..', import.meta.url).pathname;
@@ -1081,8 +1085,18 @@ async function main(): Promise<void> {
   } else if (parsed.scenario === 'cluster') {
     const f = parsed.flags;
     const nodes = num(f, 'nodes', 3);
-    const agents = num(f, 'agents', 6);
+    const rate = num(f, 'rate', 1000);
+    // Each visitor sends at a human-like pace by default (≤ 5 msgs/s): a visitor at the server's
+    // per-socket limit (50 frames/s) has its resends after a failover refused and its socket
+    // closed, which tests the harness rather than the cluster.
+    const visitors = num(f, 'visitors', Math.max(60, Math.ceil(rate / CLUSTER_VISITOR_RATE)));
+    const agents = num(f, 'agents', Math.max(6, Math.ceil(visitors / 10)));
     if (nodes < 3) throw new Error('--nodes: at least 3 (one is killed, another leaves)');
+    if (rate / visitors > DEFAULT_LIMITS.framesPerSecond / 2)
+      log(
+        `[bench] warning: each visitor sends ${(rate / visitors).toFixed(1)} msgs/s, over half the server's per-socket limit ` +
+          `(${DEFAULT_LIMITS.framesPerSecond} frames/s): resends after a failover will be refused; use more --visitors`,
+      );
     const durationS = num(f, 'duration', 60);
     armHardTimeout((durationS + num(f, 'grace', 30) + 400) * 1000);
     log('[bench] starting Redis and Cassandra…');
@@ -1097,9 +1111,9 @@ async function main(): Promise<void> {
     try {
       const r = await runCluster({
         nodes,
-        visitors: num(f, 'visitors', 60),
+        visitors,
         agents,
-        rate: num(f, 'rate', 1000),
+        rate,
         durationS,
         warmupS: num(f, 'warmup', 5),
         failures: str(f, 'failures', '1') !== '0',
