@@ -318,10 +318,6 @@ export class LmdbMessageStore implements MessageStore {
     return this.pendingRows;
   }
 
-  private fromRecent(b: Uint8Array): StoredRow {
-    return this.codec.decode(b.subarray(0, b.length - TAG_BYTES)) as StoredRow;
-  }
-
   /** Holds a row's bytes and this instance's tag while `recent` copies them in. */
   private scratch = Buffer.allocUnsafe(4096);
   /** Claims waiting for the next claim transaction. */
