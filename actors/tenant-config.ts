@@ -376,13 +376,13 @@ export interface LiveConfig {
 /** Per store instance (several servers may share a process in tests), then per tenant. */
 const caches = new WeakMap<StateStore, Map<string, { at: number; live: LiveConfig }>>();
 
-/** The tenant's configuration as this thread knows it (at most {@link CONFIG_CACHE_MS} old). */
 /** The tenant's config when the cache has a fresh copy (no promise on the hot path), else undefined. */
 export function cachedTenantConfig(state: StateStore, tenantId: string, now: number): LiveConfig | undefined {
   const hit = caches.get(underlyingStore(state))?.get(tenantId);
   return hit && now - hit.at < CONFIG_CACHE_MS ? hit.live : undefined;
 }
 
+/** The tenant's configuration as this thread knows it (at most {@link CONFIG_CACHE_MS} old). */
 export async function readTenantConfig(
   state: StateStore,
   tenantId: string,

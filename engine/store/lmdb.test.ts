@@ -370,16 +370,21 @@ async function expectGapFree(s: LmdbStores): Promise<Map<string, number>> {
   return last;
 }
 
-describe('lmdb store - write-ahead log recovery', () => {
+/** A maker of temporary directories for a describe block, removed after its tests. */
+function scratchDirs(prefix: string): () => string {
   const dirs: string[] = [];
-  const tmp = (): string => {
-    const d = mkdtempSync(join(tmpdir(), 'sb-lmdb-wal-'));
-    dirs.push(d);
-    return d;
-  };
   afterAll(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
+  return () => {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    dirs.push(d);
+    return d;
+  };
+}
+
+describe('lmdb store - write-ahead log recovery', () => {
+  const tmp = scratchDirs('sb-lmdb-wal-');
 
   it.each([
     ['left as it was', (_dir: string) => {}],
@@ -684,15 +689,7 @@ describe('lmdb store - a failed log', () => {
 });
 
 describe('lmdb store - exclusive mode', () => {
-  const dirs: string[] = [];
-  const tmp = (): string => {
-    const d = mkdtempSync(join(tmpdir(), 'sb-lmdb-x-'));
-    dirs.push(d);
-    return d;
-  };
-  afterAll(() => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
+  const tmp = scratchDirs('sb-lmdb-x-');
   const ev = (stream: string, seq: number): StoredEvent => ({
     tenant: 't',
     stream,

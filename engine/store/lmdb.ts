@@ -381,20 +381,28 @@ export class LmdbMessageStore implements MessageStore {
     return this.exclusive;
   }
 
-  /** Exclusive mode: claims `key` for the row's bytes in memory; false when taken. */
+  /** Exclusive mode: the rows of a stream held in memory, by seq. */
+  private heldOf(tenant: string, stream: string): Map<number, Uint8Array> | undefined {
+    return this.held.get(`${tenant}\u0000${stream}`);
+  }
+
+  /**
+   * Exclusive mode: claims `key` for the row's bytes in memory; false when taken. A claimed seq
+   * also raises the stream's known top (see {@link IdMap.top}).
+   */
   private hold(key: RowKey, value: Uint8Array): boolean {
-    const sk = `${key[0]}\u0000${key[1]}`;
-    let m = this.held.get(sk);
-    if (!m) this.held.set(sk, (m = new Map()));
+    let m = this.heldOf(key[0], key[1]);
+    if (!m) this.held.set(`${key[0]}\u0000${key[1]}`, (m = new Map()));
     if (m.has(key[2])) return false;
     m.set(key[2], value);
+    const ids = this.idMaps.get(key[0])?.get(key[1]);
+    if (ids && key[2] > ids.top) ids.top = key[2];
     return true;
   }
 
   private unhold(key: RowKey): void {
-    const sk = `${key[0]}\u0000${key[1]}`;
-    const m = this.held.get(sk);
-    if (m?.delete(key[2]) && m.size === 0) this.held.delete(sk);
+    const m = this.heldOf(key[0], key[1]);
+    if (m?.delete(key[2]) && m.size === 0) this.held.delete(`${key[0]}\u0000${key[1]}`);
   }
 
   /**
@@ -402,7 +410,7 @@ export class LmdbMessageStore implements MessageStore {
    * (held in memory, or in `recent` without its tag).
    */
   private recentValue(key: Key): Uint8Array | undefined {
-    if (this.exclusive) return this.held.get(`${key[0]}\u0000${key[1]}`)?.get(key[2] as number);
+    if (this.exclusive) return this.heldOf(key[0] as string, key[1] as string)?.get(key[2] as number);
     const b = this.recent.getBinaryFast(key);
     return b === undefined ? undefined : b.subarray(0, b.length - TAG_BYTES);
   }
@@ -439,7 +447,7 @@ export class LmdbMessageStore implements MessageStore {
         },
       };
     }
-    const m = this.held.get(`${tenant}\u0000${stream}`);
+    const m = this.heldOf(tenant, stream);
     const lo = reverse ? to : from;
     const hi = reverse ? from : to;
     const seqs: number[] = [];
@@ -701,8 +709,8 @@ export class LmdbMessageStore implements MessageStore {
     // The main tree is read only when the stream's id map cannot rule the seq out (see `catchUp`);
     // `recent` refuses a taken seq in any case.
     const m = e.clientMsgId === undefined ? undefined : this.idMaps.get(e.tenant)?.get(e.stream);
-    // (Exclusive mode keeps no grace time: a row leaves memory as soon as it is in the main tree,
-    // so the main tree is always asked.)
+    // Exclusive mode: no other writer, so a seq above the stream's known top is free (rows leave
+    // memory as soon as they are in the main tree: the grace-time argument does not apply).
     const mine = this.exclusive ? this.idMaps.get(e.tenant)?.get(e.stream) : undefined;
     const fresh = this.exclusive
       ? mine !== undefined && e.seq > mine.top
@@ -732,7 +740,6 @@ export class LmdbMessageStore implements MessageStore {
       throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
     }
     if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
-    if (mine && e.seq > mine.top) mine.top = e.seq;
     // As `logRecord`, inline: one promise fewer on the hot path.
     rows ??= [{ key, value }];
     let segment: number;
@@ -828,11 +835,8 @@ export class LmdbMessageStore implements MessageStore {
           results.push({ event: stored, duplicate: false });
         }
         for (const w of written)
-          if (this.exclusive) {
-            this.hold(w.key, w.value);
-            const top = this.idMaps.get(w.key[0])?.get(w.key[1]);
-            if (top && w.key[2] > top.top) top.top = w.key[2];
-          } else this.recent.putSync(w.key, this.tagged(w.value));
+          if (this.exclusive) this.hold(w.key, w.value);
+          else this.recent.putSync(w.key, this.tagged(w.value));
       });
     } catch (err) {
       throw unavailable(err);
@@ -885,7 +889,7 @@ export class LmdbMessageStore implements MessageStore {
         const k = key as Key;
         if (k[0] === tenant && k[1] === stream) last = Math.max(last, k[2] as number);
       }
-    const held = this.exclusive ? this.held.get(`${tenant}\u0000${stream}`) : undefined;
+    const held = this.exclusive ? this.heldOf(tenant, stream) : undefined;
     if (held) for (const seq of held.keys()) last = Math.max(last, seq);
     return last;
   }

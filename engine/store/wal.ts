@@ -191,7 +191,15 @@ export function ownerName(o: Owner): string {
   return `${o.pid}.${o.start}.${o.boot}.${o.tag.toString(16).padStart(8, '0')}`;
 }
 
-const SEGMENT_NAME = /^(\d+)\.(\d+|x)\.([0-9a-f]+|x)\.([0-9a-f]{8})-(\d+)\.log$/;
+/** An owner's name (see {@link ownerName}) as a pattern: pid, start time, boot id, tag. */
+const OWNER_NAME = String.raw`(\d+)\.(\d+|x)\.([0-9a-f]+|x)\.([0-9a-f]{8})`;
+const SEGMENT_NAME = new RegExp(`^${OWNER_NAME}-(\\d+)\\.log$`);
+const EXCLUSIVE_NAME = new RegExp(`^${OWNER_NAME}\\.exclusive$`);
+
+/** The owner named by the first four groups of a match of {@link OWNER_NAME}. */
+function ownerOfMatch(m: RegExpExecArray): Owner {
+  return { pid: Number(m[1]), start: m[2]!, boot: m[3]!, tag: parseInt(m[4]!, 16) };
+}
 
 export interface SegmentFile {
   file: string;
@@ -206,7 +214,7 @@ export function listSegments(dir: string): SegmentFile[] {
   for (const f of readdirSync(dir)) {
     const m = SEGMENT_NAME.exec(f);
     if (!m) continue;
-    const owner: Owner = { pid: Number(m[1]), start: m[2]!, boot: m[3]!, tag: parseInt(m[4]!, 16) };
+    const owner = ownerOfMatch(m);
     out.push({ file: join(dir, f), owner, name: ownerName(owner), n: Number(m[5]) });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.n - b.n));
@@ -230,8 +238,6 @@ export function ownerAlive(o: Owner): boolean {
   }
 }
 
-const EXCLUSIVE_NAME = /^(\d+)\.(\d+|x)\.([0-9a-f]+|x)\.([0-9a-f]{8})\.exclusive$/;
-
 /**
  * Marks the log directory as held by one instance alone (`<owner>.exclusive`); see
  * `openLmdbStores({ exclusive })`. The marker needs no flush: after a crash its owner is gone,
@@ -247,10 +253,7 @@ export function listExclusive(dir: string): Array<{ file: string; owner: Owner }
   for (const f of readdirSync(dir)) {
     const m = EXCLUSIVE_NAME.exec(f);
     if (!m) continue;
-    out.push({
-      file: join(dir, f),
-      owner: { pid: Number(m[1]), start: m[2]!, boot: m[3]!, tag: parseInt(m[4]!, 16) },
-    });
+    out.push({ file: join(dir, f), owner: ownerOfMatch(m) });
   }
   return out;
 }
