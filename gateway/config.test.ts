@@ -7,6 +7,7 @@ describe('gateway configuration', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ host: '127.0.0.1', port: 8080, store: 'embedded', workers: 1 });
     expect(c.limits.maxFrameBytes).toBe(16 * 1024);
+    expect(c).toMatchObject({ maxFramesInFlight: 256, maxQueuedFrames: 100_000 });
   });
 
   it('config - environment overrides are parsed and validated', () => {
@@ -18,7 +19,10 @@ describe('gateway configuration', () => {
       SB_CASSANDRA_REPLICATION: '{"class":"NetworkTopologyStrategy","dc1":3}',
       SB_LIMIT_FRAMES_PER_SECOND: '10',
       SB_CASSANDRA_HEAP: '2G',
+      SB_MAX_FRAMES_IN_FLIGHT: '64',
+      SB_MAX_QUEUED_FRAMES: '0',
     });
+    expect(c).toMatchObject({ maxFramesInFlight: 64, maxQueuedFrames: 0 });
     expect(c.port).toBe(0);
     expect(c.cassandra).toMatchObject({
       contactPoints: ['a', 'b'],
@@ -34,6 +38,9 @@ describe('gateway configuration', () => {
     );
     expect(() => loadConfig({ SB_TOKEN_SECRET: 'short' })).toThrow(/at least 32/);
     expect(() => loadConfig({ SB_CASSANDRA_REPLICATION: 'nope' })).toThrow(/must be JSON/);
+    expect(() => loadConfig({ SB_MAX_FRAMES_IN_FLIGHT: '0', SB_MAX_QUEUED_FRAMES: '-5' })).toThrow(
+      /SB_MAX_FRAMES_IN_FLIGHT must be[\s\S]*SB_MAX_QUEUED_FRAMES must be/,
+    );
   });
 
   it('config - a configured Cassandra that does not answer fails the start clearly, with no fallback', async () => {

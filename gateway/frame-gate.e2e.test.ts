@@ -69,6 +69,33 @@ describe('gateway frame gate', () => {
       );
   });
 
+  it('gateway - bad frames that wait their turn still get their typed errors; the socket stays usable', async () => {
+    env = await boot({ workers: 0, maxFramesInFlight: 1 });
+    await agentOnline(env);
+    const v = await visitorWithSession(env);
+    // A valid send first (in progress while the rest arrive), then bad frames and another tenant's
+    // session id, all waiting behind it.
+    v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: 'ok1', text: 'one' });
+    v.c.send('not json');
+    v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: 'empty', text: '' });
+    v.c.send({ type: 'nope', ref: 'r1' });
+    v.c.send({ type: 'send', sessionId: 'someone-elses', clientMsgId: 'foreign', text: 'hi' });
+    v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: 'ok2', text: 'two' });
+    const answers: Array<[string, string | undefined]> = [];
+    while (answers.length < 6) {
+      const f = await v.c.next((x) => x.type === 'ack' || x.type === 'error');
+      answers.push(f.type === 'ack' ? ['ack', f.clientMsgId] : [(f as Err).code, (f as Err).ref]);
+    }
+    expect(answers).toEqual([
+      ['ack', 'ok1'],
+      ['SB_ERR_BAD_FRAME', undefined],
+      ['SB_ERR_INVALID_FIELD', 'empty'],
+      ['SB_ERR_UNKNOWN_TYPE', 'r1'],
+      ['SB_ERR_NOT_FOUND', 'foreign'],
+      ['ack', 'ok2'],
+    ]);
+  });
+
   it('gateway - past the waiting bound a frame gets SB_ERR_BUSY; sent again, it is stored once', async () => {
     env = await boot({ workers: 0, maxFramesInFlight: 1, maxQueuedFrames: 0 });
     const a = await agentOnline(env);
