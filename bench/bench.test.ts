@@ -10,6 +10,7 @@ import {
   parseArgs,
   split,
 } from './args.ts';
+import { drainTimes, failureWindows, latencyOutside } from './cluster.ts';
 import { Histogram, SUB_BUCKETS, slopeOf } from './histogram.ts';
 import { BENCH_TEXT, quickString } from './wire.ts';
 
@@ -223,5 +224,43 @@ describe('bench wire helpers', () => {
     expect(m?.[1]).toBe('p1v22m333');
     expect(Number(m?.[2])).toBeCloseTo(1732480000123.456, 3);
     expect(BENCH_TEXT.exec('hello')).toBeNull();
+  });
+});
+
+describe('bench cluster failure windows', () => {
+  // A kill at t=10 s, settled at 13 s; the backlog sent before 13 s arrives until 16 s.
+  const events = [{ at: 10_000, settled: 13_000 }];
+  const sent: number[] = [];
+  const received: number[] = [];
+  const add = (t: number, latency: number): void => {
+    sent.push(t);
+    received.push(t + latency);
+  };
+  for (let t = 0; t < 30_000; t += 100) {
+    if (t >= 8_000 && t <= 13_000)
+      add(t, 16_000 - t); // stuck until the backlog is delivered
+    else if (t > 13_000 && t < 16_000)
+      add(t, 300); // slowed while the backlog drains
+    else add(t, 5);
+  }
+  const s = { sent, received };
+
+  it('bench - the backlog of an event is delivered when its last message sent before the settle arrives', () => {
+    expect(drainTimes(s, events)).toEqual([16_000]);
+  });
+
+  it('bench - windows run from 2 s before the event to the later of settled + 1 s and the drain', () => {
+    expect(failureWindows(events)).toEqual([[8_000, 14_000]]);
+    expect(failureWindows(events, [16_000])).toEqual([[8_000, 16_000]]);
+    expect(failureWindows(events, [12_000])).toEqual([[8_000, 14_000]]);
+  });
+
+  it('bench - latency outside the windows leaves out what the failure delayed, and only that', () => {
+    const wide = latencyOutside(s, failureWindows(events, drainTimes(s, events)), 1_000);
+    expect(wide.max).toBe(5);
+    expect(wide.count).toBe(sent.filter((t) => t >= 1_000 && (t < 8_000 || t > 16_000)).length);
+    // With windows ending 1 s after the settle, the messages slowed by the drain count.
+    const narrow = latencyOutside(s, failureWindows(events), 1_000);
+    expect(narrow.max).toBe(300);
   });
 });

@@ -11,7 +11,7 @@
  *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--client lite|grpc-js] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   cluster [--nodes 3] [--visitors max(60, rate/5)] [--agents max(6, visitors/10)] [--rate 1000] [--duration 60] [--warmup 5]
- *           [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 1] [--json]
+ *           [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 0] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
@@ -1136,7 +1136,10 @@ async function main(): Promise<void> {
               SB_PLATFORM_TOKEN: token,
               SB_DEMO_AGENTS: String(agents),
               SB_DEMO_AGENT_MAX: '100',
-              SB_WORKERS: String(num(f, 'workers', 1)),
+              // Three nodes share this machine with Cassandra and the load generator: by default each
+              // runs its actors on its gateway thread, as a node on a 1–2 core host should (a worker
+              // thread adds a cross-thread hop per envelope); `--workers 1` measures that path.
+              SB_WORKERS: String(num(f, 'workers', 0)),
             },
             dataDir,
           );
@@ -1152,8 +1155,10 @@ async function main(): Promise<void> {
         `cluster: ${r.nodes} nodes, ${r.visitors} visitors, ${r.agents} agents; ${r.acked} of ${r.sent} messages acknowledged ` +
           `(${r.msgs_per_s} msgs/s), lost ${r.lost}, duplicated ${r.duplicated}, gaps in live delivery ${r.gaps}, sessions continued ${r.sessions_continued}/${r.visitors}; ` +
           `SIGKILL → all shards served again in ${r.recovery_s} s (target ≤ 5), graceful leave ${r.leave_s} s; ` +
+          `failure backlogs delivered ${r.drain_s.map((d) => `${d} s`).join(', ') || '—'} after their events; ` +
           `visitor → agent outside the failure windows p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} / max ${l.max} ms ` +
-          `(target p99 ≤ 50 at 3,000 msgs/s: ${r.target_met ? 'met' : 'not met'})`,
+          `(p99 ${r.latency_settle_ms.p99} ms if windows end 1 s after the cluster settled); ` +
+          `all targets (failures run at ≥ 3,000 msgs/s, p99 ≤ 50 ms): ${r.target_met ? 'met' : 'not met'}`,
       );
       if (json) console.log(JSON.stringify(r));
     } finally {

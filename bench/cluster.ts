@@ -9,6 +9,13 @@
  * Reported: acknowledged messages, lost (acknowledged, never received by the agent), duplicated
  * (one clientMsgId stored at two seqs), recovery_s (SIGKILL → the survivors serve every shard),
  * visitor send → agent receive latency outside the failure windows, msgs_per_s acknowledged.
+ *
+ * A failure window starts 2 s before the event (a message sent just before it may wait for it
+ * too) and lasts until the failure's backlog is delivered: until the cluster has settled (every
+ * shard served) plus 1 s, or until the last message sent before it settled reached its agent,
+ * whichever is later. Messages are classified after the run, when every window is known.
+ * `drain_s` reports, per event, the time from the event to that last delivery; `latency_settle_ms`
+ * keeps the narrower windows (settled + 1 s) for comparison.
  */
 import WebSocket from 'ws';
 import { Histogram } from './histogram.ts';
@@ -51,6 +58,10 @@ export interface ClusterBenchResult {
   recovery_s: number;
   leave_s: number;
   latency_ms: ReturnType<Histogram['summary']>;
+  /** Latency outside windows that end 1 s after the cluster settled, backlog or not. */
+  latency_settle_ms: ReturnType<Histogram['summary']>;
+  /** Per failure event (kill, rejoin, leave): event → the last message sent before it settled delivered. */
+  drain_s: number[];
   msgs_per_s: number;
   target_met: boolean;
 }
@@ -63,6 +74,50 @@ interface Ev {
   sessionId: string;
   seq: number;
   body: { kind: string; from?: string; clientMsgId?: string; text?: string };
+}
+
+/** Send and receive times (ms) of the messages received, index by index. */
+export interface LatencySamples {
+  sent: readonly number[];
+  received: readonly number[];
+}
+
+/** Per failure event, when the last message sent before the cluster settled was received. */
+export function drainTimes(
+  s: LatencySamples,
+  events: ReadonlyArray<{ at: number; settled: number }>,
+): number[] {
+  return events.map((e) => {
+    let last = e.settled;
+    for (let i = 0; i < s.sent.length; i++)
+      if (s.sent[i]! <= e.settled && s.received[i]! > last) last = s.received[i]!;
+    return last;
+  });
+}
+
+/**
+ * The failure windows: from 2 s before each event to 1 s after the cluster settled, or to the
+ * delivery of the event's backlog (`drainedAt`) when that is later.
+ */
+export function failureWindows(
+  events: ReadonlyArray<{ at: number; settled: number }>,
+  drainedAt?: readonly number[],
+): Array<[number, number]> {
+  return events.map((e, i) => [e.at - 2000, Math.max(e.settled + 1000, drainedAt?.[i] ?? 0)]);
+}
+
+/** Latency of the messages sent from `from` on, outside every window (by send time). */
+export function latencyOutside(
+  s: LatencySamples,
+  windows: ReadonlyArray<[number, number]>,
+  from: number,
+): ReturnType<Histogram['summary']> {
+  const h = new Histogram();
+  for (let i = 0; i < s.sent.length; i++) {
+    const t = s.sent[i]!;
+    if (t >= from && !windows.some(([a, b]) => t >= a && t <= b)) h.record(s.received[i]! - t);
+  }
+  return h.summary();
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -175,10 +230,11 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   const acked = new Set<string>();
   const ackSeq = new Map<string, number>();
   const ackSid = new Map<string, string>();
-  const hist = new Histogram();
-  const windows: Array<[number, number]> = [];
-  // A message sent shortly before a failure may wait for it too: the window starts 2 s earlier.
-  const inWindow = (t: number): boolean => windows.some(([a, b]) => t >= a - 2000 && t <= b);
+  // Send and receive time of every message received, classified against the windows at the end.
+  const sentTimes: number[] = [];
+  const recvTimes: number[] = [];
+  /** Failure events: when each began and when the cluster had settled after it. */
+  const events: Array<{ at: number; settled: number }> = [];
   const lastBySession = new Map<string, number>();
   let measureFrom = Infinity;
   let gaps = 0;
@@ -219,7 +275,10 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
         received.set(id, e.seq);
         lastBySession.set(e.sessionId, Date.now());
         const t0 = sentAt.get(id);
-        if (t0 !== undefined && t0 >= measureFrom && !inWindow(t0)) hist.record(Date.now() - t0);
+        if (t0 !== undefined) {
+          sentTimes.push(t0);
+          recvTimes.push(Date.now());
+        }
       }
     };
     await c.connect();
@@ -294,6 +353,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   let sent = 0;
   let seq = 0;
   let lastProgress = t0;
+  let progressFrom = 0;
   const chores: Array<Promise<void>> = [];
   while (Date.now() < end) {
     const now = Date.now();
@@ -317,7 +377,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
           await o.kill(victim);
           while (!(await settled(o.nodes - 1))) await sleep(50);
           recoveryS = (Date.now() - k0) / 1000;
-          windows.push([k0, Date.now() + 1000]);
+          events.push({ at: k0, settled: Date.now() });
           o.log(
             `[bench] survivors serve every shard ${recoveryS.toFixed(2)} s after the kill; restarting node ${victim}`,
           );
@@ -325,7 +385,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
           urls[victim] = await o.start(victim);
           const r0 = Date.now();
           while (!(await settled(o.nodes))) await sleep(50);
-          windows.push([r0, Date.now() + 1000]);
+          events.push({ at: r0, settled: Date.now() });
           o.log(`[bench] node ${victim} back`);
         })(),
       );
@@ -342,16 +402,20 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
           await o.leave(leaver);
           while (!(await settled(o.nodes - 1))) await sleep(50);
           leaveS = (Date.now() - l0) / 1000;
-          windows.push([l0, Date.now() + 1000]);
+          events.push({ at: l0, settled: Date.now() });
           o.log(`[bench] node ${leaver} left in ${leaveS.toFixed(2)} s`);
         })(),
       );
     }
     if (now - lastProgress >= 1000) {
       lastProgress = now;
+      // Latency of the messages received in the last second, whatever the windows.
+      const h = new Histogram();
+      for (let i = progressFrom; i < sentTimes.length; i++) h.record(recvTimes[i]! - sentTimes[i]!);
+      progressFrom = sentTimes.length;
       o.log(
         `[bench] ${Math.round((now - t0) / 1000)}s sent=${sent} acked=${acked.size} received=${received.size} ` +
-          `p99=${hist.summary().p99}ms nodes=${live().length}`,
+          `last second p99=${h.summary().p99}ms nodes=${live().length}`,
       );
     }
     await sleep(5);
@@ -373,7 +437,12 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     (v) => (lastBySession.get(v.sid) ?? 0) > (o.failures ? leaveAt : measureFrom),
   ).length;
   for (const c of [...agents, ...visitors.map((v) => v.c)]) c.close();
-  const latency = hist.summary();
+  // Each window ends when the failure's backlog is delivered (see the header), at the earliest
+  // 1 s after the cluster settled.
+  const samples = { sent: sentTimes, received: recvTimes };
+  const drainedAt = drainTimes(samples, events);
+  const latency = latencyOutside(samples, failureWindows(events, drainedAt), measureFrom);
+  const latencySettle = latencyOutside(samples, failureWindows(events), measureFrom);
   const result: ClusterBenchResult = {
     scenario: 'cluster',
     nodes: o.nodes,
@@ -388,6 +457,8 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     recovery_s: Math.round(recoveryS * 100) / 100,
     leave_s: Math.round(leaveS * 100) / 100,
     latency_ms: latency,
+    latency_settle_ms: latencySettle,
+    drain_s: events.map((e, i) => Math.round((drainedAt[i]! - e.at) / 10) / 100),
     msgs_per_s: Math.round(acked.size / (o.durationS + o.warmupS)),
     target_met: false,
   };
