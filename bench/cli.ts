@@ -44,7 +44,9 @@
  *   RSS/CPU are sampled when a local process listens on that port.
  * A server pinned to a single core runs with `--single-threaded-gc` (see serverGcFlags).
  * Environment: BENCH_NODE_FLAGS adds Node flags to the server it starts (e.g. `--cpu-prof
- *   --cpu-prof-dir=/tmp/prof`); BENCH_SERVER_OUTPUT=1 copies the server's stdout and stderr to the harness's stderr.
+ *   --cpu-prof-dir=/tmp/prof`); BENCH_SERVER_OUTPUT=1 copies the server's stdout and stderr to the harness's stderr;
+ *   BENCH_CLUSTER_SAMPLES=FILE makes the cluster scenario write every message's send and receive
+ *   time and its failure events to FILE (JSON), to see where a tail comes from.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';

@@ -61,8 +61,13 @@ import { Follows } from './follow.ts';
 
 const require = createRequire(import.meta.url);
 
-/** Longest pause between two tries to renew a socket's subscription to a session between owners. */
-const RESUBSCRIBE_MAX_DELAY_MS = 2000;
+/**
+ * Pauses between tries to renew a socket's subscription to a session between owners: the first
+ * short (a hand-off usually settles within a heartbeat, and until the renewal the socket's agent
+ * sees nothing of the session), doubling up to the longest.
+ */
+const RESUBSCRIBE_FIRST_DELAY_MS = 50;
+const RESUBSCRIBE_MAX_DELAY_MS = 1000;
 
 /**
  * Loads uWebSockets.js and refuses to run on its pure-JS fallback, which the package silently
@@ -392,7 +397,10 @@ export async function startServer(
       (err: unknown) => {
         const e = toSbError(err);
         if (TRANSIENT_ERRORS.has(e.code) && !c.closed) {
-          const delay = Math.min(RESUBSCRIBE_MAX_DELAY_MS, 250 * 2 ** Math.min(attempt, 8));
+          // ±25 % jitter: the sockets that lost a session together do not retry in step.
+          const delay =
+            Math.min(RESUBSCRIBE_MAX_DELAY_MS, RESUBSCRIBE_FIRST_DELAY_MS * 2 ** Math.min(attempt, 8)) *
+            (0.75 + Math.random() / 2);
           setTimeout(() => resubscribe(c, sessionId, attempt + 1), delay);
           return;
         }
