@@ -19,11 +19,12 @@
 #   SB_CASSANDRA_VERSION       cassandra-all version                (default 5.0.9)
 #   SB_CASSANDRA_JVM_OPTS      extra JVM options, space separated
 #   SB_CASSANDRA_TIMERSLACK_NS timer slack of the JVM's threads, in ns; 0 = the kernel's default
-#                              (default 250000). Cassandra's request pools wait for work in
+#                              (default 1000000). Cassandra's request pools wait for work in
 #                              10 µs sleeps; on a small or virtualised machine each wake-up is
 #                              costly, and under a steady trickle of requests they never stop.
-#                              A 250 µs slack lets the kernel batch those wake-ups: Cassandra's
-#                              CPU at 3,000 writes/s halves, for ~0.1 ms more per request.
+#                              A 1 ms slack lets the kernel batch those wake-ups: Cassandra's CPU
+#                              at 3,000 writes/s halves, for up to ~1 ms more per request
+#                              (docs/LOCAL-SERVICES.md).
 #   JAVA_HOME / JAVA           Java 17 to use                       (default: java on PATH)
 #
 # Idempotent: exits 0 at once when this instance is already running and answers CQL.
