@@ -10,7 +10,7 @@ import {
   parseArgs,
   split,
 } from './args.ts';
-import { drainTimes, failureWindows, latencyOutside } from './cluster.ts';
+import { MessageLedger, drainTimes, failureWindows, latencyOutside } from './cluster.ts';
 import { Histogram, SUB_BUCKETS, slopeOf } from './histogram.ts';
 import { BENCH_TEXT, quickString } from './wire.ts';
 
@@ -268,5 +268,25 @@ describe('bench cluster failure windows', () => {
     // With windows ending 1 s after the settle, the messages slowed by the drain count.
     const narrow = latencyOutside(s, failureWindows(events), 1_000);
     expect(narrow.max).toBe(300);
+  });
+});
+
+describe('bench cluster message ledger', () => {
+  it('bench - counts acks and deliveries once, tells duplicates and losses, grows past its first size', () => {
+    const l = new MessageLedger();
+    const n = 200_000; // past the initial 65,536
+    for (let i = 0; i < n; i++) l.sent(i, 1000 + i);
+    expect(MessageLedger.indexOf('m199999')).toBe(199_999);
+    expect(MessageLedger.indexOf('x1')).toBe(-1);
+    expect(MessageLedger.indexOf('m-1')).toBe(-1);
+    for (let i = 0; i < n; i++) l.ack(i, i + 1);
+    l.ack(5, 6); // an ack again (a resend answered as a duplicate) counts once
+    expect(l.acked).toBe(n);
+    for (let i = 0; i < n; i++) if (i !== 7 && i !== 150_000) expect(l.receive(i, i + 1)).toBe(0);
+    expect(l.receive(3, 4)).toBe(4); // the same delivery again: same seq
+    expect(l.receive(3, 99)).toBe(4); // the same message at another seq: a duplicate for the caller
+    expect(l.received).toBe(n - 2);
+    expect(l.lost(n)).toEqual([7, 150_000]);
+    expect(l.sentAt[150_000]).toBe(151_000);
   });
 });

@@ -145,6 +145,67 @@ export function latencyOutside(
   return h.summary();
 }
 
+/**
+ * What the harness knows of each message it sent (`m<n>` is message n): when it was sent, the seq
+ * its ack and its delivery carried. Typed arrays, not maps keyed by id: a long run sends close to a
+ * million messages, and maps of that size made the harness's own collector pause for 100+ ms,
+ * which landed in the measured latency.
+ */
+export class MessageLedger {
+  sentAt = new Float64Array(1 << 16);
+  /** Seq of the ack (-1: acked without a seq; 0: not acked). */
+  ackSeq = new Int32Array(1 << 16);
+  /** Seq the agent received it at (0: not received). */
+  recvSeq = new Int32Array(1 << 16);
+  acked = 0;
+  received = 0;
+
+  /** The index of one of our ids, or -1. */
+  static indexOf(id: string): number {
+    const n = id.charCodeAt(0) === 109 /* m */ ? Number(id.slice(1)) : NaN;
+    return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+  }
+
+  sent(n: number, at: number): void {
+    if (n >= this.sentAt.length) {
+      const grow = <T extends Float64Array | Int32Array>(a: T, make: (len: number) => T): T => {
+        const b = make(Math.max(n + 1, a.length * 2));
+        b.set(a);
+        return b;
+      };
+      this.sentAt = grow(this.sentAt, (l) => new Float64Array(l));
+      this.ackSeq = grow(this.ackSeq, (l) => new Int32Array(l));
+      this.recvSeq = grow(this.recvSeq, (l) => new Int32Array(l));
+    }
+    this.sentAt[n] = at;
+  }
+
+  ack(n: number, seq: number | undefined): void {
+    if (n < 0 || n >= this.ackSeq.length) return;
+    if (this.ackSeq[n] === 0) this.acked++;
+    this.ackSeq[n] = seq ?? -1;
+  }
+
+  /** Records a delivery; returns the seq it was delivered at before (0: first delivery). */
+  receive(n: number, seq: number): number {
+    if (n < 0 || n >= this.recvSeq.length) return 0;
+    const prior = this.recvSeq[n]!;
+    if (prior === 0) {
+      this.recvSeq[n] = seq;
+      this.received++;
+    }
+    return prior;
+  }
+
+  /** Messages acknowledged but not delivered (up to `count` sent). */
+  lost(count: number): number[] {
+    const out: number[] = [];
+    for (let n = 0; n < count && n < this.ackSeq.length; n++)
+      if (this.ackSeq[n] !== 0 && this.recvSeq[n] === 0) out.push(n);
+    return out;
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A protocol client that survives node failures: reconnects to the next live node and resumes. */
@@ -249,12 +310,8 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   o.log('[bench] cluster settled');
 
   // Agents first (so visitors are assigned at once), spread over the nodes.
-  const received = new Map<string, number>(); // clientMsgId → seq
+  const ledger = new MessageLedger();
   let duplicated = 0;
-  const sentAt = new Map<string, number>();
-  const acked = new Set<string>();
-  const ackSeq = new Map<string, number>();
-  const ackSid = new Map<string, string>();
   // Send and receive time of every message received, classified against the windows at the end.
   const sentTimes: number[] = [];
   const recvTimes: number[] = [];
@@ -294,16 +351,15 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
         if (!c.see(e)) continue;
         const id = e.body.clientMsgId;
         if (e.body.kind !== 'message' || e.body.from !== 'visitor' || !id) continue;
-        const prior = received.get(id);
-        if (prior !== undefined && prior !== e.seq) duplicated++;
-        if (prior !== undefined) continue;
-        received.set(id, e.seq);
-        lastBySession.set(e.sessionId, Date.now());
-        const t0 = sentAt.get(id);
-        if (t0 !== undefined) {
-          sentTimes.push(t0);
-          recvTimes.push(Date.now());
-        }
+        const n = MessageLedger.indexOf(id);
+        if (n < 0) continue;
+        const prior = ledger.receive(n, e.seq);
+        if (prior !== 0 && prior !== e.seq) duplicated++;
+        if (prior !== 0) continue;
+        const now = Date.now();
+        lastBySession.set(e.sessionId, now);
+        sentTimes.push(ledger.sentAt[n]!);
+        recvTimes.push(now);
       }
     };
     await c.connect();
@@ -322,9 +378,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
         c.lastSeq.set(v.sid, 0);
       } else if (f.type === 'ack') {
         const id = f['clientMsgId'] as string;
-        acked.add(id);
-        if (typeof f['seq'] === 'number') ackSeq.set(id, f['seq']);
-        ackSid.set(id, v.sid);
+        ledger.ack(MessageLedger.indexOf(id), typeof f['seq'] === 'number' ? f['seq'] : undefined);
         v.pending.delete(id);
       } else if (f.type === 'error' && typeof f['ref'] === 'string' && v.pending.has(f['ref'])) {
         // Refused for now (deadline, node unavailable, store unavailable): again in a second.
@@ -362,7 +416,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     const now = Date.now();
     for (const v of visitors)
       for (const [id, text] of v.pending)
-        if (now - (sentAt.get(id) ?? now) > 15_000)
+        if (now - (ledger.sentAt[MessageLedger.indexOf(id)] ?? now) > 15_000)
           v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text });
   }, 5000);
 
@@ -387,7 +441,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
       const v = visitors[seq % visitors.length]!;
       const id = `m${seq++}`;
       sent++;
-      sentAt.set(id, now);
+      ledger.sent(seq - 1, now);
       v.pending.set(id, id);
       v.c.send({ type: 'send', sessionId: v.sid, clientMsgId: id, text: id });
     }
@@ -439,7 +493,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
       for (let i = progressFrom; i < sentTimes.length; i++) h.record(recvTimes[i]! - sentTimes[i]!);
       progressFrom = sentTimes.length;
       o.log(
-        `[bench] ${Math.round((now - t0) / 1000)}s sent=${sent} acked=${acked.size} received=${received.size} ` +
+        `[bench] ${Math.round((now - t0) / 1000)}s sent=${sent} acked=${ledger.acked} received=${ledger.received} ` +
           `last second p99=${h.summary().p99}ms nodes=${live().length}`,
       );
     }
@@ -448,16 +502,17 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
   await Promise.all(chores);
   // Grace: resends go on until every sent message is acknowledged and received.
   const graceEnd = Date.now() + o.graceS * 1000;
-  while (Date.now() < graceEnd && (acked.size < sent || [...acked].some((id) => !received.has(id))))
-    await sleep(100);
+  while (Date.now() < graceEnd && (ledger.acked < sent || ledger.lost(sent).length > 0)) await sleep(100);
   clearInterval(resender);
   clearInterval(resumer);
-  const lostIds = [...acked].filter((id) => !received.has(id));
+  const lostIds = ledger.lost(sent);
   const lost = lostIds.length;
-  for (const id of lostIds.slice(0, 20))
+  for (const n of lostIds.slice(0, 20)) {
+    const seq = ledger.ackSeq[n]!;
     o.log(
-      `[bench] lost: ${id} sent at ${(sentAt.get(id) ?? 0) - tStart} ms, acked seq ${ackSeq.get(id) ?? '?'} in ${ackSid.get(id) ?? '?'}`,
+      `[bench] lost: m${n} sent at ${ledger.sentAt[n]! - tStart} ms, acked seq ${seq > 0 ? seq : '?'} in ${visitors[n % visitors.length]!.sid}`,
     );
+  }
   const continued = visitors.filter(
     (v) => (lastBySession.get(v.sid) ?? 0) > (o.failures ? leaveAt : measureFrom),
   ).length;
@@ -477,7 +532,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     visitors: o.visitors,
     agents: o.agents,
     sent,
-    acked: acked.size,
+    acked: ledger.acked,
     lost,
     duplicated,
     gaps,
@@ -487,7 +542,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     latency_ms: latency,
     latency_settle_ms: latencySettle,
     drain_s: events.map((e, i) => Math.round((drainedAt[i]! - e.at) / 10) / 100),
-    msgs_per_s: Math.round(acked.size / (o.durationS + o.warmupS)),
+    msgs_per_s: Math.round(ledger.acked / (o.durationS + o.warmupS)),
     target_met: false,
   };
   result.target_met =
