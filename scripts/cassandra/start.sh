@@ -90,6 +90,7 @@ for p in "$PORT" "$STORAGE_PORT" ${JMX_PORT:+"$JMX_PORT"}; do
   [[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "invalid port '$p'"
 done
 [[ $INSTANCE =~ ^[A-Za-z0-9._-]+$ ]] || die "invalid instance name '$INSTANCE'"
+[[ $TIMERSLACK_NS =~ ^[0-9]{1,10}$ ]] || die "invalid SB_CASSANDRA_TIMERSLACK_NS '$TIMERSLACK_NS' (nanoseconds, e.g. 1000000; 0 = kernel default)"
 # Sizes like 512M / 1G / 1024m -> MiB.
 to_mib() {
   [[ $1 =~ ^([0-9]+)([kKmMgG])$ ]] || die "invalid heap size '$1' (use e.g. 512M or 1G)"
