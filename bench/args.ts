@@ -98,6 +98,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'catch-up',
     'grace',
     'workers',
+    'cassandra-nice',
     'json',
   ],
 };

@@ -22,6 +22,9 @@ describe('local Cassandra launcher settings', () => {
     [{ SB_CASSANDRA_TIMERSLACK_NS: '1ms' }, /invalid SB_CASSANDRA_TIMERSLACK_NS '1ms'/],
     [{ SB_CASSANDRA_TIMERSLACK_NS: '-5' }, /invalid SB_CASSANDRA_TIMERSLACK_NS '-5'/],
     [{ SB_CASSANDRA_TIMERSLACK_NS: '99999999999' }, /invalid SB_CASSANDRA_TIMERSLACK_NS/],
+    [{ SB_CASSANDRA_NICE: '20' }, /invalid SB_CASSANDRA_NICE '20'/],
+    [{ SB_CASSANDRA_NICE: '-1' }, /invalid SB_CASSANDRA_NICE '-1'/],
+    [{ SB_CASSANDRA_NICE: 'low' }, /invalid SB_CASSANDRA_NICE 'low'/],
     [{ SB_CASSANDRA_PORT: '70000' }, /invalid port '70000'/],
     [{ SB_CASSANDRA_INSTANCE: '../x' }, /invalid instance name/],
   ])('scripts - start.sh refuses %o', (env, message) => {

@@ -34,6 +34,8 @@ export interface CassandraOptions {
   heap?: string;
   /** Seconds to wait for CQL (default 180). */
   timeoutSeconds?: number;
+  /** CPU priority, 0–19 (default 0): see SB_CASSANDRA_NICE in scripts/cassandra/start.sh. */
+  nice?: number;
   /** Delete the instance's data before starting (start) or after stopping (stop). */
   wipe?: boolean;
   /** Print the script output as it runs (default: only on failure). */
@@ -72,6 +74,7 @@ function cassandraEnv(opts: CassandraOptions): NodeJS.ProcessEnv {
   if (opts.instance !== undefined) env.SB_CASSANDRA_INSTANCE = opts.instance;
   if (opts.heap !== undefined) env.SB_CASSANDRA_HEAP = opts.heap;
   if (opts.timeoutSeconds !== undefined) env.SB_CASSANDRA_TIMEOUT = String(opts.timeoutSeconds);
+  if (opts.nice !== undefined) env.SB_CASSANDRA_NICE = String(opts.nice);
   return env;
 }
 

@@ -25,6 +25,14 @@
 #                              A 1 ms slack lets the kernel batch those wake-ups: Cassandra's CPU
 #                              at 3,000 writes/s halves, for up to ~1 ms more per request
 #                              (docs/LOCAL-SERVICES.md).
+#   SB_CASSANDRA_NICE          CPU priority of Cassandra, 0 (as other processes) to 19 (only
+#                              what they leave idle)                (default 0). Applies to every
+#                              JVM thread and, where the kernel groups processes by session
+#                              (autogroup), to Cassandra's session: started with setsid, it
+#                              otherwise competes as one group against everything else. Meant for
+#                              a host where Cassandra shares cores with the engine's nodes, as in
+#                              the cluster bench: a memtable flush then uses idle CPU instead of
+#                              taking it from the nodes (docs/LOCAL-SERVICES.md).
 #   JAVA_HOME / JAVA           Java 17 to use                       (default: java on PATH)
 #
 # Idempotent: exits 0 at once when this instance is already running and answers CQL.
@@ -43,6 +51,7 @@ HEAP=${SB_CASSANDRA_HEAP:-1G}
 HEAP_MIN=${SB_CASSANDRA_HEAP_MIN:-256M}
 CDS=${SB_CASSANDRA_CDS:-1}
 TIMERSLACK_NS=${SB_CASSANDRA_TIMERSLACK_NS:-1000000}
+NICE=${SB_CASSANDRA_NICE:-0}
 TIMEOUT=${SB_CASSANDRA_TIMEOUT:-180}
 CLUSTER_NAME=switchboard-local
 
@@ -91,6 +100,7 @@ for p in "$PORT" "$STORAGE_PORT" ${JMX_PORT:+"$JMX_PORT"}; do
 done
 [[ $INSTANCE =~ ^[A-Za-z0-9._-]+$ ]] || die "invalid instance name '$INSTANCE'"
 [[ $TIMERSLACK_NS =~ ^[0-9]{1,10}$ ]] || die "invalid SB_CASSANDRA_TIMERSLACK_NS '$TIMERSLACK_NS' (nanoseconds, e.g. 1000000; 0 = kernel default)"
+[[ $NICE =~ ^[0-9]{1,2}$ ]] && ((NICE <= 19)) || die "invalid SB_CASSANDRA_NICE '$NICE' (0 to 19)"
 # Sizes like 512M / 1G / 1024m -> MiB.
 to_mib() {
   [[ $1 =~ ^([0-9]+)([kKmMgG])$ ]] || die "invalid heap size '$1' (use e.g. 512M or 1G)"
@@ -267,16 +277,27 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 4. Start, detached from this shell's session, logs to files; wait for CQL.
 # ---------------------------------------------------------------------------------------------
-log "starting Cassandra $VERSION (heap $HEAP_MIN..$HEAP, CQL 127.0.0.1:$PORT, storage port $STORAGE_PORT, data $DATA_DIR)"
+log "starting Cassandra $VERSION (heap $HEAP_MIN..$HEAP, CQL 127.0.0.1:$PORT, storage port $STORAGE_PORT, nice $NICE, data $DATA_DIR)"
 T1=$(now)
 (
   exec 8>&- 9>&- # do not hand the lock files to the daemon
   cd "$HOME_DIR"
   # Inherited by every JVM thread (see TIMERSLACK_NS above).
   if [[ $TIMERSLACK_NS != 0 && -w /proc/self/timerslack_ns ]]; then echo "$TIMERSLACK_NS" >/proc/self/timerslack_ns; fi
+  # Inherited by every JVM thread too (see NICE above).
+  if ((NICE > 0)); then renice -n "$NICE" -p "$BASHPID" >/dev/null; fi
   exec setsid "$JAVA" "${jvm_opts[@]}" -cp "$LIB_DIR/*" org.apache.cassandra.service.CassandraDaemon \
     >>"$LOG_DIR/stdout.log" 2>&1 </dev/null
 ) &
 pid=$!
 echo "$pid" >"$PID_FILE"
+if ((NICE > 0)); then
+  # The session's scheduling group exists once setsid has run in the child: its own session id.
+  for _ in $(seq 1 100); do
+    sid=$(awk '{ sub(/^.*\) /, ""); print $4 }' "/proc/$pid/stat" 2>/dev/null || true)
+    [[ $sid == "$pid" || -z $sid ]] && break
+    sleep 0.02
+  done
+  if [[ $sid == "$pid" && -w /proc/$pid/autogroup ]]; then echo "$NICE" >"/proc/$pid/autogroup" 2>/dev/null || true; fi
+fi
 wait_ready "$pid" "$T1"
