@@ -99,6 +99,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'grace',
     'workers',
     'cassandra-nice',
+    'cassandra-background-shares',
     'json',
   ],
 };

@@ -11,7 +11,8 @@
  *   partner [--sessions 200] [--concurrency 64] [--duration 20] [--warmup 3] [--feed 0|1] [--client lite|grpc-js] [--workers W] [--json]
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   cluster [--nodes 3] [--visitors max(60, rate/5)] [--agents max(6, visitors/10)] [--rate 1000] [--duration 60] [--warmup 5]
- *           [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 0] [--cassandra-nice 10] [--json]
+ *           [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 0] [--cassandra-nice 0]
+ *           [--cassandra-background-shares 2] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
@@ -1102,15 +1103,32 @@ async function main(): Promise<void> {
     const durationS = num(f, 'duration', 60);
     armHardTimeout((durationS + num(f, 'grace', 30) + 400) * 1000);
     // Cassandra shares this machine's cores with the nodes and the load generator; in a deployment it
-    // has hosts of its own. At a lower CPU priority its memtable flushes (each ~1 CPU-second at
-    // 3,000 writes/s) use idle CPU instead of stalling the nodes (bench/RESULTS.md, Cluster).
-    const cassandraNice = num(f, 'cassandra-nice', 10);
+    // has hosts of its own. Its memtable flushes (each ~1 CPU-second at 3,000 writes/s) and
+    // compactions run in a CPU group with a small share, on the CPU the nodes leave idle, instead of
+    // stalling them (bench/RESULTS.md, Cluster; docs/LOCAL-SERVICES.md).
+    const cassandraNice = num(f, 'cassandra-nice', 0);
     if (!Number.isInteger(cassandraNice) || cassandraNice < 0 || cassandraNice > 19)
       throw new Error('--cassandra-nice: an integer from 0 to 19');
-    log(`[bench] starting Redis and Cassandra (nice ${cassandraNice})…`);
+    const backgroundShares = num(f, 'cassandra-background-shares', 2);
+    if (
+      !Number.isInteger(backgroundShares) ||
+      backgroundShares === 1 ||
+      backgroundShares < 0 ||
+      backgroundShares > 262_144
+    )
+      throw new Error('--cassandra-background-shares: 0 (off) or an integer from 2 to 262144');
+    log(
+      `[bench] starting Redis and Cassandra (nice ${cassandraNice}, background CPU shares ${backgroundShares || 'off'})…`,
+    );
     await Promise.all([
       ensureRedis({ port: CLUSTER_REDIS_PORT }),
-      ensureCassandra({ port: CLUSTER_CASSANDRA_PORT, storagePort: 17005, wipe: true, nice: cassandraNice }),
+      ensureCassandra({
+        port: CLUSTER_CASSANDRA_PORT,
+        storagePort: 17005,
+        wipe: true,
+        nice: cassandraNice,
+        ...(backgroundShares >= 2 ? { backgroundCpuShares: backgroundShares } : {}),
+      }),
     ]);
     const token = 'b'.repeat(40);
     const prefix = `bench${Date.now().toString(36)}:`;

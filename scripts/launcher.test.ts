@@ -25,6 +25,8 @@ describe('local Cassandra launcher settings', () => {
     [{ SB_CASSANDRA_NICE: '20' }, /invalid SB_CASSANDRA_NICE '20'/],
     [{ SB_CASSANDRA_NICE: '-1' }, /invalid SB_CASSANDRA_NICE '-1'/],
     [{ SB_CASSANDRA_NICE: 'low' }, /invalid SB_CASSANDRA_NICE 'low'/],
+    [{ SB_CASSANDRA_BACKGROUND_CPU_SHARES: '1' }, /invalid SB_CASSANDRA_BACKGROUND_CPU_SHARES '1'/],
+    [{ SB_CASSANDRA_BACKGROUND_CPU_SHARES: 'low' }, /invalid SB_CASSANDRA_BACKGROUND_CPU_SHARES 'low'/],
     [{ SB_CASSANDRA_PORT: '70000' }, /invalid port '70000'/],
     [{ SB_CASSANDRA_INSTANCE: '../x' }, /invalid instance name/],
   ])('scripts - start.sh refuses %o', (env, message) => {

@@ -36,6 +36,8 @@ export interface CassandraOptions {
   timeoutSeconds?: number;
   /** CPU priority, 0–19 (default 0): see SB_CASSANDRA_NICE in scripts/cassandra/start.sh. */
   nice?: number;
+  /** cpu.shares of its background threads' CPU group: see SB_CASSANDRA_BACKGROUND_CPU_SHARES. */
+  backgroundCpuShares?: number;
   /** Delete the instance's data before starting (start) or after stopping (stop). */
   wipe?: boolean;
   /** Print the script output as it runs (default: only on failure). */
@@ -75,6 +77,8 @@ function cassandraEnv(opts: CassandraOptions): NodeJS.ProcessEnv {
   if (opts.heap !== undefined) env.SB_CASSANDRA_HEAP = opts.heap;
   if (opts.timeoutSeconds !== undefined) env.SB_CASSANDRA_TIMEOUT = String(opts.timeoutSeconds);
   if (opts.nice !== undefined) env.SB_CASSANDRA_NICE = String(opts.nice);
+  if (opts.backgroundCpuShares !== undefined)
+    env.SB_CASSANDRA_BACKGROUND_CPU_SHARES = String(opts.backgroundCpuShares);
   return env;
 }
 

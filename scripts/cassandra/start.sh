@@ -33,6 +33,15 @@
 #                              a host where Cassandra shares cores with the engine's nodes, as in
 #                              the cluster bench: a memtable flush then uses idle CPU instead of
 #                              taking it from the nodes (docs/LOCAL-SERVICES.md).
+#   SB_CASSANDRA_BACKGROUND_CPU_SHARES
+#                              2 to 262144: put Cassandra's background threads (memtable flush,
+#                              compaction, the JIT compilers) in a CPU cgroup of their own with this
+#                              cpu.shares (a process at nice 0 has 1024), so they take the CPU that
+#                              requests leave idle; empty = off (default). Needs the cgroup-v1 cpu
+#                              controller writable at /sys/fs/cgroup/cpu; otherwise a notice, and
+#                              nothing changes. Threads those pools start later inherit the group.
+#                              For a host shared with latency-sensitive processes, as in the
+#                              cluster bench (docs/LOCAL-SERVICES.md).
 #   JAVA_HOME / JAVA           Java 17 to use                       (default: java on PATH)
 #
 # Idempotent: exits 0 at once when this instance is already running and answers CQL.
@@ -52,6 +61,7 @@ HEAP_MIN=${SB_CASSANDRA_HEAP_MIN:-256M}
 CDS=${SB_CASSANDRA_CDS:-1}
 TIMERSLACK_NS=${SB_CASSANDRA_TIMERSLACK_NS:-1000000}
 NICE=${SB_CASSANDRA_NICE:-0}
+BG_SHARES=${SB_CASSANDRA_BACKGROUND_CPU_SHARES:-}
 TIMEOUT=${SB_CASSANDRA_TIMEOUT:-180}
 CLUSTER_NAME=switchboard-local
 
@@ -101,6 +111,8 @@ done
 [[ $INSTANCE =~ ^[A-Za-z0-9._-]+$ ]] || die "invalid instance name '$INSTANCE'"
 [[ $TIMERSLACK_NS =~ ^[0-9]{1,10}$ ]] || die "invalid SB_CASSANDRA_TIMERSLACK_NS '$TIMERSLACK_NS' (nanoseconds, e.g. 1000000; 0 = kernel default)"
 [[ $NICE =~ ^[0-9]{1,2}$ ]] && ((NICE <= 19)) || die "invalid SB_CASSANDRA_NICE '$NICE' (0 to 19)"
+[[ -z $BG_SHARES ]] || { [[ $BG_SHARES =~ ^[0-9]{1,6}$ ]] && ((BG_SHARES >= 2 && BG_SHARES <= 262144)); } ||
+  die "invalid SB_CASSANDRA_BACKGROUND_CPU_SHARES '$BG_SHARES' (2 to 262144, or empty)"
 # Sizes like 512M / 1G / 1024m -> MiB.
 to_mib() {
   [[ $1 =~ ^([0-9]+)([kKmMgG])$ ]] || die "invalid heap size '$1' (use e.g. 512M or 1G)"
@@ -188,6 +200,28 @@ wait_ready() {
     fi
     sleep 0.5
   done
+}
+
+# Threads of Cassandra 5.0's background pools and of the JVM's JIT compilers, by the kernel's name
+# for them (15 characters). Flush and compaction threads are started later by threads of these
+# pools and inherit their CPU group.
+BACKGROUND_THREADS='^(NativePoolClean|MemtableFlushWr|PerDiskMemtable|MemtablePostFlu|MemtableReclaim|CompactionExecu|C[12] CompilerThre)'
+
+# Moves the background threads of process $1 into this instance's CPU group (see BG_SHARES).
+background_group() {
+  local pid=$1 root=/sys/fs/cgroup/cpu group task name moved=0
+  group=$root/switchboard-cassandra-$INSTANCE-background
+  if [[ ! -w $root/tasks ]] || ! { mkdir -p "$group" && echo "$BG_SHARES" >"$group/cpu.shares"; } 2>/dev/null; then
+    log "notice: no writable cgroup-v1 cpu controller at $root; background threads keep the default share"
+    return 0
+  fi
+  for task in /proc/"$pid"/task/*; do
+    read -r name <"$task/comm" 2>/dev/null || continue
+    if [[ $name =~ $BACKGROUND_THREADS ]] && echo "${task##*/}" >"$group/tasks" 2>/dev/null; then
+      moved=$((moved + 1))
+    fi
+  done
+  log "$moved background threads in $group (cpu.shares $BG_SHARES)"
 }
 
 if [[ -f $PID_FILE ]]; then
@@ -301,3 +335,4 @@ if ((NICE > 0)); then
   if [[ $sid == "$pid" && -w /proc/$pid/autogroup ]]; then echo "$NICE" >"/proc/$pid/autogroup" 2>/dev/null || true; fi
 fi
 wait_ready "$pid" "$T1"
+[[ -z $BG_SHARES ]] || background_group "$pid"

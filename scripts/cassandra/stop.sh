@@ -88,6 +88,8 @@ stop_instance() {
     echo "cassandra[$instance]: not running" >&2
   fi
   [[ -n $cds_tmp ]] && rm -f "$cds_tmp" "$home/cds-pending"
+  # The CPU group of its background threads (SB_CASSANDRA_BACKGROUND_CPU_SHARES), empty now.
+  rmdir "/sys/fs/cgroup/cpu/switchboard-cassandra-$instance-background" 2>/dev/null || true
   if ((WIPE)); then
     rm -rf "$home/data" "$home/logs" "$home/tmp"
     echo "cassandra[$instance]: wiped data and logs" >&2
