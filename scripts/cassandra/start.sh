@@ -29,10 +29,9 @@
 #                              what they leave idle)                (default 0). Applies to every
 #                              JVM thread and, where the kernel groups processes by session
 #                              (autogroup), to Cassandra's session: started with setsid, it
-#                              otherwise competes as one group against everything else. Meant for
-#                              a host where Cassandra shares cores with the engine's nodes, as in
-#                              the cluster bench: a memtable flush then uses idle CPU instead of
-#                              taking it from the nodes (docs/LOCAL-SERVICES.md).
+#                              otherwise competes as one group against everything else. Lowers
+#                              requests too; SB_CASSANDRA_BACKGROUND_CPU_SHARES lowers only the
+#                              background work (docs/LOCAL-SERVICES.md).
 #   SB_CASSANDRA_BACKGROUND_CPU_SHARES
 #                              2 to 262144: put Cassandra's background threads (memtable flush,
 #                              compaction, the JIT compilers) in a CPU cgroup of their own with this
