@@ -100,6 +100,7 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'workers',
     'cassandra-nice',
     'cassandra-background-shares',
+    'rejoin-ramp',
     'json',
   ],
 };

@@ -20,7 +20,9 @@ export interface ClusterNodeOptions {
   /** Host others dial (default 127.0.0.1); the port is the bound one. */
   advertiseHost?: string;
   runtime: Omit<RuntimeOptions, 'cluster'>;
-  membership?: Partial<Pick<MembershipOptions, 'prefix' | 'leaseMs' | 'heartbeatMs' | 'safetyMs'>>;
+  membership?: Partial<
+    Pick<MembershipOptions, 'prefix' | 'leaseMs' | 'heartbeatMs' | 'safetyMs' | 'rejoinRampMs'>
+  >;
   log?: (msg: string) => void;
 }
 
@@ -46,7 +48,8 @@ export interface ClusterStatus {
   address: string;
   leaseValid: boolean;
   draining: boolean;
-  members: Array<{ id: string; address: string; incarnation: string }>;
+  /** `weight`: share in placement, below 1 while a node ramps up after its start. */
+  members: Array<{ id: string; address: string; incarnation: string; weight: number }>;
   shards: number;
   /** Shards per member by placement. */
   placement: Record<string, number>;
@@ -154,6 +157,7 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
     for (const [id, list] of shardMap(
       shards,
       members.map((m) => m.id),
+      membership.weights(),
     ))
       placement[id] = list.length;
     const owned = membership.ownedShards();
