@@ -100,7 +100,6 @@ export const KNOWN_FLAGS: Record<string, string[]> = {
     'workers',
     'cassandra-nice',
     'cassandra-background-shares',
-    'rejoin-ramp',
     'json',
   ],
 };

@@ -12,7 +12,7 @@
  *   webhooks [--visitors 200] [--messages 100] [--restart-at 0.5] [--backlog 0|1] [--grace 60] [--workers W] [--json]
  *   cluster [--nodes 3] [--visitors max(60, rate/5)] [--agents max(6, visitors/10)] [--rate 1000] [--duration 60] [--warmup 5]
  *           [--failures 1|0] [--catch-up 0] [--grace 30] [--workers 0] [--cassandra-nice 0]
- *           [--cassandra-background-shares 2] [--rejoin-ramp SECONDS] [--json]
+ *           [--cassandra-background-shares 2] [--json]
  *   routing [--visitors 10000] [--agents 300] [--groups 5] [--duration 60] [--hold S] [--grace S]
  *           [--understaffed 1|0] [--workers W] [--server-cpus LIST --client-cpus LIST] [--url URL] [--json]
  *   console [--sessions 100] [--rate 10] [--duration 30] [--json]
@@ -1166,8 +1166,6 @@ async function main(): Promise<void> {
               // runs its actors on its gateway thread, as a node on a 1–2 core host should (a worker
               // thread adds a cross-thread hop per envelope); `--workers 1` measures that path.
               SB_WORKERS: String(num(f, 'workers', 0)),
-              // A starting node takes its placement share in four steps over this time (0: at once).
-              SB_CLUSTER_REJOIN_RAMP_MS: String(Math.round(num(f, 'rejoin-ramp', 0) * 1000)),
             },
             dataDir,
           );

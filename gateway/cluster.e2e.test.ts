@@ -112,7 +112,6 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       prefix: where.prefix,
       leaseMs: 1500,
       heartbeatMs: 300,
-      rejoinRampMs: 0,
       allowEmbeddedStore: true,
     };
     const b = await boot({ dataDir: where.dataDir, cluster, platformToken: PLATFORM, workers });

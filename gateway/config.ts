@@ -72,11 +72,6 @@ export interface ServerConfig {
         prefix: string;
         leaseMs: number;
         heartbeatMs: number;
-        /**
-         * Ms over which a starting node takes its placement share in four steps (0: at once); see
-         * `MembershipOptions.rejoinRampMs`.
-         */
-        rejoinRampMs: number;
         /** Tests only: several nodes of one process on one embedded store. */
         allowEmbeddedStore: boolean;
       }
@@ -169,7 +164,6 @@ function clusterOf(c: ServerConfig): NonNullable<ServerConfig['cluster']> {
     prefix: 'sb:',
     leaseMs: 3000,
     heartbeatMs: 1000,
-    rejoinRampMs: 0,
     allowEmbeddedStore: false,
   };
   return c.cluster;
@@ -248,8 +242,6 @@ const SETTERS: Record<string, Setter> = {
   SB_CLUSTER_LEASE_MS: (c, v) => (clusterOf(c).leaseMs = int('SB_CLUSTER_LEASE_MS', 500, 60_000)(v)),
   SB_CLUSTER_HEARTBEAT_MS: (c, v) =>
     (clusterOf(c).heartbeatMs = int('SB_CLUSTER_HEARTBEAT_MS', 100, 20_000)(v)),
-  SB_CLUSTER_REJOIN_RAMP_MS: (c, v) =>
-    (clusterOf(c).rejoinRampMs = int('SB_CLUSTER_REJOIN_RAMP_MS', 0, 600_000)(v)),
   SB_STATIC_DIR: (c, v) => (c.staticDir = resolve(v)),
   SB_PLATFORM_TOKEN: (c, v) => {
     if (v.length < 32) throw new Error('SB_PLATFORM_TOKEN must be at least 32 characters');

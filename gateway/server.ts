@@ -213,12 +213,7 @@ export async function startServer(
         listen: cc.listen,
         advertiseHost: cc.advertiseHost,
         runtime: { productModule: PRODUCT_MODULE, config: productConfig, workers: cfg.workers },
-        membership: {
-          prefix: cc.prefix,
-          leaseMs: cc.leaseMs,
-          heartbeatMs: cc.heartbeatMs,
-          rejoinRampMs: cc.rejoinRampMs,
-        },
+        membership: { prefix: cc.prefix, leaseMs: cc.leaseMs, heartbeatMs: cc.heartbeatMs },
         log: (m) => log.info(`cluster: ${m}`),
       })
     : undefined;
@@ -427,19 +422,16 @@ export async function startServer(
     const incarnations = (nodes: ReadonlyArray<{ id: string; incarnation: string }>): Map<string, string> =>
       new Map(nodes.map((n) => [n.id, n.incarnation]));
     let members = incarnations(clusterNode.membership.members());
-    let weights = clusterNode.membership.weights();
     clusterNode.membership.onMembers((nodes) => {
       const before = members;
-      const weightsBefore = weights;
       members = incarnations(nodes);
-      weights = new Map(nodes.map((n) => [n.id, n.weight]));
       const gone = new Set([...before].filter(([id, inc]) => members.get(id) !== inc).map(([id]) => id));
       if (gone.size === 0) return;
       const ids = [...before.keys()];
       for (const c of conns)
         for (const sessionId of c.subs.sessions()) {
           const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
-          const owner = ownerOf(shard, ids, weightsBefore);
+          const owner = ownerOf(shard, ids);
           if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId);
         }
     });

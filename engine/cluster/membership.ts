@@ -20,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { ownerOf, type NodeWeights } from './placement.ts';
+import { ownerOf } from './placement.ts';
 
 export interface MembershipOptions {
   redisUrl: string;
@@ -36,13 +36,6 @@ export interface MembershipOptions {
   heartbeatMs?: number;
   /** The local lease ends this long before Redis's, ms (default 300). */
   safetyMs?: number;
-  /**
-   * A node that just started takes its placement share in steps over this many ms: its weight in
-   * placement (`weight` in its member record) goes 1/4, 1/2, 3/4, 1, so a cold process warms up on
-   * part of its shards first. Counted from start(), not from a re-registration after a lost lease.
-   * 0 = the whole share at once (default).
-   */
-  rejoinRampMs?: number;
   /** Monotonic clock, ms (default performance.now). */
   now?: () => number;
   log?: (msg: string) => void;
@@ -52,12 +45,7 @@ export interface NodeInfo {
   id: string;
   address: string;
   incarnation: string;
-  /** Share in placement, (0, 1]: below 1 while the node ramps up after its start. */
-  weight: number;
 }
-
-/** Steps of the rejoin ramp (see `MembershipOptions.rejoinRampMs`). */
-const RAMP_STEPS = 4;
 
 export interface ShardClaim {
   shard: number;
@@ -130,10 +118,6 @@ export class Membership {
   /** Highest epoch seen per shard: claims after a Redis restart start above it. */
   private readonly epochFloor = new Map<number, number>();
   private live: NodeInfo[] = [];
-  /** When start() ran (monotonic ms), for the rejoin ramp. */
-  private startedAt = 0;
-  /** The weight this node last wrote to its member record. */
-  private published = 1;
   private stopped = false;
   private draining = false;
   /** Shards being handed off now (actors persisting, then the claim released in Redis) → epoch. */
@@ -169,7 +153,6 @@ export class Membership {
 
   /** Registers (new incarnation), then keeps the lease and the claims current until stop(). */
   async start(): Promise<void> {
-    this.startedAt = this.now();
     await this.redis.connect();
     await this.register();
     await this.tick();
@@ -237,23 +220,9 @@ export class Membership {
   placementOwner(shard: number): string | undefined {
     if (!this.placement) {
       const ids = this.live.map((n) => n.id).filter((id) => !this.draining || id !== this.nodeId);
-      const weights = this.weights();
-      this.placement = Array.from({ length: this.o.shards }, (_, s) => ownerOf(s, ids, weights));
+      this.placement = Array.from({ length: this.o.shards }, (_, s) => ownerOf(s, ids));
     }
     return this.placement[shard];
-  }
-
-  /** Placement weights of the live nodes (see `NodeInfo.weight`). */
-  weights(): NodeWeights {
-    return new Map(this.live.map((n) => [n.id, n.weight]));
-  }
-
-  /** This node's placement weight now: the rejoin ramp's step, or 1. */
-  private rampWeight(): number {
-    const ramp = this.o.rejoinRampMs ?? 0;
-    if (ramp <= 0) return 1;
-    const step = Math.floor((this.now() - this.startedAt) / (ramp / RAMP_STEPS)) + 1;
-    return Math.min(1, step / RAMP_STEPS);
   }
   /** Owner per shard for the current view; dropped whenever the view or `draining` changes. */
   private placement: Array<string | undefined> | undefined;
@@ -308,20 +277,11 @@ export class Membership {
     await this.redis
       .multi()
       .del(key)
-      .hset(
-        key,
-        'incarnation',
-        this.incarnation,
-        'address',
-        this.o.address,
-        'weight',
-        String(this.rampWeight()),
-      )
+      .hset(key, 'incarnation', this.incarnation, 'address', this.o.address)
       .pexpire(key, this.leaseMs)
       .sadd(this.k('members'), this.nodeId)
       .exec();
     this.leaseUntil = t0 + this.leaseMs - this.safetyMs;
-    this.published = this.rampWeight();
     this.log(`registered ${this.nodeId} incarnation ${this.incarnation}`);
   }
 
@@ -345,15 +305,9 @@ export class Membership {
     const rows = await Promise.all(ids.map((id) => this.redis.hgetall(this.k(`node:${id}`))));
     ids.forEach((id, i) => {
       const r = rows[i]!;
-      if (r['incarnation'] && r['draining'] !== '1') {
-        const w = Number(r['weight'] ?? '1');
-        out.push({
-          id,
-          address: r['address'] ?? '',
-          incarnation: r['incarnation'],
-          weight: w > 0 && w <= 1 ? w : 1,
-        });
-      } else if (!r['incarnation']) gone.push(id);
+      if (r['incarnation'] && r['draining'] !== '1')
+        out.push({ id, address: r['address'] ?? '', incarnation: r['incarnation'] });
+      else if (!r['incarnation']) gone.push(id);
     });
     if (gone.length) await this.redis.srem(this.k('members'), ...gone);
     return out;
@@ -369,16 +323,10 @@ export class Membership {
         await this.register();
       }
       for (const f of this.leaseListeners) f();
-      // The rejoin ramp's next step: placement everywhere follows at the next read of the members.
-      const w = this.rampWeight();
-      if (w !== this.published && !this.draining) {
-        await this.redis.hset(this.k(`node:${this.nodeId}`), 'weight', String(w));
-        this.published = w;
-        this.log(`placement weight ${w}`);
-      }
       const nodes = await this.readMembers();
-      const view = (l: NodeInfo[]): string => l.map((n) => `${n.id}/${n.incarnation}/${n.weight}`).join();
-      if (view(nodes) !== view(this.live)) {
+      if (
+        nodes.map((n) => n.id + n.incarnation).join() !== this.live.map((n) => n.id + n.incarnation).join()
+      ) {
         this.live = nodes;
         this.placement = undefined;
         for (const f of this.memberListeners) f(nodes);

@@ -20,9 +20,7 @@ export interface ClusterNodeOptions {
   /** Host others dial (default 127.0.0.1); the port is the bound one. */
   advertiseHost?: string;
   runtime: Omit<RuntimeOptions, 'cluster'>;
-  membership?: Partial<
-    Pick<MembershipOptions, 'prefix' | 'leaseMs' | 'heartbeatMs' | 'safetyMs' | 'rejoinRampMs'>
-  >;
+  membership?: Partial<Pick<MembershipOptions, 'prefix' | 'leaseMs' | 'heartbeatMs' | 'safetyMs'>>;
   log?: (msg: string) => void;
 }
 
@@ -48,8 +46,7 @@ export interface ClusterStatus {
   address: string;
   leaseValid: boolean;
   draining: boolean;
-  /** `weight`: share in placement, below 1 while a node ramps up after its start. */
-  members: Array<{ id: string; address: string; incarnation: string; weight: number }>;
+  members: Array<{ id: string; address: string; incarnation: string }>;
   shards: number;
   /** Shards per member by placement. */
   placement: Record<string, number>;
@@ -157,7 +154,6 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
     for (const [id, list] of shardMap(
       shards,
       members.map((m) => m.id),
-      membership.weights(),
     ))
       placement[id] = list.length;
     const owned = membership.ownedShards();
