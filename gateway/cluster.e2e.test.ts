@@ -4,7 +4,9 @@
  * members and the shard split; one node leaves gracefully (drain) while the chat goes on, its
  * agent reconnects to the other node and resumes by seq with nothing lost or doubled. Node b runs
  * its actors on a worker thread, node a on its gateway thread. And Redis restarts in the middle of
- * a chat: the chat goes on live and the membership comes back.
+ * a chat: the chat goes on live and the membership comes back. And churn: a node that wins the
+ * session's shard joins and leaves four times mid-chat, then joins for good; the agent's live feed
+ * follows every move without resuming.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AckFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
 import { ensureRedis, redisTestsCanRun, stopRedis } from '../scripts/services.ts';
+import { KINDS } from '../actors/messages.ts';
+import { tkey } from '../actors/ids.ts';
+import { ownerOf } from '../engine/cluster/placement.ts';
+import { shardOf } from '../engine/hash.ts';
+import { DEFAULTS } from '../engine/types.ts';
 import type { ServerConfig } from './config.ts';
 import { boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
 
@@ -231,4 +238,60 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     agent.send({ type: 'send', sessionId: sid, clientMsgId: 'after', text: 'after the restart' });
     await visitor.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'after the restart', 10_000);
   }, 90_000);
+  it('churn: a node that wins the session shard joins and leaves again and again mid-chat; live delivery follows every move', async () => {
+    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `c${prefix}` };
+    dirs.push(where.dataDir);
+    const a = await node('ch-a', 0, where);
+    const b = await node('ch-b', 0, where);
+    await settle([a, b], 100);
+    const { agent, visitor, sid } = await chatAcross(a, b);
+    // A third node id that wins this session's shard: each join moves the session to it, each
+    // leave moves it back.
+    const shard = shardOf(KINDS.session, tkey('demo', sid), DEFAULTS.shards);
+    let cid = '';
+    for (let i = 0; !cid; i++)
+      if (ownerOf(shard, ['ch-a', 'ch-b', `ch-c${i}`]) === `ch-c${i}`) cid = `ch-c${i}`;
+    const sent: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing || i < 5; i++) {
+        await sendAcked(visitor, sid, `c${i}`);
+        sent.push(`c${i}`);
+        await sleep(20);
+      }
+    })();
+    for (let cycle = 0; cycle < 4; cycle++) {
+      const c = await node(cid, 0, where);
+      for (let i = 0; i < 100 && !(await status(c)).owned.some((o) => o.shard === shard); i++)
+        await sleep(50);
+      expect((await status(c)).owned.some((o) => o.shard === shard)).toBe(true);
+      await sleep(150);
+      await c.server.drain();
+      nodes.splice(nodes.indexOf(c), 1);
+      await sleep(150);
+    }
+    // A last join that stays: the session moves to the new node and nobody leaves afterwards, so
+    // no member-gone signal helps; the old owner's hand-off alone must carry the subscription.
+    const c = await node(cid, 0, where);
+    for (let i = 0; i < 100 && !(await status(c)).owned.some((o) => o.shard === shard); i++) await sleep(50);
+    expect((await status(c)).owned.some((o) => o.shard === shard)).toBe(true);
+    writing = false;
+    await writer;
+    const before = sent.length;
+    for (let i = 0; i < 5; i++) {
+      await sendAcked(visitor, sid, `d${i}`);
+      sent.push(`d${i}`);
+    }
+    expect(sent.length).toBe(before + 5);
+    const last = sent[sent.length - 1]!;
+    // The agent never resumed: live delivery alone carried every acknowledged message, once, in
+    // order, with no hole in the seqs.
+    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === last, 15_000);
+    const seen = eventsOf(agent, sid);
+    expect(seen.map((e) => e.seq)).toEqual(seen.map((_, i) => i + 1));
+    const texts = seen
+      .filter((e) => e.body.kind === 'message' && e.body.from === 'visitor')
+      .map((e) => (e.body as { text: string }).text);
+    expect(texts).toEqual(sent);
+  }, 120_000);
 });
