@@ -1106,30 +1106,32 @@ async function main(): Promise<void> {
     // has hosts of its own. Its memtable flushes (each ~1 CPU-second at 3,000 writes/s) and
     // compactions run in a CPU group with a small share, on the CPU the nodes leave idle, instead of
     // stalling them (bench/RESULTS.md, Cluster; docs/LOCAL-SERVICES.md).
+    // The launcher checks both values (scripts/cassandra/start.sh); 0 shares = no background group.
     const cassandraNice = num(f, 'cassandra-nice', 0);
-    if (!Number.isInteger(cassandraNice) || cassandraNice < 0 || cassandraNice > 19)
-      throw new Error('--cassandra-nice: an integer from 0 to 19');
     const backgroundShares = num(f, 'cassandra-background-shares', 2);
-    if (
-      !Number.isInteger(backgroundShares) ||
-      backgroundShares === 1 ||
-      backgroundShares < 0 ||
-      backgroundShares > 262_144
-    )
-      throw new Error('--cassandra-background-shares: 0 (off) or an integer from 2 to 262144');
     log(
       `[bench] starting Redis and Cassandra (nice ${cassandraNice}, background CPU shares ${backgroundShares || 'off'})…`,
     );
-    await Promise.all([
-      ensureRedis({ port: CLUSTER_REDIS_PORT }),
-      ensureCassandra({
-        port: CLUSTER_CASSANDRA_PORT,
-        storagePort: 17005,
-        wipe: true,
-        nice: cassandraNice,
-        ...(backgroundShares >= 2 ? { backgroundCpuShares: backgroundShares } : {}),
-      }),
-    ]);
+    const stopServices = async (): Promise<void> => {
+      await stopCassandra({ port: CLUSTER_CASSANDRA_PORT, wipe: true }).catch(() => undefined);
+      await stopRedis({ port: CLUSTER_REDIS_PORT }).catch(() => undefined);
+    };
+    try {
+      await Promise.all([
+        ensureRedis({ port: CLUSTER_REDIS_PORT }),
+        ensureCassandra({
+          port: CLUSTER_CASSANDRA_PORT,
+          storagePort: 17005,
+          wipe: true,
+          nice: cassandraNice,
+          ...(backgroundShares > 0 ? { backgroundCpuShares: backgroundShares } : {}),
+        }),
+      ]);
+    } catch (err) {
+      // A refused setting or a failed start: leave nothing running.
+      await stopServices();
+      throw err;
+    }
     const token = 'b'.repeat(40);
     const prefix = `bench${Date.now().toString(36)}:`;
     const servers: Array<Started | undefined> = [];
@@ -1190,8 +1192,7 @@ async function main(): Promise<void> {
     } finally {
       // Gracefully, all at once (profiles from BENCH_NODE_FLAGS are written on a normal exit).
       await Promise.all(servers.map((s) => s?.stop({ signal: 'SIGTERM' }).catch(() => undefined)));
-      await stopCassandra({ port: CLUSTER_CASSANDRA_PORT, wipe: true }).catch(() => undefined);
-      await stopRedis({ port: CLUSTER_REDIS_PORT }).catch(() => undefined);
+      await stopServices();
     }
   } else if (parsed.scenario === 'console') {
     const sessions = num(parsed.flags, 'sessions', 100);
