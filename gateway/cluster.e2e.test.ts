@@ -110,6 +110,20 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
           : [],
     );
 
+  /**
+   * The agent never resumed by itself: live delivery carried every acknowledged message (`sent`,
+   * the last one awaited), once, in order, with no hole in the session's seqs.
+   */
+  const expectLiveFeed = async (agent: TestClient, sid: string, sent: string[]): Promise<void> => {
+    const last = sent[sent.length - 1]!;
+    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === last, 15_000);
+    const seen = eventsOf(agent, sid);
+    expect(seen.map((e) => e.seq)).toEqual(seen.map((_, i) => i + 1));
+    const texts = seen
+      .filter((e) => e.body.kind === 'message' && e.body.from === 'visitor')
+      .map((e) => (e.body as { text: string }).text);
+    expect(texts).toEqual(sent);
+  };
   const node = async (nodeId: string, workers = 0, where = { dataDir, prefix }): Promise<Booted> => {
     const cluster: NonNullable<ServerConfig['cluster']> = {
       nodeId,
@@ -225,15 +239,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     await ensureRedis({ port: PORT });
     await writing;
     expect(await settle([a, b], 150)).toBe(true);
-    // The agent never resumed by itself: live delivery carried every acknowledged message, once,
-    // in order, with no hole in the seqs.
-    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'r24', 15_000);
-    const seen = eventsOf(agent, sid);
-    expect(seen.map((e) => e.seq)).toEqual(seen.map((_, i) => i + 1));
-    const texts = seen
-      .filter((e) => e.body.kind === 'message' && e.body.from === 'visitor')
-      .map((e) => (e.body as { text: string }).text);
-    expect(texts).toEqual(sent);
+    await expectLiveFeed(agent, sid, sent);
     // The chat still works both ways after the restart.
     agent.send({ type: 'send', sessionId: sid, clientMsgId: 'after', text: 'after the restart' });
     await visitor.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'after the restart', 10_000);
@@ -251,6 +257,11 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     let cid = '';
     for (let i = 0; !cid; i++)
       if (ownerOf(shard, ['ch-a', 'ch-b', `ch-c${i}`]) === `ch-c${i}`) cid = `ch-c${i}`;
+    const ownsShard = async (n: Booted): Promise<void> => {
+      const owns = async (): Promise<boolean> => (await status(n)).owned.some((o) => o.shard === shard);
+      for (let i = 0; i < 100 && !(await owns()); i++) await sleep(50);
+      expect(await owns()).toBe(true);
+    };
     const sent: string[] = [];
     let writing = true;
     const writer = (async () => {
@@ -262,9 +273,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     })();
     for (let cycle = 0; cycle < 4; cycle++) {
       const c = await node(cid, 0, where);
-      for (let i = 0; i < 100 && !(await status(c)).owned.some((o) => o.shard === shard); i++)
-        await sleep(50);
-      expect((await status(c)).owned.some((o) => o.shard === shard)).toBe(true);
+      await ownsShard(c);
       await sleep(150);
       await c.server.drain();
       nodes.splice(nodes.indexOf(c), 1);
@@ -273,8 +282,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     // A last join that stays: the session moves to the new node and nobody leaves afterwards, so
     // no member-gone signal helps; the old owner's hand-off alone must carry the subscription.
     const c = await node(cid, 0, where);
-    for (let i = 0; i < 100 && !(await status(c)).owned.some((o) => o.shard === shard); i++) await sleep(50);
-    expect((await status(c)).owned.some((o) => o.shard === shard)).toBe(true);
+    await ownsShard(c);
     writing = false;
     await writer;
     const before = sent.length;
@@ -283,15 +291,6 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       sent.push(`d${i}`);
     }
     expect(sent.length).toBe(before + 5);
-    const last = sent[sent.length - 1]!;
-    // The agent never resumed: live delivery alone carried every acknowledged message, once, in
-    // order, with no hole in the seqs.
-    await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === last, 15_000);
-    const seen = eventsOf(agent, sid);
-    expect(seen.map((e) => e.seq)).toEqual(seen.map((_, i) => i + 1));
-    const texts = seen
-      .filter((e) => e.body.kind === 'message' && e.body.from === 'visitor')
-      .map((e) => (e.body as { text: string }).text);
-    expect(texts).toEqual(sent);
+    await expectLiveFeed(agent, sid, sent);
   }, 120_000);
 });
