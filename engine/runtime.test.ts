@@ -96,6 +96,20 @@ describe('engine runtime (host thread)', () => {
     expect(all.filter((r) => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(5);
   });
 
+  it('engine - dropped tells are counted by reason and exported on the metrics text', async () => {
+    const rt = await start({}, { mailboxSize: 2 });
+    rt.tell({ kind: 'nope', key: 't1:x' }, {});
+    for (let i = 0; i < 6; i++) rt.tell(a('full'), { t: 'sleep', ms: 20, v: i });
+    await new Promise((r) => setTimeout(r, 200));
+    const m = await rt.metrics();
+    expect(m.droppedTells.kind).toBe(1);
+    expect(m.droppedTells.mailbox).toBeGreaterThan(0);
+    expect(m.droppedTells.hops).toBe(0);
+    const text = await rt.metricsText();
+    expect(text).toContain('sb_dropped_tells_total{reason="kind"} 1\n');
+    expect(text).toMatch(/sb_dropped_tells_total\{reason="mailbox"\} [1-9]/);
+  });
+
   it('engine - unknown kinds are refused with a typed error', async () => {
     const rt = await start();
     await expect(rt.ask({ kind: 'nope', key: 't1:x' }, {})).rejects.toMatchObject({

@@ -349,6 +349,12 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       g('sb_mailbox_depth_max', 'Deepest mailbox seen.', 'gauge', m.mailboxDepthMax);
       g('sb_turn_ms_p99', 'p99 of recent actor turn durations, ms.', 'gauge', m.turnTimeMsP99);
       g('sb_handler_errors_total', 'Errors thrown by actor handlers.', 'counter', m.handlerErrors);
+      lines.push(
+        '# HELP sb_dropped_tells_total One-way messages dropped, by reason (hops: ownership did not settle; held: hold queue full or expired; link: no link to a thread; endpoint: socket endpoint gone; mailbox: mailbox full; kind: unknown actor kind).',
+        '# TYPE sb_dropped_tells_total counter',
+      );
+      for (const [reason, n] of Object.entries(m.droppedTells))
+        lines.push(`sb_dropped_tells_total{reason="${reason}"} ${n}`);
       g('sb_reminders_fired_total', 'Durable reminders fired.', 'counter', m.remindersFired);
       g(
         'sb_fenced_refusals_total',

@@ -75,6 +75,7 @@ describe('thread routing to sockets on other nodes', () => {
     h.node.tell(socket('b'), 2);
     await h.clock.advance(ENDPOINT_HOLD_MS + 100);
     expect(h.node.m.droppedTells).toBe(2);
+    expect(h.node.m.dropped.held).toBe(2);
     h.links.add('b');
     h.node.tell(socket('b'), 3);
     h.node.retryHeld();

@@ -107,12 +107,23 @@ export interface ThreadMetrics {
   mailboxDepthMax: number;
   handlerErrors: number;
   droppedTells: number;
+  /** {@link droppedTells} by reason. */
+  dropped: Record<DropReason, number>;
   /** Store calls refused because this node no longer held the actor's shard (fencing). */
   fencedRefusals: number;
   remindersFired: number;
   /** Recent turn durations, ms (ring buffer), for percentiles. */
   turnSamples: number[];
 }
+
+/**
+ * Why a tell was dropped: `hops` ownership did not settle within {@link MAX_HOPS} forwards;
+ * `held` the queue of a shard without owner (or a node without link) was full or waited too long;
+ * `link` no link to the target thread; `endpoint` no such endpoint (its socket is gone);
+ * `mailbox` the actor's mailbox was full; `kind` no such actor kind.
+ */
+export type DropReason = 'hops' | 'held' | 'link' | 'endpoint' | 'mailbox' | 'kind';
+export const DROP_REASONS: readonly DropReason[] = ['hops', 'held', 'link', 'endpoint', 'mailbox', 'kind'];
 
 interface Item {
   msg: unknown;
@@ -367,7 +378,7 @@ export class ThreadNode implements KindRegistry {
     if (hops > MAX_HOPS) {
       if (env.k === ENV.ASK)
         this.fail(env.from, env.id, new SbError('SB_ERR_NODE_UNAVAILABLE', 'ownership did not settle'));
-      else this.m.droppedTells++;
+      else this.drop('hops');
       return;
     }
     if (shard === undefined && env.k !== ENV.ASK && this.heldForNode.has(node)) {
@@ -426,6 +437,11 @@ export class ThreadNode implements KindRegistry {
     }
   }
 
+  private drop(reason: DropReason, n = 1): void {
+    this.m.droppedTells += n;
+    this.m.dropped[reason] += n;
+  }
+
   private hold(shard: number, env: Envelope): void {
     let q = this.held.get(shard);
     if (!q) this.held.set(shard, (q = []));
@@ -436,7 +452,7 @@ export class ThreadNode implements KindRegistry {
           env.id,
           new SbError('SB_ERR_NODE_UNAVAILABLE', `shard ${shard} has no owner now`),
         );
-      else this.m.droppedTells++;
+      else this.drop('held');
       return;
     }
     q.push(env);
@@ -451,7 +467,7 @@ export class ThreadNode implements KindRegistry {
     let h = this.heldForNode.get(node);
     if (!h) this.heldForNode.set(node, (h = { since: this.clock.now(), envs: [] }));
     if (h.envs.length >= MAX_HELD || this.clock.now() - h.since > ENDPOINT_HOLD_MS) {
-      this.m.droppedTells++;
+      this.drop('held');
       return;
     }
     h.envs.push(env);
@@ -475,7 +491,7 @@ export class ThreadNode implements KindRegistry {
     for (const [node, h] of [...this.heldForNode]) {
       this.heldForNode.delete(node);
       if (now - h.since > ENDPOINT_HOLD_MS) {
-        this.m.droppedTells += h.envs.length;
+        this.drop('held', h.envs.length);
         continue;
       }
       for (let i = 0; i < h.envs.length; i++) {
@@ -596,7 +612,7 @@ export class ThreadNode implements KindRegistry {
     this.outbox.set(thread, []);
     const link = this.links.get(thread);
     if (!link) {
-      this.m.droppedTells += q.length;
+      this.drop('link', q.length);
       return;
     }
     this.m.batchesSent++;
@@ -649,7 +665,7 @@ export class ThreadNode implements KindRegistry {
         if ('thread' in to) {
           const h = this.endpoints.get(to.name);
           if (!h) {
-            this.m.droppedTells++;
+            this.drop('endpoint');
             return;
           }
           try {
@@ -693,7 +709,7 @@ export class ThreadNode implements KindRegistry {
       a = this.activation(to);
     } catch (err) {
       if (item.ask) this.fail(item.ask.from, item.ask.id, err);
-      else this.m.droppedTells++;
+      else this.drop('kind');
       return;
     }
     if (a.mailbox.length >= (a.def.mailboxSize ?? DEFAULTS.mailboxSize)) {
@@ -703,7 +719,7 @@ export class ThreadNode implements KindRegistry {
           item.ask.id,
           new SbError('SB_ERR_MAILBOX_FULL', `mailbox of ${to.kind}/${to.key} is full`),
         );
-      else this.m.droppedTells++;
+      else this.drop('mailbox');
       return;
     }
     a.mailbox.push(item);
@@ -1018,6 +1034,7 @@ export function emptyMetrics(thread: number): ThreadMetrics {
     mailboxDepthMax: 0,
     handlerErrors: 0,
     droppedTells: 0,
+    dropped: { hops: 0, held: 0, link: 0, endpoint: 0, mailbox: 0, kind: 0 },
     fencedRefusals: 0,
     remindersFired: 0,
     turnSamples: [],
@@ -1040,6 +1057,10 @@ export function summarize(all: ThreadMetrics[], elapsedSec: number): MetricsSnap
     mailboxDepthMax: Math.max(0, ...all.map((m) => m.mailboxDepthMax)),
     turnTimeMsP99: p99,
     handlerErrors: sum((m) => m.handlerErrors),
+    droppedTells: Object.fromEntries(DROP_REASONS.map((r) => [r, sum((m) => m.dropped[r])])) as Record<
+      DropReason,
+      number
+    >,
     fencedRefusals: sum((m) => m.fencedRefusals),
     remindersFired: sum((m) => m.remindersFired),
     perThread: all.map((m) => ({

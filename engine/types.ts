@@ -160,6 +160,12 @@ export interface MetricsSnapshot {
   mailboxDepthMax: number;
   turnTimeMsP99: number;
   handlerErrors: number;
+  /**
+   * Tells (one-way messages) dropped, by reason: ownership that did not settle (`hops`), a full or
+   * expired hold queue (`held`), no link to a thread (`link`), a gone endpoint (`endpoint`), a full
+   * mailbox (`mailbox`), an unknown actor kind (`kind`).
+   */
+  droppedTells: Record<'hops' | 'held' | 'link' | 'endpoint' | 'mailbox' | 'kind', number>;
   /** Store calls refused because the node no longer held the actor's shard (cluster fencing). */
   fencedRefusals: number;
   remindersFired: number;
