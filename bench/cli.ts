@@ -1183,6 +1183,12 @@ async function main(): Promise<void> {
         `cluster: ${r.nodes} nodes, ${r.visitors} visitors, ${r.agents} agents; ${r.acked} of ${r.sent} messages acknowledged ` +
           `(${r.msgs_per_s} msgs/s), lost ${r.lost}, duplicated ${r.duplicated}, gaps in live delivery ${r.gaps}, sessions continued ${r.sessions_continued}/${r.visitors}; ` +
           `SIGKILL → all shards served again in ${r.recovery_s} s (target ≤ 5), graceful leave ${r.leave_s} s; ` +
+          `one-way messages dropped on the surviving nodes: ${
+            Object.entries(r.dropped_tells)
+              .filter(([, n]) => n > 0)
+              .map(([k, n]) => `${k} ${n}`)
+              .join(', ') || 'none'
+          }; ` +
           `failure backlogs delivered ${r.drain_s.map((d) => `${d} s`).join(', ') || '—'} after their events; ` +
           `visitor → agent outside the failure windows p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} / max ${l.max} ms ` +
           `(p99 ${r.latency_settle_ms.p99} ms if windows end 1 s after the cluster settled); ` +

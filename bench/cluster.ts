@@ -57,6 +57,8 @@ export interface ClusterBenchResult {
   gaps: number;
   sessions_continued: number;
   recovery_s: number;
+  /** One-way messages the surviving nodes dropped, by reason (their sb_dropped_tells_total). */
+  dropped_tells: Record<string, number>;
   leave_s: number;
   latency_ms: ReturnType<Histogram['summary']>;
   /** Latency outside windows that end 1 s after the cluster settled, backlog or not. */
@@ -513,6 +515,15 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
       `[bench] lost: m${n} sent at ${ledger.sentAt[n]! - tStart} ms, acked seq ${seq > 0 ? seq : '?'} in ${visitors[n % visitors.length]!.sid}`,
     );
   }
+  // What the nodes still running dropped on the way (a killed node's counters die with it).
+  const droppedTells: Record<string, number> = {};
+  for (const u of live()) {
+    const text = await fetch(`${u}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
+    for (const m of text.matchAll(/^sb_dropped_tells_total\{reason="(\w+)"\} (\d+)$/gm))
+      droppedTells[m[1]!] = (droppedTells[m[1]!] ?? 0) + Number(m[2]);
+  }
   const continued = visitors.filter(
     (v) => (lastBySession.get(v.sid) ?? 0) > (o.failures ? leaveAt : measureFrom),
   ).length;
@@ -538,6 +549,7 @@ export async function runCluster(o: ClusterBenchOptions): Promise<ClusterBenchRe
     gaps,
     sessions_continued: continued,
     recovery_s: Math.round(recoveryS * 100) / 100,
+    dropped_tells: droppedTells,
     leave_s: Math.round(leaveS * 100) / 100,
     latency_ms: latency,
     latency_settle_ms: latencySettle,
