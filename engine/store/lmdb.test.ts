@@ -580,6 +580,43 @@ describe('lmdb store - checkpoints', () => {
   }, 60_000);
 });
 
+describe('lmdb store - a quiet shared store', () => {
+  it('store - a lone row leaves `recent` and the store goes on (the process must not abort)', async () => {
+    // A shared instance (a process with worker threads, or a cluster node) that gets one message
+    // now and then: its row is claimed in `recent`, checkpointed, then removed, leaving `recent`
+    // empty, again and again. Run in a child process: a native abort there fails the test instead
+    // of taking the test runner down.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-quiet-'));
+    const mod = new URL('./lmdb.ts', import.meta.url).href;
+    const code = `
+      const { openLmdbStores } = await import(${JSON.stringify(mod)});
+      const s = openLmdbStores({ path: ${JSON.stringify(dir)}, checkpointMs: 20, recentGraceMs: 50 });
+      if (s.messages.isExclusive()) throw new Error('expected a shared store');
+      for (let i = 0; i < 4; i++) {
+        await s.messages.append({ tenant: 't', stream: 's' + i, seq: 1, at: 1, clientMsgId: 'c' + i, body: { i } });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      for (let i = 0; i < 4; i++) if ((await s.messages.lastSeq('t', 's' + i)) !== 1) throw new Error('row ' + i + ' missing');
+      await s.close();
+      process.stdout.write('done\\n');
+    `;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal })),
+      );
+      expect({ ...exit, out }).toEqual({ code: 0, signal: null, out: 'done\n' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
 describe('lmdb store - log owners', () => {
   it('store - a log whose pid is alive but started at another time is a gone process’s, and is replayed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-owner-'));

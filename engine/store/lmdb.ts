@@ -1276,7 +1276,10 @@ function openMessageLog(
     maxDbs: 2,
     noSync: true,
     overlappingSync: false,
-    useWritemap: true,
+    // Never MDB_WRITEMAP: LMDB's freelist code aborts the process (assertion in
+    // mdb_freelist_save) on a commit that empties a database of its last row under WRITEMAP, which
+    // `recent` does whenever a quiet store removes its one checkpointed row.
+    useWritemap: false,
   });
   const recent = recentRoot.openDB<Buffer, Key>({
     name: 'messages',
