@@ -189,7 +189,7 @@ export class AgentActor implements Actor {
   }
 
   onDeactivate(ctx: ActorContext): void {
-    for (const ep of this.endpoints.values()) ctx.tell(ep, { t: 'agentReset' } satisfies ConnectionMsg);
+    for (const ep of this.endpoints.values()) ctx.tell(ep, { t: 'reset' } satisfies ConnectionMsg);
     this.endpoints.clear();
   }
 

@@ -54,9 +54,12 @@ export interface UnsubscribedConnection {
   t: 'unsubscribed';
   sessionId: string;
 }
-/** The agent actor deactivated; an agent connection registers itself again. */
-export interface AgentResetConnection {
-  t: 'agentReset';
+/**
+ * The actor the connection registered with (the caller's agent or visitor actor) deactivated — idle,
+ * or its shard moved to another node — and forgot its endpoints: the connection registers again.
+ */
+export interface ResetConnection {
+  t: 'reset';
 }
 /** A live session event, already serialised as an `event` frame (once per role, not per socket). */
 export interface EventToConnection {
@@ -87,7 +90,7 @@ export type ConnectionMsg =
   | CloseConnection
   | AssignedToConnection
   | UnsubscribedConnection
-  | AgentResetConnection;
+  | ResetConnection;
 
 // ---- to a session actor ---------------------------------------------------------------------
 export type SessionMsg =

@@ -264,6 +264,12 @@ export class VisitorActor implements Actor {
     return s;
   }
 
+  /** The connections registered here are forgotten with this activation: they register again. */
+  onDeactivate(ctx: ActorContext): void {
+    for (const ep of this.endpoints.values()) ctx.tell(ep, { t: 'reset' } satisfies ConnectionMsg);
+    this.endpoints.clear();
+  }
+
   private check(caller: Caller): void {
     if (caller.tenantId !== this.tenantId || caller.role !== 'visitor' || caller.id !== this.visitorId) {
       throw new SbError('SB_ERR_FORBIDDEN');

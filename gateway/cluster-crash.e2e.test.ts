@@ -5,7 +5,9 @@
  * B's lease runs out (time reported), the agent reconnects to A and resumes by seq: every message
  * the visitor got an ack for is there once, in order. Then the other way round: the session lives on
  * a node that is killed while agent and visitor stay connected to the survivor; the agent keeps
- * receiving the visitor's new messages live, without asking to resume.
+ * receiving the visitor's new messages live, without asking to resume. And the node serving an
+ * agent's own actor is killed while the agent stays connected to the survivor: the agent registers
+ * again with the actor's new home and is still given new chats.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +24,7 @@ import {
   stopRedis,
 } from '../scripts/services.ts';
 import { KINDS, tkey } from '../actors/index.ts';
+import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
 import { login, TestClient, visitorToken } from './testing.ts';
 
@@ -248,5 +251,42 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     // No resume from the agent: the session, now served by node a, pushes to it again.
     await send('after');
     await agent.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'after', 10_000);
+  }, 120_000);
+
+  it("the node serving an agent's own actor is killed: the agent, connected to the survivor, is still given new chats", async () => {
+    const a = survivor!;
+    const ws = (u: string): string => u.replace('http', 'ws');
+    // Agent 1 steps away: new chats go to agent 2 alone.
+    const t1 = await login(a.url, 'agent1@demo.test');
+    const away = await TestClient.connect(ws(a.url), 'agent', t1.token);
+    clients.push(away);
+    away.send({ type: 'status', status: 'away' });
+    await away.next((f) => f.type === 'status' && f.status === 'away', 10_000);
+    // A node id that wins agent 2's shard: its actor lives there once the node has joined.
+    const t2 = await login(a.url, 'agent2@demo.test');
+    const shard = shardOf(KINDS.agent, tkey('demo', t2.id), 1024);
+    let id = '';
+    for (let i = 0; !id; i++) if (ownerOf(shard, ['pa', `pd${i}`]) === `pd${i}`) id = `pd${i}`;
+    const d = await startNode(id);
+    await settle(a.url, d.url);
+    expect((await ownedShards(d.url)).shards.has(shard)).toBe(true);
+    const agent = await TestClient.connect(ws(a.url), 'agent', t2.token);
+    clients.push(agent);
+
+    d.proc.kill('SIGKILL');
+    for (let i = 0; i < 200 && (await owned(a.url)).owned < 1024; i++) await sleep(50);
+    expect((await owned(a.url)).owned).toBe(1024);
+    // Nobody told the agent's socket that its actor died; it registers again by itself.
+    const vt = await visitorToken(a.url);
+    const visitor = await TestClient.connect(ws(a.url), 'visitor', vt.token);
+    clients.push(visitor);
+    visitor.send({ type: 'open', ref: 'o' });
+    const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
+    await agent.next((f) => f.type === 'assigned' && f.session.sessionId === sid, 15_000);
+    visitor.send({ type: 'send', sessionId: sid, clientMsgId: 'hi', text: 'hello after the crash' });
+    await agent.nextEvent(
+      (e) => e.body.kind === 'message' && e.body.text === 'hello after the crash',
+      10_000,
+    );
   }, 120_000);
 });

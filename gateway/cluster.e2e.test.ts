@@ -20,7 +20,7 @@ import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
 import { DEFAULTS } from '../engine/types.ts';
 import type { ServerConfig } from './config.ts';
-import { boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
+import { api, boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
 
 const PORT = 6395;
 const PLATFORM = 'p'.repeat(40);
@@ -123,6 +123,12 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       .filter((e) => e.body.kind === 'message' && e.body.from === 'visitor')
       .map((e) => (e.body as { text: string }).text);
     expect(texts).toEqual(sent);
+  };
+  /** Waits (up to 5 s) until node `n` serves `shard`. */
+  const ownsShard = async (n: Booted, shard: number): Promise<void> => {
+    const owns = async (): Promise<boolean> => (await status(n)).owned.some((o) => o.shard === shard);
+    for (let i = 0; i < 100 && !(await owns()); i++) await sleep(50);
+    expect(await owns()).toBe(true);
   };
   const node = async (nodeId: string, workers = 0, where = { dataDir, prefix }): Promise<Booted> => {
     const cluster: NonNullable<ServerConfig['cluster']> = {
@@ -257,11 +263,6 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     let cid = '';
     for (let i = 0; !cid; i++)
       if (ownerOf(shard, ['ch-a', 'ch-b', `ch-c${i}`]) === `ch-c${i}`) cid = `ch-c${i}`;
-    const ownsShard = async (n: Booted): Promise<void> => {
-      const owns = async (): Promise<boolean> => (await status(n)).owned.some((o) => o.shard === shard);
-      for (let i = 0; i < 100 && !(await owns()); i++) await sleep(50);
-      expect(await owns()).toBe(true);
-    };
     const sent: string[] = [];
     let writing = true;
     const writer = (async () => {
@@ -273,7 +274,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     })();
     for (let cycle = 0; cycle < 4; cycle++) {
       const c = await node(cid, 0, where);
-      await ownsShard(c);
+      await ownsShard(c, shard);
       await sleep(150);
       await c.server.drain();
       nodes.splice(nodes.indexOf(c), 1);
@@ -282,7 +283,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     // A last join that stays: the session moves to the new node and nobody leaves afterwards, so
     // no member-gone signal helps; the old owner's hand-off alone must carry the subscription.
     const c = await node(cid, 0, where);
-    await ownsShard(c);
+    await ownsShard(c, shard);
     writing = false;
     await writer;
     const before = sent.length;
@@ -293,4 +294,50 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     expect(sent.length).toBe(before + 5);
     await expectLiveFeed(agent, sid, sent);
   }, 120_000);
+
+  it("a joining node takes the visitor's and the agent's own actors: both sockets register again with it", async () => {
+    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `o${prefix}` };
+    dirs.push(where.dataDir);
+    const a = await node('ow-a', 0, where);
+    await settle([a], 100);
+    const agentTok = await login(a.url, 'agent1@demo.test');
+    const agent = await TestClient.connect(a.wsUrl, 'agent', agentTok.token);
+    clients.push(agent);
+    const vt = await visitorToken(a.url);
+    const visitor = await TestClient.connect(a.wsUrl, 'visitor', vt.token);
+    clients.push(visitor);
+    // A second node id that wins both the visitor's and the agent's shard: its join moves both
+    // actors, which forget the sockets registered with them.
+    const vShard = shardOf(KINDS.visitor, tkey('demo', vt.id), DEFAULTS.shards);
+    const aShard = shardOf(KINDS.agent, tkey('demo', agentTok.id), DEFAULTS.shards);
+    let cid = '';
+    for (let i = 0; !cid; i++) {
+      const id = `ow-c${i}`;
+      if (ownerOf(vShard, ['ow-a', id]) === id && ownerOf(aShard, ['ow-a', id]) === id) cid = id;
+    }
+    const c = await node(cid, 0, where);
+    await ownsShard(c, vShard);
+    await ownsShard(c, aShard);
+    expect(await settle([a, c], 100)).toBe(true);
+    // The visitor is still on the site for the agent: a proactive invitation reaches it, and the
+    // agent is told of the new chat.
+    let inv = { status: 0, body: { sessionId: '' } };
+    for (let i = 0; i < 20 && inv.status !== 200; i++) {
+      if (i > 0) await sleep(100);
+      inv = await api<{ sessionId: string }>(a.url, 'POST', `/v1/visitors/${vt.id}/invite`, agentTok.token);
+    }
+    expect(inv.status, JSON.stringify(inv.body)).toBe(200);
+    await visitor.next((f) => f.type === 'invited' && f.session.sessionId === inv.body.sessionId, 10_000);
+    await agent.next((f) => f.type === 'assigned' && f.session.sessionId === inv.body.sessionId, 10_000);
+    agent.send({
+      type: 'send',
+      sessionId: inv.body.sessionId,
+      clientMsgId: 'hi',
+      text: 'hello after the move',
+    });
+    await visitor.nextEvent(
+      (e) => e.body.kind === 'message' && e.body.text === 'hello after the move',
+      10_000,
+    );
+  }, 90_000);
 });

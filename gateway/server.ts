@@ -97,6 +97,8 @@ interface Conn {
   subs: Follows;
   /** Subscriptions being renewed (at most one ask per session; `again`: renew once more after it). */
   renewing: Map<string, { again: boolean }>;
+  /** Registration with the caller's own actor being renewed (`again`: once more after it). */
+  registering: { again: boolean } | undefined;
   limiter: RateLimiter;
   lastActivity: number;
   pinged: boolean;
@@ -417,7 +419,7 @@ export async function startServer(
   // comes back under a new incarnation (it lost its lease and registered again: every actor it ran
   // was stopped), each socket here subscribes again, from the last seq it forwarded, to every
   // session whose shard that member served; the new owner replays what came since, and seqs
-  // deduplicate.
+  // deduplicate. A socket whose own (agent or visitor) actor that member served registers again.
   if (clusterNode) {
     const incarnations = (nodes: ReadonlyArray<{ id: string; incarnation: string }>): Map<string, string> =>
       new Map(nodes.map((n) => [n.id, n.incarnation]));
@@ -428,12 +430,16 @@ export async function startServer(
       const gone = new Set([...before].filter(([id, inc]) => members.get(id) !== inc).map(([id]) => id));
       if (gone.size === 0) return;
       const ids = [...before.keys()];
-      for (const c of conns)
+      for (const c of conns) {
+        const own = shardOf(ownKindOf(c), tkey(c.caller.tenantId, c.caller.id), DEFAULTS.shards);
+        const ownOwner = ownerOf(own, ids);
+        if (ownOwner !== undefined && gone.has(ownOwner)) reregister(c);
         for (const sessionId of c.subs.sessions()) {
           const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
           const owner = ownerOf(shard, ids);
           if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId);
         }
+      }
     });
   }
 
@@ -475,8 +481,8 @@ export async function startServer(
         resubscribe(c, m.sessionId);
         return;
       }
-      case 'agentReset':
-        void connectAgent(c).catch((err) => sendErr(c, err));
+      case 'reset':
+        reregister(c);
         return;
       case 'close':
         if (c.ws) {
@@ -486,6 +492,62 @@ export async function startServer(
         }
         return;
     }
+  };
+
+  const ownKindOf = (c: Conn): string => (c.caller.role === 'visitor' ? KINDS.visitor : KINDS.agent);
+
+  /**
+   * Registers a socket again with its caller's own actor, which forgot it (it was collected, moved
+   * to another node, or its node died). An agent's actor may have been assigned sessions meanwhile,
+   * announced to nobody: the socket gets an `assigned` frame for each session it does not follow
+   * yet, and follows it. Retried with backoff while the actor is between owners.
+   */
+  const reregister = (c: Conn, attempt = 0): void => {
+    if (c.closed || !c.endpoint) return;
+    if (c.registering && attempt === 0) {
+      c.registering.again = true;
+      return;
+    }
+    const state = c.registering ?? { again: false };
+    state.again = false;
+    c.registering = state;
+    const done = (): void => {
+      c.registering = undefined;
+      if (state.again) reregister(c);
+    };
+    if (c.caller.role === 'visitor') {
+      runtime.tell({ kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) }, {
+        t: 'connected',
+        caller: c.caller,
+        endpoint: c.endpoint,
+        device: c.device,
+      } satisfies VisitorMsg);
+      done();
+      return;
+    }
+    connectAgent(c).then(
+      (r) => {
+        if (!c.closed)
+          for (const s of r.sessions) {
+            if (c.subs.has(s.sessionId)) continue;
+            send(c, { type: 'assigned', session: s });
+            void subscribe(c, s.sessionId, 0);
+          }
+        done();
+      },
+      (err: unknown) => {
+        const e = toSbError(err);
+        if (TRANSIENT_ERRORS.has(e.code) && !c.closed) {
+          const delay =
+            Math.min(RESUBSCRIBE_MAX_DELAY_MS, RESUBSCRIBE_FIRST_DELAY_MS * 2 ** Math.min(attempt, 8)) *
+            (0.75 + Math.random() / 2);
+          setTimeout(() => reregister(c, attempt + 1), delay);
+          return;
+        }
+        c.registering = undefined;
+        if (!c.closed) sendErr(c, e);
+      },
+    );
   };
 
   const connectAgent = async (c: Conn): Promise<AgentConnectResult> => {
@@ -805,6 +867,7 @@ export async function startServer(
         pending: [],
         subs: new Follows(),
         renewing: new Map(),
+        registering: undefined,
         limiter: new RateLimiter(limits.framesPerSecond, limits.framesPerSecond * 2, now),
         lastActivity: now,
         pinged: false,
