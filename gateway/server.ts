@@ -516,12 +516,16 @@ export async function startServer(
       if (state.again) reregister(c);
     };
     if (c.caller.role === 'visitor') {
-      runtime.tell({ kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) }, {
-        t: 'connected',
-        caller: c.caller,
-        endpoint: c.endpoint,
-        device: c.device,
-      } satisfies VisitorMsg);
+      try {
+        runtime.tell({ kind: KINDS.visitor, key: tkey(c.caller.tenantId, c.caller.id) }, {
+          t: 'connected',
+          caller: c.caller,
+          endpoint: c.endpoint,
+          device: c.device,
+        } satisfies VisitorMsg);
+      } catch {
+        // This node is shutting down: its sockets close and reconnect elsewhere.
+      }
       done();
       return;
     }
@@ -545,7 +549,7 @@ export async function startServer(
           return;
         }
         c.registering = undefined;
-        if (!c.closed) sendErr(c, e);
+        if (!c.closed && e.code !== 'SB_ERR_SHUTTING_DOWN') sendErr(c, e);
       },
     );
   };
