@@ -188,6 +188,14 @@ export class AgentActor implements Actor {
     }
   }
 
+  /** The agent's sockets on a node that is gone are closed: as if they had disconnected. */
+  onEndpointsGone(node: string, ctx: ActorContext): void {
+    const before = this.endpoints.size;
+    for (const [key, ep] of this.endpoints) if (ep.node === node) this.endpoints.delete(key);
+    if (before > 0 && this.endpoints.size === 0)
+      ctx.setTimer('offlineGrace', OFFLINE_GRACE_MS, { t: 'offlineGrace' });
+  }
+
   onDeactivate(ctx: ActorContext): void {
     for (const ep of this.endpoints.values()) ctx.tell(ep, { t: 'reset' } satisfies ConnectionMsg);
     this.endpoints.clear();

@@ -1191,6 +1191,11 @@ export class SessionActor implements Actor {
     this.pushAll(f, ctx, ['visitor']);
   }
 
+  /** The sockets of a node that is gone cannot follow this session any more. */
+  onEndpointsGone(node: string): void {
+    for (const [key, sub] of this.subs) if (sub.endpoint.node === node) this.subs.delete(key);
+  }
+
   onDeactivate(ctx: ActorContext): void {
     for (const sub of this.subs.values()) {
       ctx.tell(sub.endpoint, { t: 'unsubscribed', sessionId: this.sessionId } satisfies ConnectionMsg);

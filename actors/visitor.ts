@@ -264,6 +264,17 @@ export class VisitorActor implements Actor {
     return s;
   }
 
+  /** The visitor's sockets on a node that is gone are closed: as if they had disconnected. */
+  onEndpointsGone(node: string, ctx: ActorContext): void {
+    const before = this.endpoints.size;
+    for (const [key, ep] of this.endpoints) if (ep.node === node) this.endpoints.delete(key);
+    if (before > 0 && this.endpoints.size === 0)
+      ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, {
+        t: 'offline',
+        visitorId: this.visitorId,
+      } satisfies PresenceMsg);
+  }
+
   /** The connections registered here are forgotten with this activation: they register again. */
   onDeactivate(ctx: ActorContext): void {
     for (const ep of this.endpoints.values()) ctx.tell(ep, { t: 'reset' } satisfies ConnectionMsg);

@@ -297,6 +297,10 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
               if (workers === 0) await host.releaseShard(s);
               else await releaseOnWorker(s);
             },
+            endpointsGone: (node: string) => {
+              host.endpointsGone(node);
+              for (const w of threads) w.postMessage({ c: 'endpointsGone', node } satisfies Control);
+            },
             leaseRenewed: () => pushPlacement(),
             // Once per tick: a lost lease or a join changes hundreds of shards at once, and each
             // change would otherwise rebuild the workers' view and re-route every held envelope.

@@ -82,6 +82,35 @@ describe('thread routing to sockets on other nodes', () => {
     expect(h.sent.map((s) => s.msg)).toEqual([3]);
   });
 
+  it('cluster - endpoints gone: what waits for that node is dropped; actors that keep endpoints forget them', async () => {
+    const h = host();
+    const seen: string[] = [];
+    class Keeper {
+      readonly subs = new Set(['b', 'c']);
+      onMessage(msg: unknown): void {
+        seen.push(`${String(msg)}:${[...this.subs].join(',')}`);
+      }
+      onEndpointsGone(node: string): void {
+        this.subs.delete(node);
+      }
+    }
+    h.node.register('keeper', { create: () => new Keeper() });
+    const k = { kind: 'keeper', key: 't1:k' };
+    h.node.tell(k, 'first');
+    await h.clock.advance(1);
+    h.links.delete('b');
+    h.node.tell(socket('b'), 'waits');
+    h.node.endpointsGone('b');
+    h.node.tell(k, 'second');
+    await h.clock.advance(1);
+    // The held tell is dropped at once, not after the hold.
+    expect(seen).toEqual(['first:b,c', 'second:c']);
+    expect(h.node.m.dropped.held).toBe(1);
+    h.links.add('b');
+    h.node.retryHeld();
+    expect(h.sent).toEqual([]);
+  });
+
   it('cluster - one node without a link does not hold back tells for another', async () => {
     const h = host();
     h.links.add('c');

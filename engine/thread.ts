@@ -88,7 +88,9 @@ export type Control =
   | { c: 'placement'; view: PlacementView }
   /** Cluster mode, host → worker: stop serving a shard (its actors persist and go); answered by `released`. */
   | { c: 'release'; shard: number; id: number }
-  | { c: 'released'; id: number };
+  | { c: 'released'; id: number }
+  /** Cluster mode, host → worker: the endpoints of a node are gone (see `endpointsGone`). */
+  | { c: 'endpointsGone'; node: string };
 
 export interface ReminderRef {
   kind: string;
@@ -130,7 +132,8 @@ interface Item {
   /** Ask id and origin thread, when the sender waits for an answer. */
   ask?: { id: number; from: number };
   reminder?: { name: string; dueAt: number };
-  sys?: 'deactivate';
+  /** System items: `deactivate`, or `endpointsGone` (msg = the node whose endpoints are gone). */
+  sys?: 'deactivate' | 'endpointsGone';
 }
 
 /**
@@ -791,6 +794,15 @@ export class ThreadNode implements KindRegistry {
           await this.deactivate(a);
           return;
         }
+        if (item.sys === 'endpointsGone') {
+          try {
+            await a.actor.onEndpointsGone?.(item.msg as string, a.ctx);
+          } catch (err) {
+            this.m.handlerErrors++;
+            console.error(`onEndpointsGone of ${a.id.kind}/${a.id.key} failed`, err);
+          }
+          continue;
+        }
         await this.turn(a, item);
       }
     } finally {
@@ -908,6 +920,25 @@ export class ThreadNode implements KindRegistry {
     }
   }
 
+  /**
+   * Cluster mode: every endpoint on `node` is gone (it crashed, left, or restarted as a new
+   * incarnation: the sockets it served are closed, and its endpoint names may be reused). Tells
+   * still held for it are dropped, and every active actor that keeps endpoints is told, ahead of
+   * its mailbox, to forget that node's ({@link Actor.onEndpointsGone}).
+   */
+  endpointsGone(node: string): void {
+    const h = this.heldForNode.get(node);
+    if (h) {
+      this.heldForNode.delete(node);
+      this.drop('held', h.envs.length);
+    }
+    for (const a of this.actors.values()) {
+      if (a.deactivating || !a.actor.onEndpointsGone) continue;
+      a.sys.push({ msg: node, sys: 'endpointsGone' });
+      if (!a.busy) void this.run(a);
+    }
+  }
+
   private remove(a: Activation): void {
     const k = `${a.id.kind}\u0000${a.id.key}`;
     if (this.actors.get(k) === a) this.actors.delete(k);
@@ -916,7 +947,7 @@ export class ThreadNode implements KindRegistry {
   }
 
   private requestDeactivation(a: Activation): void {
-    if (a.deactivating || a.sys.length > 0) return;
+    if (a.deactivating || a.sys.some((i) => i.sys === 'deactivate')) return;
     a.sys.push({ msg: undefined, sys: 'deactivate' });
     if (!a.busy) void this.run(a);
   }

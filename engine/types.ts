@@ -75,6 +75,11 @@ export interface Actor {
   onActivate?(ctx: ActorContext): void | Promise<void>;
   onMessage(msg: unknown, ctx: ActorContext): unknown | Promise<unknown>;
   onDeactivate?(ctx: ActorContext): void | Promise<void>;
+  /**
+   * Cluster mode: every endpoint on `node` is gone (the node crashed, left, or restarted). An actor
+   * that keeps endpoints (subscribers, connections) forgets that node's. Runs ahead of the mailbox.
+   */
+  onEndpointsGone?(node: string, ctx: ActorContext): void | Promise<void>;
   /** Called when a handler throws; the actor stays alive unless this rethrows. */
   onError?(err: unknown, msg: unknown, ctx: ActorContext): void;
 }
@@ -198,6 +203,8 @@ export interface Runtime {
     receive(envelope: unknown, fromNode: string): void;
     /** Stops serving a shard: its actors persist and stop; later envelopes go to its new owner. */
     releaseShard(shard: number): Promise<void>;
+    /** Every endpoint on `node` is gone: actors forget them (see {@link Actor.onEndpointsGone}). */
+    endpointsGone(node: string): void;
     /**
      * Ownership or membership changed: deliver what waits for shards that now have an owner (within
      * the tick; changes in one tick are handled together).

@@ -45,6 +45,9 @@ async function main(): Promise<void> {
         case 'placement':
           node.setPlacement(c.view);
           return;
+        case 'endpointsGone':
+          node.endpointsGone(c.node);
+          return;
         case 'release':
           await node.releaseShard(c.shard);
           parent.postMessage({ c: 'released', id: c.id } satisfies Control);

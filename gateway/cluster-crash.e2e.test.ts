@@ -7,7 +7,9 @@
  * a node that is killed while agent and visitor stay connected to the survivor; the agent keeps
  * receiving the visitor's new messages live, without asking to resume. And the node serving an
  * agent's own actor is killed while the agent stays connected to the survivor: the agent registers
- * again with the actor's new home and is still given new chats.
+ * again with the actor's new home and is still given new chats. And a node restarted under the same
+ * id: the survivors forget the sockets its old process had, so an agent connected only there goes
+ * offline after the grace instead of being offered chats forever.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,7 +28,7 @@ import {
 import { KINDS, tkey } from '../actors/index.ts';
 import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
-import { login, TestClient, visitorToken } from './testing.ts';
+import { api, login, TestClient, visitorToken } from './testing.ts';
 
 const PORT = 6396;
 const CASSANDRA_PORT = 19044;
@@ -288,5 +290,39 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       (e) => e.body.kind === 'message' && e.body.text === 'hello after the crash',
       10_000,
     );
+  }, 120_000);
+
+  it('a node restarted under the same id: its old sockets are forgotten; an agent connected only there goes offline', async () => {
+    const a = survivor!;
+    const ws = (u: string): string => u.replace('http', 'ws');
+    for (const c of clients.splice(0)) c.close();
+    const t1 = await login(a.url, 'agent1@demo.test');
+    const admin = await login(a.url, 'admin@demo.test');
+    const statusOf = async (): Promise<string | undefined> =>
+      (
+        await api<Array<{ agentId: string; status: string }>>(a.url, 'GET', '/v1/agents', admin.token)
+      ).body.find((x) => x.agentId === t1.id)?.status;
+    // A node id that leaves agent 1's actor on node a: only the agent's socket lives on the new node.
+    const shard = shardOf(KINDS.agent, tkey('demo', t1.id), 1024);
+    let id = '';
+    for (let i = 0; !id; i++) if (ownerOf(shard, ['pa', `pe${i}`]) === 'pa') id = `pe${i}`;
+    let e = await startNode(id);
+    await settle(a.url, e.url);
+    const sock = await TestClient.connect(ws(e.url), 'agent', t1.token);
+    clients.push(sock);
+    sock.send({ type: 'status', status: 'online' });
+    for (let i = 0; i < 100 && (await statusOf()) !== 'online'; i++) await sleep(100);
+    expect(await statusOf()).toBe('online');
+    // Killed and back at once under the same id: a new process, none of the old sockets.
+    e.proc.kill('SIGKILL');
+    e = await startNode(id);
+    await settle(a.url, e.url);
+    // The agent's actor forgets the dead socket; after the offline grace (15 s) the agent is offline.
+    let st = await statusOf();
+    for (let i = 0; i < 300 && st !== 'offline'; i++) {
+      await sleep(100);
+      st = await statusOf();
+    }
+    expect(st).toBe('offline');
   }, 120_000);
 });

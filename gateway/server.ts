@@ -254,6 +254,10 @@ export async function startServer(
   /** Live events that arrived past a hole in a session's seqs (the hole was filled by a replay). */
   let gapsFilled = 0;
   let nextConnId = 1;
+  // Endpoint names are unique to this server instance: a session on another node may still hold the
+  // address of a socket of a node that restarted under the same id, and must never reach a new
+  // socket that happens to get the same number.
+  const endpointTag = randomBytes(3).toString('hex');
   let draining = false;
 
   /** Every route registered on the app, for the OpenAPI conformance check. */
@@ -884,7 +888,7 @@ export async function startServer(
       const c = ws.getUserData().conn;
       c.ws = ws;
       conns.add(c);
-      c.endpoint = runtime.registerEndpoint(`c${c.id}`, (m) => onEndpoint(c, m));
+      c.endpoint = runtime.registerEndpoint(`${endpointTag}.c${c.id}`, (m) => onEndpoint(c, m));
       welcome(c)
         .then(() => {
           c.ready = true;

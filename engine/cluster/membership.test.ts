@@ -286,6 +286,8 @@ describe.runIf(haveRedis)('cluster membership (real Redis)', () => {
     const b = await member('rb', pfx, 16);
     await until(() => settled([a, b], 16), 10_000, 'placement');
     const before = new Map([...a.ownedShards(), ...b.ownedShards()].map((c) => [c.shard, c.epoch]));
+    const bootsBefore = new Map(a.members().map((n) => [n.id, { boot: n.boot, inc: n.incarnation }]));
+    expect(bootsBefore.size).toBe(2);
     await stopRedis({ port: PORT });
     await sleep(500);
     await ensureRedis({ port: PORT });
@@ -296,6 +298,12 @@ describe.runIf(haveRedis)('cluster membership (real Redis)', () => {
     );
     for (const c of [...a.ownedShards(), ...b.ownedShards()])
       expect(c.epoch).toBeGreaterThan(before.get(c.shard)!);
+    // New incarnations, same processes: the boot ids (which say the sockets are still there) stay.
+    await until(() => a.members().length === 2, 5_000, 'members back');
+    for (const n of a.members()) {
+      expect(n.incarnation).not.toBe(bootsBefore.get(n.id)!.inc);
+      expect(n.boot).toBe(bootsBefore.get(n.id)!.boot);
+    }
     expect(existsSync(root)).toBe(true);
   }, 60_000);
 });

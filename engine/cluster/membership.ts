@@ -45,6 +45,11 @@ export interface NodeInfo {
   id: string;
   address: string;
   incarnation: string;
+  /**
+   * The node's process (its first incarnation): kept when the node registers again after a lost
+   * lease or a Redis restart (its sockets are still open), new when the process restarted.
+   */
+  boot: string;
 }
 
 export interface ShardClaim {
@@ -104,6 +109,8 @@ const RELEASE_CONCURRENCY = 32;
 export class Membership {
   readonly nodeId: string;
   incarnation = '';
+  /** This process's first incarnation (see {@link NodeInfo.boot}). */
+  private boot = '';
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly leaseMs: number;
@@ -272,12 +279,13 @@ export class Membership {
 
   private async register(): Promise<void> {
     this.incarnation = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    this.boot ||= this.incarnation;
     const t0 = this.now();
     const key = this.k(`node:${this.nodeId}`);
     await this.redis
       .multi()
       .del(key)
-      .hset(key, 'incarnation', this.incarnation, 'address', this.o.address)
+      .hset(key, 'incarnation', this.incarnation, 'address', this.o.address, 'boot', this.boot)
       .pexpire(key, this.leaseMs)
       .sadd(this.k('members'), this.nodeId)
       .exec();
@@ -306,7 +314,12 @@ export class Membership {
     ids.forEach((id, i) => {
       const r = rows[i]!;
       if (r['incarnation'] && r['draining'] !== '1')
-        out.push({ id, address: r['address'] ?? '', incarnation: r['incarnation'] });
+        out.push({
+          id,
+          address: r['address'] ?? '',
+          incarnation: r['incarnation'],
+          boot: r['boot'] ?? r['incarnation'],
+        });
       else if (!r['incarnation']) gone.push(id);
     });
     if (gone.length) await this.redis.srem(this.k('members'), ...gone);

@@ -6,6 +6,7 @@
  * so the new owner reactivates them from the shared store).
  */
 import { createRuntime } from '../runtime.ts';
+import { ENDPOINT_HOLD_MS } from '../thread.ts';
 import type { ClusterHooks, Runtime, RuntimeOptions } from '../types.ts';
 import { EnvelopeKind } from '../../protos/gen/cluster/v1/cluster.pb.ts';
 import { Membership, type MembershipOptions } from './membership.ts';
@@ -135,9 +136,38 @@ export async function startClusterNode(o: ClusterNodeOptions): Promise<ClusterNo
 
   const rt = await createRuntime({ ...o.runtime, cluster: hooks });
   ref.runtime = rt;
+  // The sockets of a member are gone when its process is: it came back with another boot id, or
+  // it stayed away longer than tells for its sockets are held (ENDPOINT_HOLD_MS). A member that
+  // only registered again (lost lease, Redis restart) keeps its boot id and its sockets.
+  const boots = new Map<string, string>();
+  const away = new Map<string, ReturnType<typeof setTimeout>>();
+  const gone = (id: string): void => {
+    boots.delete(id);
+    rt.cluster!.endpointsGone(id);
+  };
   membership.onMembers((nodes) => {
     transport.setPeers(nodes.map((n) => ({ id: n.id, address: n.address })));
     rt.cluster!.ownershipChanged();
+    const present = new Set<string>();
+    for (const n of nodes) {
+      if (n.id === o.nodeId) continue;
+      present.add(n.id);
+      const t = away.get(n.id);
+      if (t) clearTimeout(t);
+      away.delete(n.id);
+      const known = boots.get(n.id);
+      if (known !== undefined && known !== n.boot) gone(n.id);
+      boots.set(n.id, n.boot);
+    }
+    for (const id of boots.keys()) {
+      if (present.has(id) || away.has(id)) continue;
+      const t = setTimeout(() => {
+        away.delete(id);
+        gone(id);
+      }, ENDPOINT_HOLD_MS);
+      t.unref();
+      away.set(id, t);
+    }
   });
   // Workers check the lease's end themselves (fencing): they learn each renewal at once.
   membership.onLease(() => rt.cluster!.leaseRenewed());
