@@ -504,7 +504,8 @@ describe('session lifecycle', () => {
     // The window reports its page again after a reconnect: no second trail entry for it.
     v.send({ type: 'page', url: 'https://shop.example/pricing', title: 'Pricing' });
     let online: { visitors: Array<{ visitorId: string; url?: string }> } = { visitors: [] };
-    for (let i = 0; i < 50 && !online.visitors.some((x) => x.url); i++) {
+    // Pages reach the presence list in order, shortly after they are sent: wait for the last one.
+    for (let i = 0; i < 50 && !online.visitors.some((x) => x.url === 'https://shop.example/pricing'); i++) {
       await new Promise((r) => setTimeout(r, 50));
       online = (await api<typeof online>(b.url, 'GET', '/v1/visitors/online', agentTok.token)).body;
     }
