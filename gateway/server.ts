@@ -535,6 +535,12 @@ export async function startServer(
     }
     connectAgent(c).then(
       (r) => {
+        if (!c.ready && !c.closed) {
+          // The welcome is still on its way: chats go out after it, never before.
+          c.registering = undefined;
+          setTimeout(() => reregister(c), 100);
+          return;
+        }
         if (!c.closed)
           for (const s of r.sessions) {
             if (c.subs.has(s.sessionId)) continue;
