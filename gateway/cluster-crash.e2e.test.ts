@@ -9,7 +9,9 @@
  * agent's own actor is killed while the agent stays connected to the survivor: the agent registers
  * again with the actor's new home and is still given new chats. And a node restarted under the same
  * id: the survivors forget the sockets its old process had, so an agent connected only there goes
- * offline after the grace instead of being offered chats forever.
+ * offline after the grace instead of being offered chats forever. And a node frozen (SIGSTOP) longer
+ * than that: the others forget its sockets, and once it runs again it subscribes them all again, so
+ * its agent keeps receiving a chat served elsewhere live.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -324,5 +326,63 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       st = await statusOf();
     }
     expect(st).toBe('offline');
+  }, 120_000);
+
+  it('a node frozen past the endpoint hold: once it runs again its sockets subscribe again and the chat goes on live', async () => {
+    const a = survivor!;
+    const ws = (u: string): string => u.replace('http', 'ws');
+    for (const c of clients.splice(0)) c.close();
+    const t2 = await login(a.url, 'agent2@demo.test');
+    let id = '';
+    const shard = shardOf(KINDS.agent, tkey('demo', t2.id), 1024);
+    for (let i = 0; !id; i++) if (ownerOf(shard, ['pa', `pf${i}`]) === 'pa') id = `pf${i}`;
+    const f = await startNode(id);
+    await settle(a.url, f.url);
+    const onA = (await ownedShards(a.url)).shards;
+    // The agent's socket on node f; the visitor and the session on node a.
+    const agent = await TestClient.connect(ws(f.url), 'agent', t2.token);
+    clients.push(agent);
+    agent.send({ type: 'status', status: 'online' });
+    let visitor: TestClient | undefined;
+    let sid = '';
+    for (let i = 0; i < 12 && !visitor; i++) {
+      const vt = await visitorToken(a.url);
+      const v = await TestClient.connect(ws(a.url), 'visitor', vt.token);
+      clients.push(v);
+      v.send({ type: 'open', ref: 'o' });
+      const sessionId = (await v.next<SessionFrame>((x) => x.type === 'session')).session.sessionId;
+      if (onA.has(shardOf(KINDS.session, tkey('demo', sessionId), 1024))) {
+        visitor = v;
+        sid = sessionId;
+      }
+    }
+    expect(visitor, 'no session landed on node a in 12 tries').toBeDefined();
+    await agent.next((x) => x.type === 'assigned' && x.session.sessionId === sid, 15_000);
+    const say = async (text: string): Promise<void> => {
+      visitor!.send({ type: 'send', sessionId: sid, clientMsgId: text, text });
+      await visitor!.next<AckFrame>((x) => x.type === 'ack' && x.clientMsgId === text, 10_000);
+    };
+    await say('before');
+    await agent.nextEvent(
+      (e) => e.sessionId === sid && e.body.kind === 'message' && e.body.text === 'before',
+      10_000,
+    );
+    // Frozen longer than the endpoint hold (15 s): node a takes f's shards and forgets its sockets.
+    f.proc.kill('SIGSTOP');
+    await sleep(17_000);
+    await say('while-frozen');
+    f.proc.kill('SIGCONT');
+    await settle(a.url, f.url);
+    // No resume from the agent: node f subscribes its sockets again, and the session replays.
+    await say('after');
+    await agent.nextEvent(
+      (e) => e.sessionId === sid && e.body.kind === 'message' && e.body.text === 'after',
+      15_000,
+    );
+    const texts = agent.frames
+      .flatMap((x) => (x.type === 'event' ? [x.event] : x.type === 'events' ? x.events : []))
+      .filter((e) => e.sessionId === sid && e.body.kind === 'message')
+      .map((e) => (e.body as { text: string }).text);
+    expect(new Set(texts)).toEqual(new Set(['before', 'while-frozen', 'after']));
   }, 120_000);
 });

@@ -428,9 +428,30 @@ export async function startServer(
     const incarnations = (nodes: ReadonlyArray<{ id: string; incarnation: string }>): Map<string, string> =>
       new Map(nodes.map((n) => [n.id, n.incarnation]));
     let members = incarnations(clusterNode.membership.members());
+    const self = clusterNode.membership.nodeId;
+    let selfIncarnation = members.get(self);
+    /** Every socket here registers and subscribes again, wherever its actors are served. */
+    const resyncAll = (): void => {
+      for (const c of conns) {
+        reregister(c);
+        for (const sessionId of c.subs.sessions()) resubscribe(c, sessionId);
+      }
+    };
     clusterNode.membership.onMembers((nodes) => {
       const before = members;
       members = incarnations(nodes);
+      const mine = members.get(self);
+      if (mine !== undefined && selfIncarnation !== undefined && mine !== selfIncarnation) {
+        // This node was away (its lease lapsed) and registered again. The others forget the
+        // sockets of a member away longer than the endpoint hold, so every socket here registers
+        // and subscribes again: now, and once more after the others have surely seen it back (a
+        // forget decided just before they noticed would otherwise win).
+        selfIncarnation = mine;
+        resyncAll();
+        setTimeout(resyncAll, clusterNode.membership.leaseMs).unref();
+        return;
+      }
+      if (mine !== undefined) selfIncarnation = mine;
       const gone = new Set([...before].filter(([id, inc]) => members.get(id) !== inc).map(([id]) => id));
       if (gone.size === 0) return;
       const ids = [...before.keys()];

@@ -113,7 +113,7 @@ export class Membership {
   private boot = '';
   private readonly redis: Redis;
   private readonly prefix: string;
-  private readonly leaseMs: number;
+  readonly leaseMs: number;
   private readonly heartbeatMs: number;
   private readonly safetyMs: number;
   private readonly now: () => number;
