@@ -98,6 +98,9 @@ export class AgentActor implements Actor {
         this.endpoints.delete(endpointKey(msg.endpoint));
         if (this.endpoints.size === 0) ctx.setTimer('offlineGrace', OFFLINE_GRACE_MS, { t: 'offlineGrace' });
         return undefined;
+      case 'announce':
+        await this.announce(ctx);
+        return undefined;
       case 'offlineGrace':
         if (this.endpoints.size === 0) await this.announce(ctx);
         return undefined;

@@ -9,17 +9,26 @@
  *
  * Durability: each queued session has its own entry in the StateStore (kind `queued`), written
  * before the turn ends and removed when it leaves the queue; a restarted dispatcher reloads them.
- * Agent availability is not persisted: agents announce themselves when their sockets connect, which
- * after a restart is the only moment they become assignable again anyway.
+ * Agent availability is not persisted: agents announce themselves when their sockets connect and
+ * whenever their state changes. A dispatcher that activates (first use, after idle collection, or
+ * on another node after its shard moved) asks every member of the tenant to announce itself again,
+ * so agents connected all along stay assignable.
  *
  * Queue positions are pushed to waiting sessions when they change, coalesced over
  * {@link POSITION_FLUSH_MS} so a burst of assignments costs one update per waiting visitor.
  */
 import type { Actor, ActorContext, ActorId } from '../engine/types.ts';
 import { SbError } from '../protos/errors.ts';
+import { Directory } from './directory.ts';
 import { DispatchCore, type QueueItem } from './dispatch-core.ts';
 import { splitKey, tkey } from './ids.ts';
-import { KINDS, type DispatchMsg, type DispatchSnapshot, type SessionMsg } from './messages.ts';
+import {
+  KINDS,
+  type AgentMsg,
+  type DispatchMsg,
+  type DispatchSnapshot,
+  type SessionMsg,
+} from './messages.ts';
 
 export const POSITION_FLUSH_MS = 20;
 const QUEUED_KIND = 'queued';
@@ -46,6 +55,10 @@ export class DispatchActor implements Actor {
       this.persisted.add(r.key);
     }
     if (rows.length > 0) this.schedulePublish(ctx);
+    for (const m of await new Directory(ctx.stores.state).listMembers(this.tenantId))
+      ctx.tell({ kind: KINDS.agent, key: tkey(this.tenantId, m.memberId) }, {
+        t: 'announce',
+      } satisfies AgentMsg);
   }
 
   async onMessage(raw: unknown, ctx: ActorContext): Promise<unknown> {

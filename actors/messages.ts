@@ -203,6 +203,8 @@ export type AgentMsg =
   | { t: 'deleted' }
   /** An admin changed the member (cap, groups, name). */
   | { t: 'profile'; name: string; maxConcurrent: number; groups: string[] }
+  /** The tenant's dispatcher (re)activated and knows nobody: tell it this agent's state. */
+  | { t: 'announce' }
   | { t: 'sessionAssigned'; session: SessionSummary }
   | { t: 'sessionClosed'; sessionId: string }
   /** The session was transferred to someone else. */

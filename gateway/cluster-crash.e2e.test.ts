@@ -213,6 +213,12 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     await settle(a.url, c.url);
     const onC = (await ownedShards(c.url)).shards;
     expect(onC.size).toBeGreaterThan(0);
+    // Agent 1 (still connected from the first test) steps away: new chats go to agent 2 alone.
+    const t1 = await login(a.url, 'agent1@demo.test');
+    const away = await TestClient.connect(ws(a.url), 'agent', t1.token);
+    clients.push(away);
+    away.send({ type: 'status', status: 'away' });
+    await away.next((f) => f.type === 'status' && f.status === 'away', 10_000);
     // Agent and visitors stay on node a; the session actor must live on node c.
     const tok = await login(a.url, 'agent2@demo.test');
     const agent = await TestClient.connect(ws(a.url), 'agent', tok.token);

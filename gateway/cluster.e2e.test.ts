@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AckFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
 import { ensureRedis, redisTestsCanRun, stopRedis } from '../scripts/services.ts';
 import { KINDS } from '../actors/messages.ts';
-import { tkey } from '../actors/ids.ts';
+import { dispatchKey, tkey } from '../actors/ids.ts';
 import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
 import { DEFAULTS } from '../engine/types.ts';
@@ -339,5 +339,33 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       (e) => e.body.kind === 'message' && e.body.text === 'hello after the move',
       10_000,
     );
+  }, 90_000);
+
+  it("a joining node takes the tenant's dispatcher: connected agents are still given new chats", async () => {
+    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `d${prefix}` };
+    dirs.push(where.dataDir);
+    const a = await node('dp-a', 0, where);
+    await settle([a], 100);
+    const agentTok = await login(a.url, 'agent1@demo.test');
+    const agent = await TestClient.connect(a.wsUrl, 'agent', agentTok.token);
+    clients.push(agent);
+    // A node id that wins the dispatcher's shard but neither the agent's nor its own: only the
+    // dispatcher moves, and it forgets who is online.
+    const dShard = shardOf(KINDS.dispatch, dispatchKey('demo'), DEFAULTS.shards);
+    const aShard = shardOf(KINDS.agent, tkey('demo', agentTok.id), DEFAULTS.shards);
+    let cid = '';
+    for (let i = 0; !cid; i++) {
+      const id = `dp-c${i}`;
+      if (ownerOf(dShard, ['dp-a', id]) === id && ownerOf(aShard, ['dp-a', id]) === 'dp-a') cid = id;
+    }
+    const c = await node(cid, 0, where);
+    await ownsShard(c, dShard);
+    expect(await settle([a, c], 100)).toBe(true);
+    const vt = await visitorToken(a.url);
+    const visitor = await TestClient.connect(a.wsUrl, 'visitor', vt.token);
+    clients.push(visitor);
+    visitor.send({ type: 'open', ref: 'o' });
+    const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
+    await agent.next((f) => f.type === 'assigned' && f.session.sessionId === sid, 10_000);
   }, 90_000);
 });
