@@ -183,7 +183,9 @@ export interface VisitorProfile {
 export type PresenceMsg =
   | { t: 'online'; visitorId: string; name: string; url?: string; title?: string; at: number }
   | { t: 'offline'; visitorId: string }
-  | { t: 'list'; limit: number };
+  | { t: 'list'; limit: number }
+  /** What a presence actor knew when it deactivated (its shard moved), oldest first. */
+  | { t: 'restore'; visitors: OnlineVisitor[] };
 
 export interface OnlineVisitor {
   visitorId: string;

@@ -11,7 +11,8 @@
  * id: the survivors forget the sockets its old process had, so an agent connected only there goes
  * offline after the grace instead of being offered chats forever. And a node frozen (SIGSTOP) longer
  * than that: the others forget its sockets, and once it runs again it subscribes them all again, so
- * its agent keeps receiving a chat served elsewhere live.
+ * its agent keeps receiving a chat served elsewhere live. And the node serving the tenant's presence
+ * list is killed: the visitors connected to the survivor are listed again at once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -332,6 +333,9 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       st = await statusOf();
     }
     expect(st).toBe('offline');
+    // Node a alone again for the next test.
+    e.proc.kill('SIGKILL');
+    for (let i = 0; i < 200 && (await owned(a.url)).owned < 1024; i++) await sleep(50);
   }, 120_000);
 
   it('a node frozen past the endpoint hold: once it runs again its sockets subscribe again and the chat goes on live', async () => {
@@ -390,5 +394,44 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       .filter((e) => e.sessionId === sid && e.body.kind === 'message')
       .map((e) => (e.body as { text: string }).text);
     expect(new Set(texts)).toEqual(new Set(['before', 'while-frozen', 'after']));
+    // Node a alone again for the next test.
+    f.proc.kill('SIGKILL');
+    for (let i = 0; i < 200 && (await owned(a.url)).owned < 1024; i++) await sleep(50);
+  }, 120_000);
+
+  it("the node serving the tenant's presence list is killed: visitors on the survivor are listed again", async () => {
+    const a = survivor!;
+    const ws = (u: string): string => u.replace('http', 'ws');
+    const agentTok = await login(a.url, 'agent1@demo.test');
+    const vt = await visitorToken(a.url);
+    // A node id that wins the presence shard but not the visitor's: only the list dies with it.
+    const pShard = shardOf(KINDS.presence, tkey('demo', 'presence'), 1024);
+    const vShard = shardOf(KINDS.visitor, tkey('demo', vt.id), 1024);
+    let id = '';
+    for (let i = 0; !id; i++) {
+      const n = `pg${i}`;
+      if (ownerOf(pShard, ['pa', n]) === n && ownerOf(vShard, ['pa', n]) === 'pa') id = n;
+    }
+    const g = await startNode(id);
+    await settle(a.url, g.url);
+    const visitor = await TestClient.connect(ws(a.url), 'visitor', vt.token);
+    clients.push(visitor);
+    visitor.send({ type: 'page', url: 'https://shop.example/cart', title: 'Cart' });
+    const listed = async (): Promise<boolean> => {
+      const r = await api<{ visitors: Array<{ visitorId: string; url?: string }> }>(
+        a.url,
+        'GET',
+        '/v1/visitors/online',
+        agentTok.token,
+      ).catch(() => ({ body: { visitors: [] } }));
+      return r.body.visitors.some((x) => x.visitorId === vt.id && x.url === 'https://shop.example/cart');
+    };
+    for (let i = 0; i < 50 && !(await listed()); i++) await sleep(100);
+    expect(await listed()).toBe(true);
+    g.proc.kill('SIGKILL');
+    for (let i = 0; i < 200 && (await owned(a.url)).owned < 1024; i++) await sleep(50);
+    expect((await owned(a.url)).owned).toBe(1024);
+    for (let i = 0; i < 50 && !(await listed()); i++) await sleep(100);
+    expect(await listed()).toBe(true);
   }, 120_000);
 });

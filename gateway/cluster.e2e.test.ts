@@ -368,4 +368,40 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
     await agent.next((f) => f.type === 'assigned' && f.session.sessionId === sid, 10_000);
   }, 90_000);
+
+  it("a joining node takes the tenant's presence list: visitors on the site stay listed", async () => {
+    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `p${prefix}` };
+    dirs.push(where.dataDir);
+    const a = await node('pr-a', 0, where);
+    await settle([a], 100);
+    const agentTok = await login(a.url, 'agent1@demo.test');
+    const vt = await visitorToken(a.url);
+    const visitor = await TestClient.connect(a.wsUrl, 'visitor', vt.token);
+    clients.push(visitor);
+    visitor.send({ type: 'page', url: 'https://shop.example/pricing', title: 'Pricing' });
+    const listed = async (): Promise<boolean> => {
+      const r = await api<{ visitors: Array<{ visitorId: string; url?: string }> }>(
+        a.url,
+        'GET',
+        '/v1/visitors/online',
+        agentTok.token,
+      );
+      return r.body.visitors.some((x) => x.visitorId === vt.id && x.url === 'https://shop.example/pricing');
+    };
+    for (let i = 0; i < 50 && !(await listed()); i++) await sleep(50);
+    expect(await listed()).toBe(true);
+    // A node id that wins the presence shard but not the visitor's: only the list moves.
+    const pShard = shardOf(KINDS.presence, tkey('demo', 'presence'), DEFAULTS.shards);
+    const vShard = shardOf(KINDS.visitor, tkey('demo', vt.id), DEFAULTS.shards);
+    let cid = '';
+    for (let i = 0; !cid; i++) {
+      const id = `pr-c${i}`;
+      if (ownerOf(pShard, ['pr-a', id]) === id && ownerOf(vShard, ['pr-a', id]) === 'pr-a') cid = id;
+    }
+    const c = await node(cid, 0, where);
+    await ownsShard(c, pShard);
+    expect(await settle([a, c], 100)).toBe(true);
+    for (let i = 0; i < 40 && !(await listed()); i++) await sleep(50);
+    expect(await listed()).toBe(true);
+  }, 90_000);
 });

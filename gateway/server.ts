@@ -455,10 +455,24 @@ export async function startServer(
       const gone = new Set([...before].filter(([id, inc]) => members.get(id) !== inc).map(([id]) => id));
       if (gone.size === 0) return;
       const ids = [...before.keys()];
+      const wasGone = (kind: string, key: string): boolean => {
+        const owner = ownerOf(shardOf(kind, key, DEFAULTS.shards), ids);
+        return owner !== undefined && gone.has(owner);
+      };
+      // A tenant's presence list died with its node: its visitors' sockets report themselves again.
+      const presenceLost = new Map<string, boolean>();
+      const lostPresence = (tenant: string): boolean => {
+        let v = presenceLost.get(tenant);
+        if (v === undefined)
+          presenceLost.set(tenant, (v = wasGone(KINDS.presence, tkey(tenant, 'presence'))));
+        return v;
+      };
       for (const c of conns) {
-        const own = shardOf(ownKindOf(c), tkey(c.caller.tenantId, c.caller.id), DEFAULTS.shards);
-        const ownOwner = ownerOf(own, ids);
-        if (ownOwner !== undefined && gone.has(ownOwner)) reregister(c);
+        if (
+          wasGone(ownKindOf(c), tkey(c.caller.tenantId, c.caller.id)) ||
+          (c.caller.role === 'visitor' && lostPresence(c.caller.tenantId))
+        )
+          reregister(c);
         for (const sessionId of c.subs.sessions()) {
           const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
           const owner = ownerOf(shard, ids);
