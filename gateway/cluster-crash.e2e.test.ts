@@ -12,9 +12,12 @@
  * offline after the grace instead of being offered chats forever. And a node frozen (SIGSTOP) longer
  * than that: the others forget its sockets, and once it runs again it subscribes them all again, so
  * its agent keeps receiving a chat served elsewhere live. And the node serving the tenant's presence
- * list is killed: the visitors connected to the survivor are listed again at once.
+ * list is killed: the visitors connected to the survivor are listed again at once. And the node
+ * serving the tenant's webhook outbox is killed while its receiver is down: the survivor takes the
+ * outbox over and delivers once the receiver is back, with no new event to nudge it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +32,7 @@ import {
   stopRedis,
 } from '../scripts/services.ts';
 import { KINDS, tkey } from '../actors/index.ts';
+import { OUTBOX_KIND, outboxKey } from '../actors/webhook-outbox.ts';
 import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
 import { api, login, TestClient, visitorToken } from './testing.ts';
@@ -82,6 +86,10 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
         SB_CASSANDRA_PORT: String(CASSANDRA_PORT),
         SB_CASSANDRA_KEYSPACE: 'sb_cluster',
         SB_CASSANDRA_CONSISTENCY: 'localQuorum',
+        SB_WEBHOOK_ALLOW_LOOPBACK_HTTP: '1',
+        SB_WEBHOOK_RETRY_BASE_MS: '50',
+        SB_WEBHOOK_RETRY_MAX_MS: '300',
+        SB_WEBHOOK_MAX_ATTEMPTS: '100',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -433,5 +441,72 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     expect((await owned(a.url)).owned).toBe(1024);
     for (let i = 0; i < 50 && !(await listed()); i++) await sleep(100);
     expect(await listed()).toBe(true);
+  }, 120_000);
+
+  it("the node serving the tenant's webhook outbox is killed: the survivor resumes its deliveries", async () => {
+    const a = survivor!;
+    const ws = (u: string): string => u.replace('http', 'ws');
+    // A receiver that is down at first.
+    const got: string[] = [];
+    let down = true;
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        if (down) return void res.writeHead(503).end();
+        const p = JSON.parse(body) as { kind: string; data: { text?: string } };
+        if (p.kind === 'message.created' && p.data.text) got.push(p.data.text);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const port = (receiver.address() as { port: number }).port;
+    try {
+      const admin = await login(a.url, 'admin@demo.test');
+      const put = await api(a.url, 'PUT', '/v1/admin/config/webhooks', admin.token, {
+        subscriptions: [
+          {
+            id: 'crash',
+            url: `http://127.0.0.1:${port}/hook`,
+            events: ['message.created'],
+            secret: 'receiver-secret-0123456789',
+          },
+        ],
+      });
+      expect(put.status, JSON.stringify(put.body)).toBe(200);
+      // A node id that wins the outbox's shard.
+      const oShard = shardOf(OUTBOX_KIND, outboxKey('demo'), 1024);
+      let id = '';
+      for (let i = 0; !id; i++) if (ownerOf(oShard, ['pa', `ph${i}`]) === `ph${i}`) id = `ph${i}`;
+      const h = await startNode(id);
+      await settle(a.url, h.url);
+      expect((await ownedShards(h.url)).shards.has(oShard)).toBe(true);
+      await sleep(1500); // every node's cached tenant config has the subscription
+      const vt = await visitorToken(a.url);
+      const visitor = await TestClient.connect(ws(a.url), 'visitor', vt.token);
+      clients.push(visitor);
+      visitor.send({ type: 'open', ref: 'o' });
+      const sid = (await visitor.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
+      for (;;) {
+        visitor.send({ type: 'send', sessionId: sid, clientMsgId: 'hook-1', text: 'hook-1' });
+        const f = await visitor.next<AckFrame | ErrorFrame>(
+          (x) =>
+            (x.type === 'ack' && x.clientMsgId === 'hook-1') || (x.type === 'error' && x.ref === 'hook-1'),
+          10_000,
+        );
+        if (f.type === 'ack') break;
+        await sleep(200);
+      }
+      await sleep(500); // the outbox on node h tries and fails
+      h.proc.kill('SIGKILL');
+      for (let i = 0; i < 200 && (await owned(a.url)).owned < 1024; i++) await sleep(50);
+      expect((await owned(a.url)).owned).toBe(1024);
+      // The receiver is back; no new event happens: the survivor's outbox must deliver by itself.
+      down = false;
+      for (let i = 0; i < 100 && !got.includes('hook-1'); i++) await sleep(100);
+      expect(got).toContain('hook-1');
+    } finally {
+      receiver.close();
+    }
   }, 120_000);
 });

@@ -229,10 +229,32 @@ export async function startServer(
     }));
   const dir = new Directory(runtime.stores.state);
   // Webhook outboxes resume their retries and pending deliveries after a restart.
-  for (const t of await runtime.stores.state.list(WEBHOOK_TENANTS.tenant, WEBHOOK_TENANTS.kind, {
-    limit: 100_000,
-  }))
-    runtime.tell({ kind: OUTBOX_KIND, key: outboxKey(t.key) }, { t: 'wake' } satisfies OutboxMsg);
+  const wakeOutboxes = async (only?: ReadonlySet<number>): Promise<void> => {
+    for (const t of await runtime.stores.state.list(WEBHOOK_TENANTS.tenant, WEBHOOK_TENANTS.kind, {
+      limit: 100_000,
+    })) {
+      const key = outboxKey(t.key);
+      if (only && !only.has(shardOf(OUTBOX_KIND, key, DEFAULTS.shards))) continue;
+      runtime.tell({ kind: OUTBOX_KIND, key }, { t: 'wake' } satisfies OutboxMsg);
+    }
+  };
+  await wakeOutboxes();
+  if (clusterNode) {
+    // In a cluster an outbox stops with its shard's handoff or its node's crash, and nothing else
+    // would start it on its new node before the tenant's next event: the node that acquires the
+    // shard wakes it (acquisitions of one tick go together).
+    let acquired = new Set<number>();
+    clusterNode.membership.onOwnership((c) => {
+      if (c.kind !== 'acquired') return;
+      if (acquired.size === 0)
+        setTimeout(() => {
+          const shards = acquired;
+          acquired = new Set();
+          void wakeOutboxes(shards).catch((err: unknown) => log.error('waking webhook outboxes failed', err));
+        }, 50);
+      acquired.add(c.shard);
+    });
+  }
   let demoLogins: Array<{ email: string; role: string }> = [];
   if (cfg.demo.enabled) {
     demoLogins = await seedDemo(
