@@ -40,6 +40,8 @@ export class AgentActor implements Actor {
     offers: {},
   };
   private readonly endpoints = new Map<string, EndpointId>();
+  /** The offline grace timer is running (in-memory: a moving activation hands it on, see onDeactivate). */
+  private graceRunning = false;
   private readonly tenantId: string;
   private readonly agentId: string;
   private readonly events: OwnedStream;
@@ -54,6 +56,16 @@ export class AgentActor implements Actor {
   async onActivate(ctx: ActorContext): Promise<void> {
     const saved = await ctx.loadState<Partial<AgentState>>();
     if (saved) this.st = { ...this.st, ...saved };
+    // A fresh activation knows no socket yet. Connected ones register within moments (a connect
+    // cancels this); if none does, the agent is offline after the grace, as after a disconnect —
+    // also when the previous activation's grace was running when its shard moved.
+    this.startGrace(ctx);
+  }
+
+  /** Starts the offline grace: without a socket when it ends, the agent is announced offline. */
+  private startGrace(ctx: ActorContext): void {
+    this.graceRunning = true;
+    ctx.setTimer('offlineGrace', OFFLINE_GRACE_MS, { t: 'offlineGrace' });
   }
 
   private push(ctx: ActorContext, m: ConnectionMsg): void {
@@ -69,6 +81,7 @@ export class AgentActor implements Actor {
         }
         this.endpoints.set(endpointKey(msg.endpoint), msg.endpoint);
         ctx.cancelTimer('offlineGrace');
+        this.graceRunning = false;
         this.st.name = msg.caller.name;
         this.st.maxConcurrent = msg.maxConcurrent;
         this.st.groups = msg.groups;
@@ -96,12 +109,15 @@ export class AgentActor implements Actor {
       }
       case 'disconnect':
         this.endpoints.delete(endpointKey(msg.endpoint));
-        if (this.endpoints.size === 0) ctx.setTimer('offlineGrace', OFFLINE_GRACE_MS, { t: 'offlineGrace' });
+        if (this.endpoints.size === 0) this.startGrace(ctx);
         return undefined;
       case 'announce':
         await this.announce(ctx);
         return undefined;
+      case 'wake':
+        return undefined;
       case 'offlineGrace':
+        this.graceRunning = false;
         if (this.endpoints.size === 0) await this.announce(ctx);
         return undefined;
       case 'setStatus': {
@@ -195,11 +211,18 @@ export class AgentActor implements Actor {
   onEndpointsGone(node: string, ctx: ActorContext): void {
     const before = this.endpoints.size;
     for (const [key, ep] of this.endpoints) if (ep.node === node) this.endpoints.delete(key);
-    if (before > 0 && this.endpoints.size === 0)
-      ctx.setTimer('offlineGrace', OFFLINE_GRACE_MS, { t: 'offlineGrace' });
+    if (before > 0 && this.endpoints.size === 0) this.startGrace(ctx);
   }
 
   onDeactivate(ctx: ActorContext): void {
+    // A grace in progress must end somewhere: the next activation (here or on the node that serves
+    // the shard now) starts its own.
+    if (this.graceRunning && this.endpoints.size === 0)
+      try {
+        ctx.tell(ctx.self, { t: 'wake' } satisfies AgentMsg);
+      } catch {
+        // The process is shutting down.
+      }
     for (const ep of this.endpoints.values()) ctx.tell(ep, { t: 'reset' } satisfies ConnectionMsg);
     this.endpoints.clear();
   }

@@ -207,6 +207,8 @@ export type AgentMsg =
   | { t: 'profile'; name: string; maxConcurrent: number; groups: string[] }
   /** The tenant's dispatcher (re)activated and knows nobody: tell it this agent's state. */
   | { t: 'announce' }
+  /** Activates the agent actor (a moving activation hands on its offline grace this way). */
+  | { t: 'wake' }
   | { t: 'sessionAssigned'; session: SessionSummary }
   | { t: 'sessionClosed'; sessionId: string }
   /** The session was transferred to someone else. */

@@ -404,4 +404,38 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     for (let i = 0; i < 40 && !(await listed()); i++) await sleep(50);
     expect(await listed()).toBe(true);
   }, 90_000);
+
+  it("an agent's actor moves while its offline grace runs: the agent still goes offline", async () => {
+    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `g${prefix}` };
+    dirs.push(where.dataDir);
+    const a = await node('gr-a', 0, where);
+    await settle([a], 100);
+    const admin = await login(a.url, 'admin@demo.test');
+    const agentTok = await login(a.url, 'agent1@demo.test');
+    const statusOf = async (): Promise<string | undefined> =>
+      (
+        await api<Array<{ agentId: string; status: string }>>(a.url, 'GET', '/v1/agents', admin.token)
+      ).body.find((x) => x.agentId === agentTok.id)?.status;
+    const agent = await TestClient.connect(a.wsUrl, 'agent', agentTok.token);
+    for (let i = 0; i < 50 && (await statusOf()) !== 'online'; i++) await sleep(50);
+    expect(await statusOf()).toBe('online');
+    // The agent closes the console: the 15 s grace starts; then a join moves the agent's actor.
+    agent.close();
+    await sleep(300);
+    const aShard = shardOf(KINDS.agent, tkey('demo', agentTok.id), DEFAULTS.shards);
+    const dShard = shardOf(KINDS.dispatch, dispatchKey('demo'), DEFAULTS.shards);
+    let cid = '';
+    for (let i = 0; !cid; i++) {
+      const id = `gr-c${i}`;
+      if (ownerOf(aShard, ['gr-a', id]) === id && ownerOf(dShard, ['gr-a', id]) === 'gr-a') cid = id;
+    }
+    const c = await node(cid, 0, where);
+    await ownsShard(c, aShard);
+    let st = await statusOf();
+    for (let i = 0; i < 250 && st !== 'offline'; i++) {
+      await sleep(100);
+      st = await statusOf();
+    }
+    expect(st).toBe('offline');
+  }, 90_000);
 });
