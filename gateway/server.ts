@@ -70,6 +70,18 @@ const RESUBSCRIBE_FIRST_DELAY_MS = 50;
 const RESUBSCRIBE_MAX_DELAY_MS = 1000;
 
 /**
+ * Backoff of a renewal (subscription or registration) refused for now: doubling up to
+ * {@link RESUBSCRIBE_MAX_DELAY_MS}, with ±25 % jitter so the sockets that lost an actor together do
+ * not retry in step.
+ */
+function retryDelay(attempt: number): number {
+  return (
+    Math.min(RESUBSCRIBE_MAX_DELAY_MS, RESUBSCRIBE_FIRST_DELAY_MS * 2 ** Math.min(attempt, 8)) *
+    (0.75 + Math.random() / 2)
+  );
+}
+
+/**
  * Loads uWebSockets.js and refuses to run on its pure-JS fallback, which the package silently
  * switches to when the native binary does not load: that would be an order of magnitude slower.
  */
@@ -425,11 +437,7 @@ export async function startServer(
       (err: unknown) => {
         const e = toSbError(err);
         if (TRANSIENT_ERRORS.has(e.code) && !c.closed) {
-          // ±25 % jitter: the sockets that lost a session together do not retry in step.
-          const delay =
-            Math.min(RESUBSCRIBE_MAX_DELAY_MS, RESUBSCRIBE_FIRST_DELAY_MS * 2 ** Math.min(attempt, 8)) *
-            (0.75 + Math.random() / 2);
-          setTimeout(() => resubscribe(c, sessionId, attempt + 1), delay);
+          setTimeout(() => resubscribe(c, sessionId, attempt + 1), retryDelay(attempt));
           return;
         }
         c.renewing.delete(sessionId);
@@ -609,10 +617,7 @@ export async function startServer(
       (err: unknown) => {
         const e = toSbError(err);
         if (TRANSIENT_ERRORS.has(e.code) && !c.closed) {
-          const delay =
-            Math.min(RESUBSCRIBE_MAX_DELAY_MS, RESUBSCRIBE_FIRST_DELAY_MS * 2 ** Math.min(attempt, 8)) *
-            (0.75 + Math.random() / 2);
-          setTimeout(() => reregister(c, attempt + 1), delay);
+          setTimeout(() => reregister(c, attempt + 1), retryDelay(attempt));
           return;
         }
         c.registering = undefined;
