@@ -33,9 +33,8 @@ import {
 } from '../scripts/services.ts';
 import { KINDS, tkey } from '../actors/index.ts';
 import { OUTBOX_KIND, outboxKey } from '../actors/webhook-outbox.ts';
-import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
-import { api, login, TestClient, visitorToken } from './testing.ts';
+import { api, joinerId, listedOnline, login, TestClient, visitorToken } from './testing.ts';
 
 const PORT = 6396;
 const CASSANDRA_PORT = 19044;
@@ -129,6 +128,25 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       if (sx.members === 2 && sy.members === 2 && sx.owned + sy.owned === 1024) return;
       await sleep(100);
     }
+  };
+  /**
+   * Visitors connected to `url` open chats until one's session lands on a shard of `shards`
+   * (served by node `name`); up to 12 tries.
+   */
+  const chatServedBy = async (
+    url: string,
+    shards: ReadonlySet<number>,
+    name: string,
+  ): Promise<{ visitor: TestClient; sid: string }> => {
+    for (let i = 0; i < 12; i++) {
+      const vt = await visitorToken(url);
+      const v = await TestClient.connect(url.replace('http', 'ws'), 'visitor', vt.token);
+      clients.push(v);
+      v.send({ type: 'open', ref: 'o' });
+      const sid = (await v.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
+      if (shards.has(shardOf(KINDS.session, tkey('demo', sid), 1024))) return { visitor: v, sid };
+    }
+    throw new Error(`no session landed on node ${name} in 12 tries`);
   };
   let survivor: { proc: ChildProcess; url: string } | undefined;
 
@@ -232,25 +250,12 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     const tok = await login(a.url, 'agent2@demo.test');
     const agent = await TestClient.connect(ws(a.url), 'agent', tok.token);
     clients.push(agent);
-    let visitor: TestClient | undefined;
-    let sid = '';
-    for (let i = 0; i < 12 && !visitor; i++) {
-      const vt = await visitorToken(a.url);
-      const v = await TestClient.connect(ws(a.url), 'visitor', vt.token);
-      clients.push(v);
-      v.send({ type: 'open', ref: 'o' });
-      const id = (await v.next<SessionFrame>((f) => f.type === 'session')).session.sessionId;
-      if (onC.has(shardOf(KINDS.session, tkey('demo', id), 1024))) {
-        visitor = v;
-        sid = id;
-      }
-    }
-    expect(visitor, 'no session landed on node c in 12 tries').toBeDefined();
+    const { visitor, sid } = await chatServedBy(a.url, onC, 'c');
     await agent.next((f) => f.type === 'assigned' && f.session.sessionId === sid, 10_000);
     agent.send({ type: 'resume', sessionId: sid, lastSeq: 0 });
     const send = async (id: string): Promise<void> => {
       for (;;) {
-        visitor!.send({ type: 'send', sessionId: sid, clientMsgId: id, text: id });
+        visitor.send({ type: 'send', sessionId: sid, clientMsgId: id, text: id });
         const f = await visitor!
           .next<AckFrame | ErrorFrame>(
             (x) => (x.type === 'ack' && x.clientMsgId === id) || (x.type === 'error' && x.ref === id),
@@ -284,8 +289,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     // A node id that wins agent 2's shard: its actor lives there once the node has joined.
     const t2 = await login(a.url, 'agent2@demo.test');
     const shard = shardOf(KINDS.agent, tkey('demo', t2.id), 1024);
-    let id = '';
-    for (let i = 0; !id; i++) if (ownerOf(shard, ['pa', `pd${i}`]) === `pd${i}`) id = `pd${i}`;
+    const id = joinerId('pd', ['pa'], [shard]);
     const d = await startNode(id);
     await settle(a.url, d.url);
     expect((await ownedShards(d.url)).shards.has(shard)).toBe(true);
@@ -321,8 +325,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       ).body.find((x) => x.agentId === t1.id)?.status;
     // A node id that leaves agent 1's actor on node a: only the agent's socket lives on the new node.
     const shard = shardOf(KINDS.agent, tkey('demo', t1.id), 1024);
-    let id = '';
-    for (let i = 0; !id; i++) if (ownerOf(shard, ['pa', `pe${i}`]) === 'pa') id = `pe${i}`;
+    const id = joinerId('pe', ['pa'], [], [shard]);
     let e = await startNode(id);
     await settle(a.url, e.url);
     const sock = await TestClient.connect(ws(e.url), 'agent', t1.token);
@@ -351,9 +354,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     const ws = (u: string): string => u.replace('http', 'ws');
     for (const c of clients.splice(0)) c.close();
     const t2 = await login(a.url, 'agent2@demo.test');
-    let id = '';
-    const shard = shardOf(KINDS.agent, tkey('demo', t2.id), 1024);
-    for (let i = 0; !id; i++) if (ownerOf(shard, ['pa', `pf${i}`]) === 'pa') id = `pf${i}`;
+    const id = joinerId('pf', ['pa'], [], [shardOf(KINDS.agent, tkey('demo', t2.id), 1024)]);
     const f = await startNode(id);
     await settle(a.url, f.url);
     const onA = (await ownedShards(a.url)).shards;
@@ -361,24 +362,11 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     const agent = await TestClient.connect(ws(f.url), 'agent', t2.token);
     clients.push(agent);
     agent.send({ type: 'status', status: 'online' });
-    let visitor: TestClient | undefined;
-    let sid = '';
-    for (let i = 0; i < 12 && !visitor; i++) {
-      const vt = await visitorToken(a.url);
-      const v = await TestClient.connect(ws(a.url), 'visitor', vt.token);
-      clients.push(v);
-      v.send({ type: 'open', ref: 'o' });
-      const sessionId = (await v.next<SessionFrame>((x) => x.type === 'session')).session.sessionId;
-      if (onA.has(shardOf(KINDS.session, tkey('demo', sessionId), 1024))) {
-        visitor = v;
-        sid = sessionId;
-      }
-    }
-    expect(visitor, 'no session landed on node a in 12 tries').toBeDefined();
+    const { visitor, sid } = await chatServedBy(a.url, onA, 'a');
     await agent.next((x) => x.type === 'assigned' && x.session.sessionId === sid, 15_000);
     const say = async (text: string): Promise<void> => {
-      visitor!.send({ type: 'send', sessionId: sid, clientMsgId: text, text });
-      await visitor!.next<AckFrame>((x) => x.type === 'ack' && x.clientMsgId === text, 10_000);
+      visitor.send({ type: 'send', sessionId: sid, clientMsgId: text, text });
+      await visitor.next<AckFrame>((x) => x.type === 'ack' && x.clientMsgId === text, 10_000);
     };
     await say('before');
     await agent.nextEvent(
@@ -415,25 +403,14 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
     // A node id that wins the presence shard but not the visitor's: only the list dies with it.
     const pShard = shardOf(KINDS.presence, tkey('demo', 'presence'), 1024);
     const vShard = shardOf(KINDS.visitor, tkey('demo', vt.id), 1024);
-    let id = '';
-    for (let i = 0; !id; i++) {
-      const n = `pg${i}`;
-      if (ownerOf(pShard, ['pa', n]) === n && ownerOf(vShard, ['pa', n]) === 'pa') id = n;
-    }
+    const id = joinerId('pg', ['pa'], [pShard], [vShard]);
     const g = await startNode(id);
     await settle(a.url, g.url);
     const visitor = await TestClient.connect(ws(a.url), 'visitor', vt.token);
     clients.push(visitor);
     visitor.send({ type: 'page', url: 'https://shop.example/cart', title: 'Cart' });
-    const listed = async (): Promise<boolean> => {
-      const r = await api<{ visitors: Array<{ visitorId: string; url?: string }> }>(
-        a.url,
-        'GET',
-        '/v1/visitors/online',
-        agentTok.token,
-      ).catch(() => ({ body: { visitors: [] } }));
-      return r.body.visitors.some((x) => x.visitorId === vt.id && x.url === 'https://shop.example/cart');
-    };
+    const listed = (): Promise<boolean> =>
+      listedOnline(a.url, agentTok.token, vt.id, 'https://shop.example/cart');
     for (let i = 0; i < 50 && !(await listed()); i++) await sleep(100);
     expect(await listed()).toBe(true);
     g.proc.kill('SIGKILL');
@@ -476,8 +453,7 @@ describe.runIf(haveRedis && haveJava)('cluster crash handoff (node processes)', 
       expect(put.status, JSON.stringify(put.body)).toBe(200);
       // A node id that wins the outbox's shard.
       const oShard = shardOf(OUTBOX_KIND, outboxKey('demo'), 1024);
-      let id = '';
-      for (let i = 0; !id; i++) if (ownerOf(oShard, ['pa', `ph${i}`]) === `ph${i}`) id = `ph${i}`;
+      const id = joinerId('ph', ['pa'], [oShard]);
       const h = await startNode(id);
       await settle(a.url, h.url);
       expect((await ownedShards(h.url)).shards.has(oShard)).toBe(true);

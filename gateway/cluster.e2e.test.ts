@@ -16,11 +16,19 @@ import type { AckFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
 import { ensureRedis, redisTestsCanRun, stopRedis } from '../scripts/services.ts';
 import { KINDS } from '../actors/messages.ts';
 import { dispatchKey, tkey } from '../actors/ids.ts';
-import { ownerOf } from '../engine/cluster/placement.ts';
 import { shardOf } from '../engine/hash.ts';
 import { DEFAULTS } from '../engine/types.ts';
 import type { ServerConfig } from './config.ts';
-import { api, boot, login, TestClient, visitorToken, type Booted } from './testing.ts';
+import {
+  api,
+  boot,
+  joinerId,
+  listedOnline,
+  login,
+  TestClient,
+  visitorToken,
+  type Booted,
+} from './testing.ts';
 
 const PORT = 6395;
 const PLATFORM = 'p'.repeat(40);
@@ -124,6 +132,12 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
       .map((e) => (e.body as { text: string }).text);
     expect(texts).toEqual(sent);
   };
+  /** A data directory and key prefix of its own: a cluster that starts empty. */
+  const freshStore = (tag: string): { dataDir: string; prefix: string } => {
+    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `${tag}${prefix}` };
+    dirs.push(where.dataDir);
+    return where;
+  };
   /** Waits (up to 5 s) until node `n` serves `shard`. */
   const ownsShard = async (n: Booted, shard: number): Promise<void> => {
     const owns = async (): Promise<boolean> => (await status(n)).owned.some((o) => o.shard === shard);
@@ -221,8 +235,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
   }, 90_000);
 
   it('Redis restarts mid-chat: the chat goes on live, membership and every shard come back', async () => {
-    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `r${prefix}` };
-    dirs.push(where.dataDir);
+    const where = freshStore('r');
     const a = await node('rd-a', 0, where);
     const b = await node('rd-b', 1, where);
     await settle([a, b], 100);
@@ -251,8 +264,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     await visitor.nextEvent((e) => e.body.kind === 'message' && e.body.text === 'after the restart', 10_000);
   }, 90_000);
   it('churn: a node that wins the session shard joins and leaves again and again mid-chat; live delivery follows every move', async () => {
-    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `c${prefix}` };
-    dirs.push(where.dataDir);
+    const where = freshStore('c');
     const a = await node('ch-a', 0, where);
     const b = await node('ch-b', 0, where);
     await settle([a, b], 100);
@@ -260,9 +272,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     // A third node id that wins this session's shard: each join moves the session to it, each
     // leave moves it back.
     const shard = shardOf(KINDS.session, tkey('demo', sid), DEFAULTS.shards);
-    let cid = '';
-    for (let i = 0; !cid; i++)
-      if (ownerOf(shard, ['ch-a', 'ch-b', `ch-c${i}`]) === `ch-c${i}`) cid = `ch-c${i}`;
+    const cid = joinerId('ch-c', ['ch-a', 'ch-b'], [shard]);
     const sent: string[] = [];
     let writing = true;
     const writer = (async () => {
@@ -296,8 +306,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
   }, 120_000);
 
   it("a joining node takes the visitor's and the agent's own actors: both sockets register again with it", async () => {
-    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `o${prefix}` };
-    dirs.push(where.dataDir);
+    const where = freshStore('o');
     const a = await node('ow-a', 0, where);
     await settle([a], 100);
     const agentTok = await login(a.url, 'agent1@demo.test');
@@ -310,11 +319,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     // actors, which forget the sockets registered with them.
     const vShard = shardOf(KINDS.visitor, tkey('demo', vt.id), DEFAULTS.shards);
     const aShard = shardOf(KINDS.agent, tkey('demo', agentTok.id), DEFAULTS.shards);
-    let cid = '';
-    for (let i = 0; !cid; i++) {
-      const id = `ow-c${i}`;
-      if (ownerOf(vShard, ['ow-a', id]) === id && ownerOf(aShard, ['ow-a', id]) === id) cid = id;
-    }
+    const cid = joinerId('ow-c', ['ow-a'], [vShard, aShard]);
     const c = await node(cid, 0, where);
     await ownsShard(c, vShard);
     await ownsShard(c, aShard);
@@ -342,8 +347,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
   }, 90_000);
 
   it("a joining node takes the tenant's dispatcher: connected agents are still given new chats", async () => {
-    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `d${prefix}` };
-    dirs.push(where.dataDir);
+    const where = freshStore('d');
     const a = await node('dp-a', 0, where);
     await settle([a], 100);
     const agentTok = await login(a.url, 'agent1@demo.test');
@@ -353,11 +357,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     // dispatcher moves, and it forgets who is online.
     const dShard = shardOf(KINDS.dispatch, dispatchKey('demo'), DEFAULTS.shards);
     const aShard = shardOf(KINDS.agent, tkey('demo', agentTok.id), DEFAULTS.shards);
-    let cid = '';
-    for (let i = 0; !cid; i++) {
-      const id = `dp-c${i}`;
-      if (ownerOf(dShard, ['dp-a', id]) === id && ownerOf(aShard, ['dp-a', id]) === 'dp-a') cid = id;
-    }
+    const cid = joinerId('dp-c', ['dp-a'], [dShard], [aShard]);
     const c = await node(cid, 0, where);
     await ownsShard(c, dShard);
     expect(await settle([a, c], 100)).toBe(true);
@@ -370,8 +370,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
   }, 90_000);
 
   it("a joining node takes the tenant's presence list: visitors on the site stay listed", async () => {
-    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `p${prefix}` };
-    dirs.push(where.dataDir);
+    const where = freshStore('p');
     const a = await node('pr-a', 0, where);
     await settle([a], 100);
     const agentTok = await login(a.url, 'agent1@demo.test');
@@ -379,25 +378,14 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     const visitor = await TestClient.connect(a.wsUrl, 'visitor', vt.token);
     clients.push(visitor);
     visitor.send({ type: 'page', url: 'https://shop.example/pricing', title: 'Pricing' });
-    const listed = async (): Promise<boolean> => {
-      const r = await api<{ visitors: Array<{ visitorId: string; url?: string }> }>(
-        a.url,
-        'GET',
-        '/v1/visitors/online',
-        agentTok.token,
-      );
-      return r.body.visitors.some((x) => x.visitorId === vt.id && x.url === 'https://shop.example/pricing');
-    };
+    const listed = (): Promise<boolean> =>
+      listedOnline(a.url, agentTok.token, vt.id, 'https://shop.example/pricing');
     for (let i = 0; i < 50 && !(await listed()); i++) await sleep(50);
     expect(await listed()).toBe(true);
     // A node id that wins the presence shard but not the visitor's: only the list moves.
     const pShard = shardOf(KINDS.presence, tkey('demo', 'presence'), DEFAULTS.shards);
     const vShard = shardOf(KINDS.visitor, tkey('demo', vt.id), DEFAULTS.shards);
-    let cid = '';
-    for (let i = 0; !cid; i++) {
-      const id = `pr-c${i}`;
-      if (ownerOf(pShard, ['pr-a', id]) === id && ownerOf(vShard, ['pr-a', id]) === 'pr-a') cid = id;
-    }
+    const cid = joinerId('pr-c', ['pr-a'], [pShard], [vShard]);
     const c = await node(cid, 0, where);
     await ownsShard(c, pShard);
     expect(await settle([a, c], 100)).toBe(true);
@@ -406,8 +394,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
   }, 90_000);
 
   it("an agent's actor moves while its offline grace runs: the agent still goes offline", async () => {
-    const where = { dataDir: mkdtempSync(join(tmpdir(), 'sb-gw-cluster-')), prefix: `g${prefix}` };
-    dirs.push(where.dataDir);
+    const where = freshStore('g');
     const a = await node('gr-a', 0, where);
     await settle([a], 100);
     const admin = await login(a.url, 'admin@demo.test');
@@ -424,11 +411,7 @@ describe.runIf(haveRedis)('gateway cluster mode', () => {
     await sleep(300);
     const aShard = shardOf(KINDS.agent, tkey('demo', agentTok.id), DEFAULTS.shards);
     const dShard = shardOf(KINDS.dispatch, dispatchKey('demo'), DEFAULTS.shards);
-    let cid = '';
-    for (let i = 0; !cid; i++) {
-      const id = `gr-c${i}`;
-      if (ownerOf(aShard, ['gr-a', id]) === id && ownerOf(dShard, ['gr-a', id]) === 'gr-a') cid = id;
-    }
+    const cid = joinerId('gr-c', ['gr-a'], [aShard], [dShard]);
     const c = await node(cid, 0, where);
     await ownsShard(c, aShard);
     let st = await statusOf();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { ServerFrame, SessionEvent, TokenResponse } from '../protos/ws-v1.ts';
+import { ownerOf } from '../engine/cluster/placement.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { startServer, type Server, type ServerOptions } from './server.ts';
 
@@ -245,4 +246,32 @@ export async function api<T = unknown>(
   }
   const r = await fetch(`${base}${path}`, init);
   return { status: r.status, body: (await r.json()) as T };
+}
+
+/**
+ * Cluster tests: the first node id `${stem}${i}` that, joining `members`, wins every shard of
+ * `wins` and none of `stays` (those stay with their current owners).
+ */
+export function joinerId(stem: string, members: string[], wins: number[], stays: number[] = []): string {
+  for (let i = 0; ; i++) {
+    const id = `${stem}${i}`;
+    const all = [...members, id];
+    if (wins.every((s) => ownerOf(s, all) === id) && stays.every((s) => ownerOf(s, all) !== id)) return id;
+  }
+}
+
+/** Whether the tenant's list of visitors on the site shows `visitorId` on page `url`. */
+export async function listedOnline(
+  base: string,
+  token: string,
+  visitorId: string,
+  url: string,
+): Promise<boolean> {
+  const r = await api<{ visitors?: Array<{ visitorId: string; url?: string }> }>(
+    base,
+    'GET',
+    '/v1/visitors/online',
+    token,
+  ).catch(() => ({ body: { visitors: [] } }));
+  return (r.body.visitors ?? []).some((x) => x.visitorId === visitorId && x.url === url);
 }
