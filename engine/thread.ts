@@ -13,6 +13,7 @@ import type {
   Address,
   AskOptions,
   Clock,
+  DropReason,
   EndpointHandler,
   EndpointId,
   ClusterHooks,
@@ -108,8 +109,7 @@ export interface ThreadMetrics {
   batchesSent: number;
   mailboxDepthMax: number;
   handlerErrors: number;
-  droppedTells: number;
-  /** {@link droppedTells} by reason. */
+  /** Tells dropped, by reason. */
   dropped: Record<DropReason, number>;
   /** Store calls refused because this node no longer held the actor's shard (fencing). */
   fencedRefusals: number;
@@ -118,13 +118,6 @@ export interface ThreadMetrics {
   turnSamples: number[];
 }
 
-/**
- * Why a tell was dropped: `hops` ownership did not settle within {@link MAX_HOPS} forwards;
- * `held` the queue of a shard without owner (or a node without link) was full or waited too long;
- * `link` no link to the target thread; `endpoint` no such endpoint (its socket is gone);
- * `mailbox` the actor's mailbox was full; `kind` no such actor kind.
- */
-export type DropReason = 'hops' | 'held' | 'link' | 'endpoint' | 'mailbox' | 'kind';
 export const DROP_REASONS: readonly DropReason[] = ['hops', 'held', 'link', 'endpoint', 'mailbox', 'kind'];
 
 interface Item {
@@ -441,7 +434,6 @@ export class ThreadNode implements KindRegistry {
   }
 
   private drop(reason: DropReason, n = 1): void {
-    this.m.droppedTells += n;
     this.m.dropped[reason] += n;
   }
 
@@ -1064,7 +1056,6 @@ export function emptyMetrics(thread: number): ThreadMetrics {
     batchesSent: 0,
     mailboxDepthMax: 0,
     handlerErrors: 0,
-    droppedTells: 0,
     dropped: { hops: 0, held: 0, link: 0, endpoint: 0, mailbox: 0, kind: 0 },
     fencedRefusals: 0,
     remindersFired: 0,

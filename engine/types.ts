@@ -154,6 +154,14 @@ export interface ClusterHooks {
   leaseDeadline?(): number;
 }
 
+/**
+ * Why a tell was dropped: `hops` ownership did not settle within the forwarding limit; `held` the
+ * queue of a shard without owner (or of a node without link) was full or waited too long; `link`
+ * no link to the target thread; `endpoint` no such endpoint (its socket is gone); `mailbox` the
+ * actor's mailbox was full; `kind` no such actor kind.
+ */
+export type DropReason = 'hops' | 'held' | 'link' | 'endpoint' | 'mailbox' | 'kind';
+
 export interface MetricsSnapshot {
   activations: number;
   activeActors: number;
@@ -170,7 +178,7 @@ export interface MetricsSnapshot {
    * expired hold queue (`held`), no link to a thread (`link`), a gone endpoint (`endpoint`), a full
    * mailbox (`mailbox`), an unknown actor kind (`kind`).
    */
-  droppedTells: Record<'hops' | 'held' | 'link' | 'endpoint' | 'mailbox' | 'kind', number>;
+  droppedTells: Record<DropReason, number>;
   /** Store calls refused because the node no longer held the actor's shard (cluster fencing). */
   fencedRefusals: number;
   remindersFired: number;
