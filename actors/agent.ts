@@ -7,7 +7,7 @@ import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.t
 import { SbError } from '../protos/errors.ts';
 import type { AgentStatus, SessionSummary } from '../protos/ws-v1.ts';
 import { agentStream, OwnedStream } from './domain-events.ts';
-import { dispatchKey, endpointKey, splitKey } from './ids.ts';
+import { dispatchKey, endpointKey, forgetNode, splitKey } from './ids.ts';
 import {
   KINDS,
   type AgentConnectResult,
@@ -209,9 +209,7 @@ export class AgentActor implements Actor {
 
   /** The agent's sockets on a node that is gone are closed: as if they had disconnected. */
   onEndpointsGone(node: string, ctx: ActorContext): void {
-    const before = this.endpoints.size;
-    for (const [key, ep] of this.endpoints) if (ep.node === node) this.endpoints.delete(key);
-    if (before > 0 && this.endpoints.size === 0) this.startGrace(ctx);
+    if (forgetNode(this.endpoints, node, (ep) => ep) && this.endpoints.size === 0) this.startGrace(ctx);
   }
 
   onDeactivate(ctx: ActorContext): void {

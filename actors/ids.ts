@@ -12,6 +12,24 @@ export function endpointKey(ep: { node?: string; thread: number; name: string })
   return `${ep.node ?? ''}/${ep.thread}/${ep.name}`;
 }
 
+/**
+ * Removes from `byKey` every entry whose endpoint lives on `node` (a node that is gone); returns
+ * whether any was removed.
+ */
+export function forgetNode<T>(
+  byKey: Map<string, T>,
+  node: string,
+  endpointOf: (v: T) => { node?: string },
+): boolean {
+  let removed = false;
+  for (const [key, v] of byKey)
+    if (endpointOf(v).node === node) {
+      byKey.delete(key);
+      removed = true;
+    }
+  return removed;
+}
+
 export function newId(now: number = Date.now()): string {
   let t = now;
   let time = '';

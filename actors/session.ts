@@ -16,7 +16,7 @@ import type {
   ServerFrame,
 } from '../protos/ws-v1.ts';
 import { DEFAULT_LIMITS, RECALL_WINDOW_MS, STAFF_ONLY_EVENTS } from '../protos/ws-v1.ts';
-import { dispatchKey, endpointKey, splitKey, tkey } from './ids.ts';
+import { dispatchKey, endpointKey, forgetNode, splitKey, tkey } from './ids.ts';
 import {
   CHANNEL_OUT_ENDPOINT,
   KINDS,
@@ -1193,7 +1193,7 @@ export class SessionActor implements Actor {
 
   /** The sockets of a node that is gone cannot follow this session any more. */
   onEndpointsGone(node: string): void {
-    for (const [key, sub] of this.subs) if (sub.endpoint.node === node) this.subs.delete(key);
+    forgetNode(this.subs, node, (sub) => sub.endpoint);
   }
 
   onDeactivate(ctx: ActorContext): void {

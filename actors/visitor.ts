@@ -8,7 +8,7 @@ import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.t
 import { SbError } from '../protos/errors.ts';
 import type { DeviceInfo, SessionSummary } from '../protos/ws-v1.ts';
 import { OwnedStream, visitorStream } from './domain-events.ts';
-import { dispatchKey, endpointKey, newId, splitKey, tkey } from './ids.ts';
+import { dispatchKey, endpointKey, forgetNode, newId, splitKey, tkey } from './ids.ts';
 import {
   KINDS,
   type Caller,
@@ -103,12 +103,7 @@ export class VisitorActor implements Actor {
       }
       case 'disconnected':
         this.endpoints.delete(endpointKey(msg.endpoint));
-        if (this.endpoints.size === 0) {
-          ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, {
-            t: 'offline',
-            visitorId: this.visitorId,
-          } satisfies PresenceMsg);
-        }
+        if (this.endpoints.size === 0) this.left(ctx);
         return undefined;
       case 'page': {
         this.check(msg.caller);
@@ -266,13 +261,15 @@ export class VisitorActor implements Actor {
 
   /** The visitor's sockets on a node that is gone are closed: as if they had disconnected. */
   onEndpointsGone(node: string, ctx: ActorContext): void {
-    const before = this.endpoints.size;
-    for (const [key, ep] of this.endpoints) if (ep.node === node) this.endpoints.delete(key);
-    if (before > 0 && this.endpoints.size === 0)
-      ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, {
-        t: 'offline',
-        visitorId: this.visitorId,
-      } satisfies PresenceMsg);
+    if (forgetNode(this.endpoints, node, (ep) => ep) && this.endpoints.size === 0) this.left(ctx);
+  }
+
+  /** The visitor's last socket went away: off the tenant's list of visitors on the site. */
+  private left(ctx: ActorContext): void {
+    ctx.tell({ kind: KINDS.presence, key: tkey(this.tenantId, 'presence') }, {
+      t: 'offline',
+      visitorId: this.visitorId,
+    } satisfies PresenceMsg);
   }
 
   /** The connections registered here are forgotten with this activation: they register again. */
