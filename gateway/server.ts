@@ -503,11 +503,8 @@ export async function startServer(
           (c.caller.role === 'visitor' && lostPresence(c.caller.tenantId))
         )
           reregister(c);
-        for (const sessionId of c.subs.sessions()) {
-          const shard = shardOf(KINDS.session, tkey(c.caller.tenantId, sessionId), DEFAULTS.shards);
-          const owner = ownerOf(shard, ids);
-          if (owner !== undefined && gone.has(owner)) resubscribe(c, sessionId);
-        }
+        for (const sessionId of c.subs.sessions())
+          if (wasGone(KINDS.session, tkey(c.caller.tenantId, sessionId))) resubscribe(c, sessionId);
       }
     });
   }
