@@ -242,14 +242,16 @@ function raw(value: Uint8Array): StoredRow {
 }
 
 type PutSyncNoOverwrite = (key: Key, value: Buffer, opts: { noOverwrite: true }) => boolean;
-type PutNoOverwrite<V> = (key: Key, value: V, opts: { noOverwrite: true }) => Promise<boolean>;
 
 /**
- * An asynchronous put that leaves a present key alone (LMDB's NOOVERWRITE); resolves false when
- * the key was taken. lmdb-js supports the option; its typings miss it.
+ * Inside a write transaction: puts the encoded row at `key` unless the key is taken (LMDB's
+ * NOOVERWRITE; a row already there came from the same append, or was recalled since). lmdb-js
+ * supports the option; its typings miss it.
  */
-function putNew<V>(db: Database<V, Key>, key: Key, value: V): Promise<boolean> {
-  return (db.put as unknown as PutNoOverwrite<V>).call(db, key, value, { noOverwrite: true });
+function putNew(db: Database<StoredRow, Key>, key: Key, value: Uint8Array): void {
+  (db.putSync as unknown as PutSyncNoOverwrite).call(db, key, raw(value) as unknown as Buffer, {
+    noOverwrite: true,
+  });
 }
 
 export class LmdbMessageStore implements MessageStore {
@@ -627,7 +629,7 @@ export class LmdbMessageStore implements MessageStore {
    * The hot path: the idempotency and seq checks read the trees (see `catchUp`); one conditional
    * write claims the seq in `recent` (LMDB's writer lock orders it against every other instance);
    * then the row goes to this instance's log, and the append resolves once the log is flushed.
-   * Only then does the row count for a checkpoint. Appends to one stream are serialised in this
+   * Only then does the row count for a checkpoint. Shared mode serialises the appends to one stream in this
    * thread.
    */
   append(e: StoredEvent): Promise<AppendResult> {
@@ -641,6 +643,10 @@ export class LmdbMessageStore implements MessageStore {
     } catch (err) {
       return Promise.reject(err);
     }
+    // Exclusive mode: every check and claim before the log write is synchronous (the row is held
+    // in memory at once), so appends to one stream cannot interleave and need no queue; two of
+    // them may share a log flush.
+    if (this.exclusive) return this.appendOne(e);
     return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
   }
 
@@ -691,65 +697,61 @@ export class LmdbMessageStore implements MessageStore {
   /** One append, counted in flight until it settles (see `close`). */
   private async appendOne(e: StoredEvent): Promise<AppendResult> {
     try {
-      return await this.appendNow(e);
+      const dup = this.duplicateOf(e);
+      if (dup) return this.settled(dup);
+      const key: RowKey = [e.tenant, e.stream, e.seq];
+      const row: StoredRow = { at: e.at, body: e.body };
+      if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+      if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+      let written = false;
+      let value: Uint8Array | undefined;
+      // The main tree is read only when the stream's id map cannot rule the seq out (see `catchUp`);
+      // `recent` refuses a taken seq in any case.
+      const m = e.clientMsgId === undefined ? undefined : this.idMaps.get(e.tenant)?.get(e.stream);
+      // Exclusive mode: no other writer, so a seq above the stream's known top is free (rows leave
+      // memory as soon as they are in the main tree: the grace-time argument does not apply).
+      const mine = this.exclusive ? this.idMaps.get(e.tenant)?.get(e.stream) : undefined;
+      const fresh = this.exclusive
+        ? mine !== undefined && e.seq > mine.top
+        : m !== undefined && e.seq > m.upTo && this.mainSeen(m);
+      let record: Buffer | undefined;
+      let rows: WalRow[] | undefined;
+      try {
+        if (fresh || !this.messages.doesExist(key)) {
+          value = this.codec.encode(row);
+          if (this.exclusive) {
+            // Claimed in memory, synchronously; the bytes held are the log record's own copy.
+            rows = [{ key, value }];
+            record = encodeRecord(rows);
+            written = this.hold(key, rows[0]!.value);
+          } else written = await this.claim(key, value);
+        }
+      } catch (err) {
+        throw unavailable(err);
+      }
+      if (!written || value === undefined) {
+        // Another instance got there first: the same message (a resend) or a different one. Its ids
+        // are not in this map: reload the stream's, from a snapshot that has its row.
+        this.forget(e.tenant, e.stream);
+        this.freshRecent();
+        const again = this.duplicateOf(e);
+        if (again) return this.settled(again);
+        throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
+      }
+      if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
+      // As `logRecord`, inline: one promise fewer on the hot path.
+      rows ??= [{ key, value }];
+      let segment: number;
+      try {
+        segment = await this.wal.append(record ?? encodeRecord(rows));
+      } catch (err) {
+        throw unavailable(err);
+      }
+      this.logged(segment, rows);
+      return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
     } finally {
       this.leave();
     }
-  }
-
-  private async appendNow(e: StoredEvent): Promise<AppendResult> {
-    const dup = this.duplicateOf(e);
-    if (dup) return this.settled(dup);
-    const key: RowKey = [e.tenant, e.stream, e.seq];
-    const row: StoredRow = { at: e.at, body: e.body };
-    if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
-    if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
-    let written = false;
-    let value: Uint8Array | undefined;
-    // The main tree is read only when the stream's id map cannot rule the seq out (see `catchUp`);
-    // `recent` refuses a taken seq in any case.
-    const m = e.clientMsgId === undefined ? undefined : this.idMaps.get(e.tenant)?.get(e.stream);
-    // Exclusive mode: no other writer, so a seq above the stream's known top is free (rows leave
-    // memory as soon as they are in the main tree: the grace-time argument does not apply).
-    const mine = this.exclusive ? this.idMaps.get(e.tenant)?.get(e.stream) : undefined;
-    const fresh = this.exclusive
-      ? mine !== undefined && e.seq > mine.top
-      : m !== undefined && e.seq > m.upTo && this.mainSeen(m);
-    let record: Buffer | undefined;
-    let rows: WalRow[] | undefined;
-    try {
-      if (fresh || !this.messages.doesExist(key)) {
-        value = this.codec.encode(row);
-        if (this.exclusive) {
-          // Claimed in memory, synchronously; the bytes held are the log record's own copy.
-          rows = [{ key, value }];
-          record = encodeRecord(rows);
-          written = this.hold(key, rows[0]!.value);
-        } else written = await this.claim(key, value);
-      }
-    } catch (err) {
-      throw unavailable(err);
-    }
-    if (!written || value === undefined) {
-      // Another instance got there first: the same message (a resend) or a different one. Its ids
-      // are not in this map: reload the stream's, from a snapshot that has its row.
-      this.forget(e.tenant, e.stream);
-      this.freshRecent();
-      const again = this.duplicateOf(e);
-      if (again) return this.settled(again);
-      throw new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
-    }
-    if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
-    // As `logRecord`, inline: one promise fewer on the hot path.
-    rows ??= [{ key, value }];
-    let segment: number;
-    try {
-      segment = await this.wal.append(record ?? encodeRecord(rows));
-    } catch (err) {
-      throw unavailable(err);
-    }
-    this.logged(segment, rows);
-    return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
   }
 
   /** Rows whose log record is on disk (in `segment`): they wait for a checkpoint. */
@@ -770,7 +772,11 @@ export class LmdbMessageStore implements MessageStore {
     this.enter();
     try {
       const first = events[0];
-      if (first && events.every((e) => e.tenant === first.tenant && e.stream === first.stream))
+      if (
+        !this.exclusive &&
+        first &&
+        events.every((e) => e.tenant === first.tenant && e.stream === first.stream)
+      )
         return await this.q.run(`${first.tenant}\u0000${first.stream}`, () => this.appendBatchNow(events));
       return await this.appendBatchNow(events);
     } finally {
@@ -953,15 +959,19 @@ export class LmdbMessageStore implements MessageStore {
     this.pending = [];
     this.pendingRows = 0;
     if (batch.length > 0) {
-      const writes: Array<Promise<boolean>> = [];
-      const keys: RowKey[] = [];
+      const all: WalRow[] = [];
+      for (const rec of batch) for (const r of rec.rows) all.push(r);
       try {
-        for (const rec of batch)
-          for (const r of rec.rows) {
-            writes.push(putNew(this.messages, r.key, raw(r.value)));
-            if (keys.push(r.key) % CHUNK === 0) await nextTurn();
-          }
-        await Promise.all(writes);
+        // Chunks of rows, each written inside one of lmdb's asynchronous transactions: the puts
+        // run synchronously in its callback (no promise or write instruction per row), and the
+        // commit and its flush run on lmdb's write thread. One chunk at a time bounds how long a
+        // callback holds this thread after a backlog.
+        for (let i = 0; i < all.length; i += CHUNK) {
+          const end = Math.min(all.length, i + CHUNK);
+          await this.messages.transaction(() => {
+            for (let j = i; j < end; j++) putNew(this.messages, all[j]!.key, all[j]!.value);
+          });
+        }
       } catch (err) {
         // Kept for the next checkpoint; the log still holds them.
         this.pending = batch.concat(this.pending);
@@ -973,8 +983,8 @@ export class LmdbMessageStore implements MessageStore {
         // Reads from now on see the commit; then the rows leave memory (nobody else reads the
         // path, so no grace time is needed).
         this.messages.resetReadTxn();
-        for (const k of keys) this.unhold(k);
-      } else this.dropQueue.push({ at: performance.now() + this.graceMs, keys });
+        for (const r of all) this.unhold(r.key);
+      } else this.dropQueue.push({ at: performance.now() + this.graceMs, keys: all.map((r) => r.key) });
     }
     for (const s of this.wal.closedSegments())
       if ((this.migrated.get(s) ?? 0) === this.wal.recordsIn(s)) {
