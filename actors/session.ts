@@ -109,6 +109,17 @@ export function toSessionEvent(e: StoredEvent, forRole: Caller['role']): Session
   return out;
 }
 
+/**
+ * The `event` frame of a stored event as one role sees it, serialised: exactly
+ * `JSON.stringify({ type: 'event', event: toSessionEvent(e, role) })`, built around the body's own
+ * JSON on the common path (a visible event, not recalled) without the intermediate objects.
+ */
+export function eventFrameJson(e: StoredEvent, role: Caller['role']): string {
+  if (e.recalled !== undefined || !visibleTo(e, role))
+    return JSON.stringify({ type: 'event', event: toSessionEvent(e, role) } satisfies ServerFrame);
+  return `{"type":"event","event":{"sessionId":${JSON.stringify(e.stream)},"seq":${e.seq},"at":${e.at},"body":${JSON.stringify(e.body)}}}`;
+}
+
 function epKey(ep: EndpointId): string {
   return endpointKey(ep);
 }
@@ -390,18 +401,10 @@ export class SessionActor implements Actor {
     const skipKey = skip ? epKey(skip) : undefined;
     for (const [key, sub] of this.subs) {
       if (key === skipKey) continue;
-      let json: string;
-      if (sub.role === 'visitor') {
-        json = forVisitor ??= JSON.stringify({
-          type: 'event',
-          event: toSessionEvent(e, 'visitor'),
-        } satisfies ServerFrame);
-      } else {
-        json = forStaff ??= JSON.stringify({
-          type: 'event',
-          event: toSessionEvent(e, sub.role),
-        } satisfies ServerFrame);
-      }
+      const json =
+        sub.role === 'visitor'
+          ? (forVisitor ??= eventFrameJson(e, 'visitor'))
+          : (forStaff ??= eventFrameJson(e, sub.role));
       ctx.tell(sub.endpoint, { t: 'event', sessionId: e.stream, seq: e.seq, json } satisfies ConnectionMsg);
     }
   }

@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { open } from 'lmdb';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   describeIndexStoreContract,
@@ -578,6 +579,66 @@ describe('lmdb store - checkpoints', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('lmdb store - row format', () => {
+  it('store - rows are plain msgpack maps; rows an earlier version wrote with record definitions still read and deduplicate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-lmdb-rows-'));
+    try {
+      // An earlier version's row: encoded by the main tree's own codec (msgpack records).
+      const root = open({ path: dir, maxDbs: 16 });
+      const old = root.openDB<unknown, Array<string | number>>({
+        name: 'messages',
+        keyEncoding: 'ordered-binary',
+        encoding: 'msgpack',
+      });
+      old.putSync(['t', 's', 1], { at: 5, cm: 'c1', body: { kind: 'message', text: 'old' } });
+      expect(old.getBinary(['t', 's', 1])![0]).not.toBe(0xde);
+      await root.close();
+
+      const s = openLmdbStores({ path: dir, exclusive: true });
+      try {
+        const dup = await s.messages.append({
+          tenant: 't',
+          stream: 's',
+          seq: 2,
+          at: 6,
+          clientMsgId: 'c1',
+          body: {},
+        });
+        expect(dup).toMatchObject({
+          duplicate: true,
+          event: { seq: 1, body: { kind: 'message', text: 'old' } },
+        });
+        await s.messages.append({
+          tenant: 't',
+          stream: 's',
+          seq: 2,
+          at: 6,
+          clientMsgId: 'c2',
+          body: { text: 'new' },
+        });
+        await s.messages.checkpoint();
+        const read = await s.messages.read('t', 's');
+        expect(read.map((e) => [e.seq, e.clientMsgId, e.body])).toEqual([
+          [1, 'c1', { kind: 'message', text: 'old' }],
+          [2, 'c2', { text: 'new' }],
+        ]);
+      } finally {
+        await s.close();
+      }
+      const root2 = open({ path: dir, maxDbs: 16 });
+      const rows = root2.openDB<unknown, Array<string | number>>({
+        name: 'messages',
+        keyEncoding: 'ordered-binary',
+      });
+      // A msgpack map (map 16), no record extension.
+      expect(rows.getBinary(['t', 's', 2])![0]).toBe(0xde);
+      await root2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('lmdb store - a quiet shared store', () => {

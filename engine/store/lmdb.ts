@@ -50,6 +50,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
+import { Packr } from 'msgpackr';
 import { SbError } from '../../protos/errors.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 import {
@@ -234,6 +235,9 @@ interface Codec {
 
 const TAG_BYTES = 4;
 
+/** Encoder of message rows: standard msgpack maps, self-contained (see the store's constructor). */
+const ROW_ENCODER = new Packr({ useRecords: false });
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A row as the main tree stores it, already encoded: lmdb writes the bytes as they are. */
@@ -259,10 +263,10 @@ export class LmdbMessageStore implements MessageStore {
   private readonly recent: Database<Buffer, Key>;
   /**
    * Exclusive mode: no other instance can read or write the path, so acknowledged rows not yet in
-   * the main tree are held here, by `tenant\0stream` and seq, instead of in `recent`.
+   * the main tree are held here, by tenant, stream and seq, instead of in `recent`.
    */
   private readonly exclusive: boolean;
-  private readonly held = new Map<string, Map<number, Uint8Array>>();
+  private readonly held = new Map<string, Map<string, Map<number, Uint8Array>>>();
   private readonly wal: WalWriter;
   private readonly tag: number;
   private readonly graceMs: number;
@@ -288,9 +292,12 @@ export class LmdbMessageStore implements MessageStore {
     private readonly maxCachedIds = LMDB_ID_CACHE_MAX_IDS,
     opts: MessageLogOptions = {},
   ) {
-    // The main tree's own msgpack codec: rows are encoded once, and the same bytes go to `recent`,
-    // the log and the main tree (its values are self-contained: no shared structures).
-    this.codec = (messages as unknown as { encoder: Codec }).encoder;
+    // Rows are encoded once, and the same bytes go to `recent`, the log and the main tree. They are
+    // plain msgpack maps (no record definitions written inline with each value, which cost more
+    // to write than they save for one-off values); the main tree's own decoder reads them, and
+    // the rows earlier versions wrote with its record extension.
+    const decoder = (messages as unknown as { encoder: Codec }).encoder;
+    this.codec = { encode: (v) => ROW_ENCODER.encode(v), decode: (b) => decoder.decode(b) };
     this.recent = log.recent;
     this.exclusive = log.exclusive;
     this.wal = log.wal;
@@ -385,7 +392,7 @@ export class LmdbMessageStore implements MessageStore {
 
   /** Exclusive mode: the rows of a stream held in memory, by seq. */
   private heldOf(tenant: string, stream: string): Map<number, Uint8Array> | undefined {
-    return this.held.get(`${tenant}\u0000${stream}`);
+    return this.held.get(tenant)?.get(stream);
   }
 
   /**
@@ -393,8 +400,10 @@ export class LmdbMessageStore implements MessageStore {
    * also raises the stream's known top (see {@link IdMap.top}).
    */
   private hold(key: RowKey, value: Uint8Array): boolean {
-    let m = this.heldOf(key[0], key[1]);
-    if (!m) this.held.set(`${key[0]}\u0000${key[1]}`, (m = new Map()));
+    let streams = this.held.get(key[0]);
+    if (!streams) this.held.set(key[0], (streams = new Map()));
+    let m = streams.get(key[1]);
+    if (!m) streams.set(key[1], (m = new Map()));
     if (m.has(key[2])) return false;
     m.set(key[2], value);
     const ids = this.idMaps.get(key[0])?.get(key[1]);
@@ -403,8 +412,11 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   private unhold(key: RowKey): void {
-    const m = this.heldOf(key[0], key[1]);
-    if (m?.delete(key[2]) && m.size === 0) this.held.delete(`${key[0]}\u0000${key[1]}`);
+    const streams = this.held.get(key[0]);
+    const m = streams?.get(key[1]);
+    if (!streams || !m?.delete(key[2]) || m.size > 0) return;
+    streams.delete(key[1]);
+    if (streams.size === 0) this.held.delete(key[0]);
   }
 
   /**
@@ -1343,7 +1355,12 @@ export function openLmdbStores(
 ): LmdbStores {
   const root: RootDatabase = open({ path: opts.path, maxDbs: 16, overlappingSync: false });
   const dbOpts = { keyEncoding: 'ordered-binary' as const, encoding: 'msgpack' as const };
-  const messages = root.openDB<StoredRow, Key>({ name: 'messages', ...dbOpts });
+  // Rows are plain msgpack maps (see the store's constructor): decoded as objects, not `Map`s.
+  const messages = root.openDB<StoredRow, Key>({
+    name: 'messages',
+    ...dbOpts,
+    ...({ mapsAsObjects: true } as object),
+  });
   // Earlier versions also wrote an on-disk `msgids` index; every row carries its clientMsgId, so
   // it is no longer opened (the in-memory map loads from the rows).
   const state = root.openDB<unknown, Key>({ name: 'state', ...dbOpts });
