@@ -120,6 +120,13 @@ export function eventFrameJson(e: StoredEvent, role: Caller['role']): string {
   return `{"type":"event","event":{"sessionId":${JSON.stringify(e.stream)},"seq":${e.seq},"at":${e.at},"body":${JSON.stringify(e.body)}}}`;
 }
 
+/** The answer to a `send`: where the message went (or, for a resend, where it had gone). */
+interface SendAck {
+  seq: number;
+  at: number;
+  duplicate: boolean;
+}
+
 function epKey(ep: EndpointId): string {
   return endpointKey(ep);
 }
@@ -308,7 +315,12 @@ export class SessionActor implements Actor {
     if (caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN', 'agents only');
   }
 
-  private async append(
+  /**
+   * Appends one event at the next seq and, once it is durable, fans it out. The durable write is
+   * followed by one continuation rather than an awaiting async frame: at saturation every message
+   * in flight holds what its wait keeps alive.
+   */
+  private append(
     body: SessionEventBody,
     ctx: ActorContext,
     clientMsgId?: string,
@@ -324,24 +336,28 @@ export class SessionActor implements Actor {
       ttlSec: this.retentionDays * 86_400,
     };
     if (clientMsgId !== undefined) ev.clientMsgId = clientMsgId;
-    let res;
-    try {
-      res = await messageStoreOf(ctx).append(ev);
-    } catch (err) {
-      if (err instanceof SbError && err.code === 'SB_ERR_SEQ_CONFLICT') {
-        // Someone else wrote here (should not happen with one owner); re-sync and refuse this write.
-        this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
-      }
-      if (err instanceof SbError) throw err;
-      throw new SbError('SB_ERR_STORE_UNAVAILABLE', undefined, { cause: err });
+    return messageStoreOf(ctx)
+      .append(ev)
+      .then(
+        (res) => {
+          if (res.duplicate) return res;
+          this.lastSeq = res.event.seq;
+          this.fanOut(res.event, ctx, skip);
+          const noted = noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body, live);
+          return noted ? noted.then(() => res) : res;
+        },
+        (err: unknown) => this.appendFailed(err, ctx),
+      );
+  }
+
+  /** A refused append: a seq conflict re-syncs the seq (someone else wrote here), then it is refused. */
+  private async appendFailed(err: unknown, ctx: ActorContext): Promise<never> {
+    if (err instanceof SbError && err.code === 'SB_ERR_SEQ_CONFLICT') {
+      // Should not happen with one owner.
+      this.lastSeq = await messageStoreOf(ctx).lastSeq(this.tenantId, this.sessionId);
     }
-    if (!res.duplicate) {
-      this.lastSeq = res.event.seq;
-      this.fanOut(res.event, ctx, skip);
-      const noted = noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body, live);
-      if (noted) await noted;
-    }
-    return res;
+    if (err instanceof SbError) throw err;
+    throw new SbError('SB_ERR_STORE_UNAVAILABLE', undefined, { cause: err });
   }
 
   /** Several events in one durable write (one partition, atomic), then fanned out in order. */
@@ -613,7 +629,8 @@ export class SessionActor implements Actor {
       if (prior) return { seq: prior.seq, at: prior.at, duplicate: true };
       throw new SbError('SB_ERR_SENSITIVE_WORD');
     }
-    const res = await this.append(
+    // Returned, not awaited: this frame ends here; `sent` continues once the write is durable.
+    return this.append(
       {
         kind: 'message',
         from,
@@ -626,7 +643,18 @@ export class SessionActor implements Actor {
       clientMsgId,
       from_,
       live,
-    );
+    ).then((res) => this.sent(res, from, live, checked, ctx));
+  }
+
+  /** After a message's durable append: the sensitive-word reminder, the bot or the reminders, the ack. */
+  private sent(
+    res: { event: StoredEvent; duplicate: boolean },
+    from: 'visitor' | 'agent',
+    live: LiveConfig,
+    checked: ReturnType<typeof checkMessage> | { verdict: 'pass' },
+    ctx: ActorContext,
+  ): SendAck | Promise<SendAck> {
+    const ack: SendAck = { seq: res.event.seq, at: res.event.at, duplicate: res.duplicate };
     if (!res.duplicate) {
       if (checked.verdict === 'remind' && from === 'agent') {
         this.pushAll(
@@ -642,9 +670,9 @@ export class SessionActor implements Actor {
         );
       }
       const after = this.afterMessage(from, res.event, live, ctx);
-      if (after) await after;
+      if (after) return after.then(() => ack);
     }
-    return { seq: res.event.seq, at: res.event.at, duplicate: res.duplicate };
+    return ack;
   }
 
   /** Chatbot turn and the durable auto-close reminders (F5), armed lazily. */

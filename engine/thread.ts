@@ -763,75 +763,153 @@ export class ThreadNode implements KindRegistry {
   }
 
   /** Runs turns until the mailbox is empty: one message at a time, system messages first. */
-  private async run(a: Activation): Promise<void> {
+  private run(a: Activation): void {
     if (a.busy) return;
     a.busy = true;
+    if (a.activated) this.runTurns(a);
+    else void this.activate(a);
+  }
+
+  /** An activation's first step: `onActivate`, then its mailbox. */
+  private async activate(a: Activation): Promise<void> {
+    a.activated = true;
     try {
-      if (!a.activated) {
-        a.activated = true;
-        try {
-          await a.actor.onActivate?.(a.ctx);
-        } catch (err) {
-          // An actor that cannot activate answers everything queued with the error and goes away.
-          this.m.handlerErrors++;
-          for (const it of a.mailbox.splice(0)) if (it.ask) this.fail(it.ask.from, it.ask.id, err);
-          this.remove(a);
-          return;
-        }
-      }
-      for (;;) {
-        const item = a.sys.shift() ?? a.mailbox.shift();
-        if (!item) break;
-        if (item.sys === 'deactivate') {
-          await this.deactivate(a);
-          return;
-        }
-        if (item.sys === 'endpointsGone') {
-          try {
-            await a.actor.onEndpointsGone?.(item.msg as string, a.ctx);
-          } catch (err) {
-            this.m.handlerErrors++;
-            console.error(`onEndpointsGone of ${a.id.kind}/${a.id.key} failed`, err);
-          }
-          continue;
-        }
-        await this.turn(a, item);
-      }
-    } finally {
+      await a.actor.onActivate?.(a.ctx);
+    } catch (err) {
+      // An actor that cannot activate answers everything queued with the error and goes away.
+      this.m.handlerErrors++;
+      for (const it of a.mailbox.splice(0)) if (it.ask) this.fail(it.ask.from, it.ask.id, err);
+      this.remove(a);
       a.busy = false;
+      return;
+    }
+    this.runTurns(a);
+  }
+
+  /**
+   * Turns until the mailbox is empty (`a.busy` is set meanwhile). A turn that waits ends this
+   * loop; its continuation goes on with the next message. Nothing waits on the loop itself, so a
+   * handler waiting for a durable write keeps alive only what its own continuation holds.
+   */
+  private runTurns(a: Activation): void {
+    for (;;) {
+      const item = a.sys.shift() ?? a.mailbox.shift();
+      if (!item) {
+        a.busy = false;
+        return;
+      }
+      if (item.sys === 'deactivate') {
+        void this.deactivate(a).finally(() => {
+          a.busy = false;
+        });
+        return;
+      }
+      const over =
+        item.sys === 'endpointsGone' ? this.endpointsGoneTurn(a, item.msg as string) : this.turn(a, item);
+      if (over) {
+        void over.then(
+          () => this.runTurns(a),
+          (err: unknown) => {
+            console.error(`turn of ${a.id.kind}/${a.id.key} did not finish cleanly`, err);
+            this.runTurns(a);
+          },
+        );
+        return;
+      }
     }
   }
 
-  private async turn(a: Activation, item: Item): Promise<void> {
+  /** A node's endpoints are gone: actors that keep endpoints forget that node's. */
+  private endpointsGoneTurn(a: Activation, node: string): Promise<void> | undefined {
+    const failed = (err: unknown): void => {
+      this.m.handlerErrors++;
+      console.error(`onEndpointsGone of ${a.id.kind}/${a.id.key} failed`, err);
+    };
+    try {
+      const r = a.actor.onEndpointsGone?.(node, a.ctx);
+      if (r instanceof Promise) return r.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+    return undefined;
+  }
+
+  /**
+   * One turn. A handler that answers synchronously finishes its turn here (undefined); one that
+   * returns a promise gets one continuation, and the promise returned settles when the turn is over
+   * (no suspended async frame per turn while a handler waits, say, for a durable write).
+   */
+  private turn(a: Activation, item: Item): Promise<void> | undefined {
     const started = performance.now();
     a.touchedReminders.clear();
+    let r: unknown;
     try {
-      const r = a.actor.onMessage(item.msg, a.ctx);
-      const value = r instanceof Promise ? await r : r;
-      if (item.ask) this.reply(item.ask.from, item.ask.id, value);
+      r = a.actor.onMessage(item.msg, a.ctx);
     } catch (err) {
-      this.m.handlerErrors++;
-      try {
-        a.actor.onError?.(err, item.msg, a.ctx);
-      } catch (hookErr) {
-        console.error(`onError of ${a.id.kind}/${a.id.key} threw`, hookErr);
-      }
-      if (item.ask) this.fail(item.ask.from, item.ask.id, err);
-      else if (!(err instanceof SbError))
-        console.error(`actor ${a.id.kind}/${a.id.key} failed on a tell`, err);
+      this.turnFailed(a, item, err);
+      return this.turnOver(a, item, started);
     }
+    if (r instanceof Promise)
+      return r.then(
+        (value: unknown) => {
+          this.answer(a, item, value);
+          return this.turnOver(a, item, started);
+        },
+        (err: unknown) => {
+          this.turnFailed(a, item, err);
+          return this.turnOver(a, item, started);
+        },
+      );
+    this.answer(a, item, r);
+    return this.turnOver(a, item, started);
+  }
+
+  /** The asker of a turn's message gets the handler's value. */
+  private answer(a: Activation, item: Item, value: unknown): void {
+    if (!item.ask) return;
+    try {
+      this.reply(item.ask.from, item.ask.id, value);
+    } catch (err) {
+      this.turnFailed(a, item, err);
+    }
+  }
+
+  /** A handler threw (or its promise rejected): the actor's hook hears of it, an asker gets it. */
+  private turnFailed(a: Activation, item: Item, err: unknown): void {
+    this.m.handlerErrors++;
+    try {
+      a.actor.onError?.(err, item.msg, a.ctx);
+    } catch (hookErr) {
+      console.error(`onError of ${a.id.kind}/${a.id.key} threw`, hookErr);
+    }
+    if (item.ask) this.fail(item.ask.from, item.ask.id, err);
+    else if (!(err instanceof SbError)) console.error(`actor ${a.id.kind}/${a.id.key} failed on a tell`, err);
+  }
+
+  /** After the handler: a spent reminder leaves the store, and the turn is counted. */
+  private turnOver(a: Activation, item: Item, started: number): Promise<void> | undefined {
     if (item.reminder && !a.touchedReminders.has(item.reminder.name)) {
       // At-least-once: the reminder leaves the store only after its turn ran; a crash before that
       // fires it again after the restart.
       // A handler that threw has had its chance (the error went to onError): the reminder is spent.
       const r = item.reminder;
-      await this.stores.reminders.remove(tenantOfKey(a.id.key), a.id.kind, a.id.key, r.name).catch(() => {});
-      this.reminderControl({
-        c: 'reminderDone',
-        r: { kind: a.id.kind, key: a.id.key, name: r.name },
-        dueAt: r.dueAt,
-      });
+      return this.stores.reminders
+        .remove(tenantOfKey(a.id.key), a.id.kind, a.id.key, r.name)
+        .catch(() => {})
+        .then(() => {
+          this.reminderControl({
+            c: 'reminderDone',
+            r: { kind: a.id.kind, key: a.id.key, name: r.name },
+            dueAt: r.dueAt,
+          });
+          this.turnCounted(a, started);
+        });
     }
+    this.turnCounted(a, started);
+    return undefined;
+  }
+
+  private turnCounted(a: Activation, started: number): void {
     this.m.messagesProcessed++;
     a.lastActive = this.clock.now();
     const d = performance.now() - started;

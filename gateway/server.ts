@@ -301,7 +301,12 @@ export async function startServer(
   // ------------------------------------------------------------------------------ sockets
   const send = (c: Conn, frame: ServerFrame): void => sendText(c, JSON.stringify(frame));
 
-  const dirty = new Set<Conn>();
+  /**
+   * Sockets with frames to flush: a socket enters when its queue goes from empty to not empty
+   * (after a direct flush it may be listed twice; the second flush finds nothing). An array
+   * reused in place: a set emptied after every flush would reallocate its table as it refills.
+   */
+  const dirty: Conn[] = [];
   let flushScheduled = false;
 
   const flushConn = (c: Conn): void => {
@@ -327,14 +332,13 @@ export async function startServer(
 
   const flushAll = (): void => {
     flushScheduled = false;
-    for (const c of dirty) flushConn(c);
-    dirty.clear();
+    for (let i = 0; i < dirty.length; i++) flushConn(dirty[i]!);
+    dirty.length = 0;
   };
 
   const sendText = (c: Conn, text: string): void => {
     if (c.closed || !c.ws) return;
-    c.out.push(text);
-    dirty.add(c);
+    if (c.out.push(text) === 1) dirty.push(c);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flushAll);
@@ -674,6 +678,39 @@ export async function startServer(
     send(c, w);
   };
 
+  /**
+   * A message: asked of its session, acknowledged once durable. The hot path, kept apart from
+   * `handleFrame` so the wait for the durable write holds one small continuation, not the
+   * suspended frame of the whole dispatcher.
+   */
+  const sendMessage = (c: Conn, f: Extract<ClientFrame, { type: 'send' }>): Promise<void> => {
+    const m: SessionMsg = { t: 'send', caller: c.caller, clientMsgId: f.clientMsgId, text: f.text };
+    if (f.attachment) m.attachment = f.attachment;
+    if (c.endpoint) m.endpoint = c.endpoint;
+    return runtime
+      .ask<{ seq: number; at: number; duplicate: boolean }>(
+        { kind: KINDS.session, key: tkey(c.caller.tenantId, f.sessionId) },
+        m,
+      )
+      .then(
+        (r) => {
+          // The sender gets the ack instead of its own event: the ack's seq counts as seen (once
+          // the events in front of it are; normally they already are, told earlier on the same
+          // channel).
+          if (!r.duplicate) c.subs.acked(f.sessionId, r.seq);
+          send(c, {
+            type: 'ack',
+            sessionId: f.sessionId,
+            clientMsgId: f.clientMsgId,
+            seq: r.seq,
+            at: r.at,
+            duplicate: r.duplicate,
+          });
+        },
+        (err: unknown) => sendErr(c, err, f.clientMsgId),
+      );
+  };
+
   const handleFrame = async (c: Conn, f: ClientFrame): Promise<void> => {
     const ref = f.type === 'send' ? f.clientMsgId : 'ref' in f ? f.ref : undefined;
     const tenant = c.caller.tenantId;
@@ -704,27 +741,8 @@ export async function startServer(
           if (!c.subs.has(s.sessionId)) await subscribe(c, s.sessionId, 0, f.ref);
           return;
         }
-        case 'send': {
-          const m: SessionMsg = { t: 'send', caller: c.caller, clientMsgId: f.clientMsgId, text: f.text };
-          if (f.attachment) m.attachment = f.attachment;
-          if (c.endpoint) m.endpoint = c.endpoint;
-          const r = await runtime.ask<{ seq: number; at: number; duplicate: boolean }>(
-            { kind: KINDS.session, key: tkey(tenant, f.sessionId) },
-            m,
-          );
-          // The sender gets the ack instead of its own event: the ack's seq counts as seen (once the
-          // events in front of it are; normally they already are, told earlier on the same channel).
-          if (!r.duplicate) c.subs.acked(f.sessionId, r.seq);
-          send(c, {
-            type: 'ack',
-            sessionId: f.sessionId,
-            clientMsgId: f.clientMsgId,
-            seq: r.seq,
-            at: r.at,
-            duplicate: r.duplicate,
-          });
-          return;
-        }
+        case 'send':
+          return await sendMessage(c, f);
         case 'resume':
           await subscribe(c, f.sessionId, f.lastSeq, f.ref);
           return;
@@ -853,7 +871,7 @@ export async function startServer(
       obj = parseJson(text);
       const f = validateFrame(obj, c.caller.role, limits);
       framesInFlight++;
-      handleFrame(c, f).then(frameDone, frameDone);
+      (f.type === 'send' ? sendMessage(c, f) : handleFrame(c, f)).then(frameDone, frameDone);
     } catch (err) {
       sendErr(c, err, refOf(obj));
     }

@@ -658,8 +658,51 @@ export class LmdbMessageStore implements MessageStore {
     // Exclusive mode: every check and claim before the log write is synchronous (the row is held
     // in memory at once), so appends to one stream cannot interleave and need no queue; two of
     // them may share a log flush.
-    if (this.exclusive) return this.appendOne(e);
+    if (this.exclusive) {
+      try {
+        const fresh = this.appendHeld(e);
+        if (fresh) return fresh;
+      } catch (err) {
+        this.leave();
+        return Promise.reject(unavailable(err));
+      }
+      return this.appendOne(e);
+    }
     return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
+  }
+
+  /**
+   * Exclusive mode's hot path: a row that is new (its clientMsgId unknown, its seq above the
+   * stream's known top) is held, logged, and settled by one continuation after the flush. Nothing
+   * else of the append stays alive while the log is flushed, which keeps what the young
+   * generation has to copy small. Undefined when the row is not simply new (a resend, a seq
+   * that may be taken, a stream without an id map): `appendOne` answers then.
+   */
+  private appendHeld(e: StoredEvent): Promise<AppendResult> | undefined {
+    if (e.clientMsgId !== undefined && this.seqOf(e.tenant, e.stream, e.clientMsgId) !== undefined)
+      return undefined;
+    const mine = this.idMaps.get(e.tenant)?.get(e.stream);
+    if (mine === undefined || e.seq <= mine.top) return undefined;
+    const key: RowKey = [e.tenant, e.stream, e.seq];
+    const row: StoredRow = { at: e.at, body: e.body };
+    if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+    if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+    const rows: WalRow[] = [{ key, value: this.codec.encode(row) }];
+    // The bytes held are the log record's own copy.
+    const record = encodeRecord(rows);
+    if (!this.hold(key, rows[0]!.value)) return undefined;
+    if (e.clientMsgId !== undefined) this.remember(e.tenant, e.stream, e.clientMsgId, e.seq);
+    return this.wal.append(record).then(
+      (segment) => {
+        this.logged(segment, rows);
+        this.leave();
+        return { event: toEvent(e.tenant, e.stream, e.seq, row), duplicate: false };
+      },
+      (err: unknown) => {
+        this.leave();
+        throw unavailable(err);
+      },
+    );
   }
 
   /**
