@@ -305,3 +305,16 @@ export class RateLimiter {
     return false;
   }
 }
+
+/**
+ * The `ack` of a message, serialised: exactly `JSON.stringify` of the frame, built by hand on the
+ * hot path. The session id passed validation as an id (nothing to escape); the clientMsgId is any
+ * printable ASCII, so it is escaped.
+ */
+export function ackFrameJson(
+  sessionId: string,
+  clientMsgId: string,
+  r: { seq: number; at: number; duplicate: boolean },
+): string {
+  return `{"type":"ack","sessionId":"${sessionId}","clientMsgId":${JSON.stringify(clientMsgId)},"seq":${r.seq},"at":${r.at},"duplicate":${r.duplicate}}`;
+}

@@ -54,7 +54,7 @@ import { OPENAPI } from './openapi.ts';
 import { OUTBOX_KIND, WEBHOOK_TENANTS, outboxKey, type OutboxMsg } from '../actors/webhook-outbox.ts';
 import type { ChannelProvider } from './channel-adapters.ts';
 import { registerChannelRoutes } from './channel-routes.ts';
-import { RateLimiter, parseJson, refOf, validateFrame } from './frames.ts';
+import { RateLimiter, ackFrameJson, parseJson, refOf, validateFrame } from './frames.ts';
 import { guard, loadStatic, readJsonBody, sendError, sendJson, statusLine } from './http.ts';
 import { TokenSigner, type Claims } from './tokens.ts';
 import { Follows } from './follow.ts';
@@ -698,14 +698,7 @@ export async function startServer(
           // the events in front of it are; normally they already are, told earlier on the same
           // channel).
           if (!r.duplicate) c.subs.acked(f.sessionId, r.seq);
-          send(c, {
-            type: 'ack',
-            sessionId: f.sessionId,
-            clientMsgId: f.clientMsgId,
-            seq: r.seq,
-            at: r.at,
-            duplicate: r.duplicate,
-          });
+          sendText(c, ackFrameJson(f.sessionId, f.clientMsgId, r));
         },
         (err: unknown) => sendErr(c, err, f.clientMsgId),
       );
