@@ -3,8 +3,8 @@
  * appends it durably to the MessageStore before anyone hears of it, and fans it out to the
  * connections subscribed to the session. Being one actor, it needs no locks: turns are serial.
  */
-import type { Actor, ActorContext, ActorId, EndpointId } from '../engine/types.ts';
-import type { IndexStore, MessageStore, StoredEvent } from '../engine/store/types.ts';
+import { Later, type Actor, type ActorContext, type ActorId, type EndpointId } from '../engine/types.ts';
+import type { AppendResult, IndexStore, MessageStore, StoredEvent } from '../engine/store/types.ts';
 import { indexClosedSession, type HistoryEntry } from './history.ts';
 import { SbError } from '../protos/errors.ts';
 import type {
@@ -140,6 +140,8 @@ export class SessionActor implements Actor {
   private readonly tenantId: string;
   private readonly sessionId: string;
   private lastQueuePosition = 0;
+  /** Settles when the last message sent without waiting (see `sendOrdered`) is settled. */
+  private ordered: Promise<void> | undefined;
   /** Tenant's history retention (F12), read at activation. */
   private retentionDays = DEFAULT_RETENTION_DAYS;
   /** Typing preview throttle (F6): last forwarded time and the text held back since. */
@@ -202,6 +204,8 @@ export class SessionActor implements Actor {
       }
       throw new SbError('SB_ERR_NOT_FOUND', 'no such session');
     }
+    // Messages sent without waiting go first: what follows may read or change what they wrote.
+    if (this.ordered && msg.t !== 'send') await this.untilOrdered();
     switch (msg.t) {
       case 'create':
         return this.create(msg, ctx);
@@ -315,6 +319,20 @@ export class SessionActor implements Actor {
     if (caller.role === 'visitor') throw new SbError('SB_ERR_FORBIDDEN', 'agents only');
   }
 
+  /** The session's next event (at the seq after the last one written). */
+  private nextEvent(body: SessionEventBody, ctx: ActorContext, clientMsgId?: string): StoredEvent {
+    const ev: StoredEvent = {
+      tenant: this.tenantId,
+      stream: this.sessionId,
+      seq: this.lastSeq + 1,
+      at: ctx.clock.now(),
+      body: body as unknown as StoredEvent['body'],
+      ttlSec: this.retentionDays * 86_400,
+    };
+    if (clientMsgId !== undefined) ev.clientMsgId = clientMsgId;
+    return ev;
+  }
+
   /**
    * Appends one event at the next seq and, once it is durable, fans it out. The durable write is
    * followed by one continuation rather than an awaiting async frame: at saturation every message
@@ -327,27 +345,27 @@ export class SessionActor implements Actor {
     skip?: EndpointId,
     live?: LiveConfig,
   ): Promise<{ event: StoredEvent; duplicate: boolean }> {
-    const ev: StoredEvent = {
-      tenant: this.tenantId,
-      stream: this.sessionId,
-      seq: this.lastSeq + 1,
-      at: ctx.clock.now(),
-      body: body as unknown as StoredEvent['body'],
-      ttlSec: this.retentionDays * 86_400,
-    };
-    if (clientMsgId !== undefined) ev.clientMsgId = clientMsgId;
     return messageStoreOf(ctx)
-      .append(ev)
+      .append(this.nextEvent(body, ctx, clientMsgId))
       .then(
-        (res) => {
-          if (res.duplicate) return res;
-          this.lastSeq = res.event.seq;
-          this.fanOut(res.event, ctx, skip);
-          const noted = noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body, live);
-          return noted ? noted.then(() => res) : res;
-        },
+        (res) => this.appended(res, body, ctx, skip, live),
         (err: unknown) => this.appendFailed(err, ctx),
       );
+  }
+
+  /** A durable append: the seq moves on (never back: ordered appends may be ahead), subscribers hear of it. */
+  private appended(
+    res: AppendResult,
+    body: SessionEventBody,
+    ctx: ActorContext,
+    skip?: EndpointId,
+    live?: LiveConfig,
+  ): AppendResult | Promise<AppendResult> {
+    if (res.duplicate) return res;
+    if (res.event.seq > this.lastSeq) this.lastSeq = res.event.seq;
+    this.fanOut(res.event, ctx, skip);
+    const noted = noteForWebhooks(ctx, this.tenantId, this.sessionId, res.event.seq, body, live);
+    return noted ? noted.then(() => res) : res;
   }
 
   /** A refused append: a seq conflict re-syncs the seq (someone else wrote here), then it is refused. */
@@ -629,21 +647,65 @@ export class SessionActor implements Actor {
       if (prior) return { seq: prior.seq, at: prior.at, duplicate: true };
       throw new SbError('SB_ERR_SENSITIVE_WORD');
     }
-    // Returned, not awaited: this frame ends here; `sent` continues once the write is durable.
-    return this.append(
-      {
-        kind: 'message',
-        from,
-        senderId: caller.id,
-        text,
-        clientMsgId,
-        ...(file ? { attachment: file } : {}),
-      },
-      ctx,
+    const body: SessionEventBody = {
+      kind: 'message',
+      from,
+      senderId: caller.id,
+      text,
       clientMsgId,
-      from_,
-      live,
-    ).then((res) => this.sent(res, from, live, checked, ctx));
+      ...(file ? { attachment: file } : {}),
+    };
+    const ordered = this.sendOrdered(body, ctx, clientMsgId, from_, live, from, checked);
+    if (ordered) return ordered;
+    // Returned, not awaited: this frame ends here; `sent` continues once the write is durable.
+    return this.append(body, ctx, clientMsgId, from_, live).then((res) =>
+      this.sent(res, from, live, checked, ctx),
+    );
+  }
+
+  /**
+   * A message whose turn ends before its write is durable, so the session's next message need not
+   * wait for it (a burst of messages shares log flushes instead of taking one each): when the store
+   * places the row at once (`MessageStore.appendOrdered`) and nothing after the write needs a turn
+   * of its own (no reminder to arm). Its ack, fan-out and follow-ups come in order once durable;
+   * turns other than messages wait for them first (`untilOrdered`). Undefined when it cannot go
+   * this way.
+   */
+  private sendOrdered(
+    body: SessionEventBody,
+    ctx: ActorContext,
+    clientMsgId: string,
+    skip: EndpointId | undefined,
+    live: LiveConfig,
+    from: 'visitor' | 'agent',
+    checked: ReturnType<typeof checkMessage> | { verdict: 'pass' },
+  ): Later | undefined {
+    const store = messageStoreOf(ctx);
+    if (!store.appendOrdered || this.wouldArm(from, live)) return undefined;
+    const ev = this.nextEvent(body, ctx, clientMsgId);
+    const placed = store.appendOrdered(ev);
+    if (!placed) return undefined;
+    this.lastSeq = ev.seq;
+    const answer = placed
+      .then(
+        (res) => this.appended(res, body, ctx, skip, live),
+        (err: unknown) => this.appendFailed(err, ctx),
+      )
+      .then((res) => this.sent(res, from, live, checked, ctx));
+    this.ordered = answer.then(
+      () => undefined,
+      () => undefined,
+    );
+    return new Later(answer);
+  }
+
+  /** Waits until every message sent without waiting (see `sendOrdered`) is settled. */
+  private async untilOrdered(): Promise<void> {
+    while (this.ordered) {
+      const last = this.ordered;
+      await last;
+      if (this.ordered === last) this.ordered = undefined;
+    }
   }
 
   /** After a message's durable append: the sensitive-word reminder, the bot or the reminders, the ack. */
@@ -691,13 +753,19 @@ export class SessionActor implements Actor {
       } satisfies SessionMsg);
       return undefined;
     }
-    if (s.state !== 'in_progress') return undefined;
-    const set = live.config.settings;
     // Most messages arm nothing (the reminders are armed already, or off): no promise then.
-    const arm =
+    return this.wouldArm(from, live) ? this.armReminders(from, e, live.config.settings, ctx) : undefined;
+  }
+
+  /** Whether a message from `from` now would arm an auto-close reminder (F5). */
+  private wouldArm(from: 'visitor' | 'agent', live: LiveConfig): boolean {
+    const s = this.st;
+    if (s.state !== 'in_progress') return false;
+    const set = live.config.settings;
+    return (
       (set.autoCloseInactiveMin > 0 && s.timers?.inactivity === undefined) ||
-      (set.visitorNoReply.afterMin > 0 && from === 'agent' && s.timers?.noReply === undefined);
-    return arm ? this.armReminders(from, e, set, ctx) : undefined;
+      (set.visitorNoReply.afterMin > 0 && from === 'agent' && s.timers?.noReply === undefined)
+    );
   }
 
   private async armReminders(
@@ -1227,7 +1295,8 @@ export class SessionActor implements Actor {
     forgetNode(this.subs, node, (sub) => sub.endpoint);
   }
 
-  onDeactivate(ctx: ActorContext): void {
+  async onDeactivate(ctx: ActorContext): Promise<void> {
+    await this.untilOrdered();
     for (const sub of this.subs.values()) {
       ctx.tell(sub.endpoint, { t: 'unsubscribed', sessionId: this.sessionId } satisfies ConnectionMsg);
     }

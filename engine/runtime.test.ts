@@ -47,6 +47,18 @@ describe('engine runtime (host thread)', () => {
     expect(stats.maxRunning).toBe(1);
   });
 
+  it('engine - a Later answer ends the turn at once; the ask is answered (or failed) when it settles', async () => {
+    const rt = await start();
+    const first = ask(rt, 'l', { t: 'later', ms: 150, v: 'one' });
+    const second = ask(rt, 'l', { t: 'later', ms: 10, v: 'two' });
+    const failed = ask(rt, 'l', { t: 'later', ms: 20, v: 'three', fail: true });
+    // The next turns ran before the first answer: all three were recorded at once.
+    expect(await second).toBe('two');
+    await expect(failed).rejects.toMatchObject({ code: 'SB_ERR_FORBIDDEN' });
+    expect(await ask(rt, 'l', { t: 'get' })).toEqual(['one', 'two', 'three']);
+    expect(await first).toBe('one');
+  });
+
   it('engine - different actors run concurrently', async () => {
     const rt = await start();
     const t0 = Date.now();

@@ -21,7 +21,7 @@ import type {
   MetricsSnapshot,
   Stores,
 } from './types.ts';
-import { DEFAULTS } from './types.ts';
+import { DEFAULTS, Later } from './types.ts';
 
 /** Envelope kinds on the wire between threads. */
 export const ENV = { TELL: 0, ASK: 1, REPLY: 2, FAIL: 3, REMINDER: 4 } as const;
@@ -864,8 +864,15 @@ export class ThreadNode implements KindRegistry {
     return this.turnOver(a, item, started);
   }
 
-  /** The asker of a turn's message gets the handler's value. */
+  /** The asker of a turn's message gets the handler's value (a {@link Later}'s once it settles). */
   private answer(a: Activation, item: Item, value: unknown): void {
+    if (value instanceof Later) {
+      value.answer.then(
+        (v: unknown) => this.answer(a, item, v),
+        (err: unknown) => this.turnFailed(a, item, err),
+      );
+      return;
+    }
     if (!item.ask) return;
     try {
       this.reply(item.ask.from, item.ask.id, value);

@@ -67,9 +67,20 @@ export interface ActorContext {
 }
 
 /**
+ * Returned by `onMessage` to end the turn now and answer the `ask` later, when `answer` settles
+ * (its value, or its error as the ask's failure). The next message may start before then; the
+ * actor takes on keeping what `answer` does after the turn consistent with the turns that follow
+ * (for example: continuations that only send, in order, and turns that wait for them when they must).
+ */
+export class Later {
+  constructor(readonly answer: Promise<unknown>) {}
+}
+
+/**
  * Behaviour of one actor kind. One instance per activation; `onMessage` runs one message at a
  * time (non-reentrant): the next message starts only when the returned promise settles.
- * The value returned by `onMessage` answers an `ask` (ignored for `tell`).
+ * The value returned by `onMessage` answers an `ask` (ignored for `tell`); a {@link Later} ends the
+ * turn at once and answers when its promise settles.
  */
 export interface Actor {
   onActivate?(ctx: ActorContext): void | Promise<void>;

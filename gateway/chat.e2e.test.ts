@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AckFrame, AssignedFrame, QueueFrame, SessionEvent, SessionFrame } from '../protos/ws-v1.ts';
+import {
+  DEFAULT_LIMITS,
+  type AckFrame,
+  type AssignedFrame,
+  type QueueFrame,
+  type SessionEvent,
+  type SessionFrame,
+} from '../protos/ws-v1.ts';
 import { Directory, seedDemo } from '../actors/index.ts';
 import { boot, login, seenEvents, ShiftedClock, TestClient, visitorToken, type Booted } from './testing.ts';
 
@@ -177,6 +184,74 @@ describe.each([0, 2])('gateway chat (workers=%i)', (workers) => {
       .filter((e) => e.kind === 'message')
       .map((e) => e.text);
     expect(texts).toEqual(['once', 'twice']);
+  });
+
+  it('gateway - a burst of messages sent without waiting: acks in order at consecutive seqs, each delivered once, the close after all', async () => {
+    env = await boot({ workers });
+    const a = await agent(env, 1);
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    await a.next((f) => f.type === 'assigned');
+    await v.c.nextEvent((e) => e.body.kind === 'assigned');
+    // 30 messages in one go, a resend of the 10th among them, a typing notice and the close right
+    // behind: the close must come after every message, and the resend must not take a seq.
+    for (let i = 1; i <= 30; i++) {
+      v.c.send({ type: 'send', sessionId: sid, clientMsgId: `b${i}`, text: `burst ${i}` });
+      if (i === 12) v.c.send({ type: 'send', sessionId: sid, clientMsgId: 'b10', text: 'burst 10' });
+      if (i === 20) v.c.send({ type: 'typing', sessionId: sid, text: 'more' });
+    }
+    v.c.send({ type: 'close', sessionId: sid, ref: 'c1' });
+    await v.c.next<SessionFrame>((f) => f.type === 'session' && f.ref === 'c1');
+    const acks = v.c.frames.filter((f): f is AckFrame => f.type === 'ack');
+    expect(acks.map((k) => k.clientMsgId)).toEqual([
+      ...Array.from({ length: 12 }, (_, i) => `b${i + 1}`),
+      'b10',
+      ...Array.from({ length: 18 }, (_, i) => `b${i + 13}`),
+    ]);
+    const fresh = acks.filter((k) => !k.duplicate).map((k) => k.seq);
+    expect(fresh).toEqual(Array.from({ length: 30 }, (_, i) => fresh[0]! + i));
+    expect(acks.find((k) => k.duplicate)?.seq).toBe(fresh[9]);
+    const closed = await a.nextEvent((e) => e.body.kind === 'closed');
+    expect(closed.seq).toBe(fresh[29]! + 1);
+    const texts = seenEvents(a, sid)
+      .filter((e) => e.kind === 'message')
+      .map((e) => e.text);
+    expect(texts).toEqual(Array.from({ length: 30 }, (_, i) => `burst ${i + 1}`));
+  });
+
+  it('gateway - overlapping bursts: messages sent while earlier ones are being written get the next seqs', async () => {
+    env = await boot({ workers, limits: { ...DEFAULT_LIMITS, framesPerSecond: 5000 } });
+    const a = await agent(env, 1);
+    const v = await visitor(env);
+    const sid = await openSession(v.c);
+    await a.next((f) => f.type === 'assigned');
+    // Each new message goes out as soon as one ack comes back, with up to 8 in flight: later
+    // messages are taken while earlier ones are still on their way to the disk.
+    let sent = 0;
+    const total = 200;
+    const more = (): void => {
+      if (sent < total)
+        v.c.send({ type: 'send', sessionId: sid, clientMsgId: `o${++sent}`, text: `o ${sent}` });
+    };
+    // Two waves a moment apart, so the second is written while the first is being flushed.
+    for (let i = 0; i < 4; i++) more();
+    await new Promise((r) => setTimeout(r, 1));
+    for (let i = 0; i < 4; i++) more();
+    const acks: AckFrame[] = [];
+    while (acks.length < total) {
+      const f = await v.c.next((x) => x.type === 'ack' || x.type === 'error');
+      if (f.type !== 'ack') throw new Error(JSON.stringify(f));
+      acks.push(f as AckFrame);
+      more();
+    }
+    expect(acks.map((k) => k.clientMsgId)).toEqual(Array.from({ length: total }, (_, i) => `o${i + 1}`));
+    expect(acks.map((k) => k.seq - acks[0]!.seq)).toEqual(Array.from({ length: total }, (_, i) => i));
+    await a.nextEvent((e) => e.body.kind === 'message' && e.body.text === `o ${total}`);
+    expect(
+      seenEvents(a, sid)
+        .filter((e) => e.kind === 'message')
+        .map((e) => e.text),
+    ).toEqual(Array.from({ length: total }, (_, i) => `o ${i + 1}`));
   });
 
   it('gateway - a visitor reloading the page rejoins the same open session', async () => {

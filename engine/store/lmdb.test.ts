@@ -797,6 +797,43 @@ describe('lmdb store - exclusive mode', () => {
     body: { n: seq },
   });
 
+  it('store - ordered appends: a new row is placed at once; resends, taken seqs and shared stores decline, writing nothing', async () => {
+    const dir = tmp();
+    const x = openLmdbStores({ path: dir, exclusive: true, checkpointMs: 0 });
+    try {
+      // The next append of the stream goes out before the first is durable; both are kept, in order.
+      const one = x.messages.appendOrdered(ev('o', 1));
+      const two = x.messages.appendOrdered(ev('o', 2));
+      expect(one).toBeInstanceOf(Promise);
+      expect(two).toBeInstanceOf(Promise);
+      expect((await one)?.duplicate).toBe(false);
+      expect((await two)?.event.seq).toBe(2);
+      // A resend, a seq already taken: declined (undefined), and `append` answers as always.
+      expect(x.messages.appendOrdered(ev('o', 2))).toBeUndefined();
+      expect(x.messages.appendOrdered({ ...ev('o', 1), clientMsgId: 'other' })).toBeUndefined();
+      expect(await x.messages.lastSeq('t', 'o')).toBe(2);
+      expect((await x.messages.append(ev('o', 2))).duplicate).toBe(true);
+      await expect(x.messages.append({ ...ev('o', 1), clientMsgId: 'other' })).rejects.toMatchObject({
+        code: 'SB_ERR_SEQ_CONFLICT',
+      });
+      expect((await x.messages.read('t', 'o')).map((e) => e.clientMsgId)).toEqual(['o-1', 'o-2']);
+      // Bad fields are refused as by `append`.
+      await expect(x.messages.appendOrdered({ ...ev('o', 3), stream: '' })).rejects.toMatchObject({
+        code: 'SB_ERR_INVALID_FIELD',
+      });
+    } finally {
+      await x.close();
+    }
+    const shared = openLmdbStores({ path: dir });
+    try {
+      expect(shared.messages.isExclusive()).toBe(false);
+      expect(shared.messages.appendOrdered(ev('o', 3))).toBeUndefined();
+      expect(await shared.messages.lastSeq('t', 'o')).toBe(2);
+    } finally {
+      await shared.close();
+    }
+  });
+
   it('store - an exclusive instance keeps every other open of the path out until it closes', async () => {
     const dir = tmp();
     const x = openLmdbStores({ path: dir, exclusive: true });

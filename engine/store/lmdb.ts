@@ -646,12 +646,7 @@ export class LmdbMessageStore implements MessageStore {
    */
   append(e: StoredEvent): Promise<AppendResult> {
     try {
-      checkName(e.tenant, 'tenant');
-      checkName(e.stream, 'stream');
-      checkSeq(e.seq);
-      if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
-      if (typeof e.at !== 'number') throw invalid('at must be a number');
-      this.enter();
+      this.admit(e);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -669,6 +664,34 @@ export class LmdbMessageStore implements MessageStore {
       return this.appendOne(e);
     }
     return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
+  }
+
+  /** Checks an event's fields and counts its append in flight (see `enter`); throws when refused. */
+  private admit(e: StoredEvent): void {
+    checkName(e.tenant, 'tenant');
+    checkName(e.stream, 'stream');
+    checkSeq(e.seq);
+    if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
+    if (typeof e.at !== 'number') throw invalid('at must be a number');
+    this.enter();
+  }
+
+  /** See {@link MessageStore.appendOrdered}: exclusive mode only, where a new row's claim is synchronous. */
+  appendOrdered(e: StoredEvent): Promise<AppendResult> | undefined {
+    if (!this.exclusive) return undefined;
+    try {
+      this.admit(e);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      const fresh = this.appendHeld(e);
+      if (!fresh) this.leave();
+      return fresh;
+    } catch (err) {
+      this.leave();
+      return Promise.reject(unavailable(err));
+    }
   }
 
   /**

@@ -93,6 +93,14 @@ export interface MessageStore {
    * the event is durable.
    */
   append(event: StoredEvent): Promise<AppendResult>;
+  /**
+   * Optional: `append` when the event's place in its stream is final at once — the row is new
+   * (its clientMsgId unknown, its seq free) and only a failure of the store itself can still refuse
+   * it. The promise then settles as `append`'s would, and the next append of the stream may be
+   * issued before it does (it cannot overtake this one). Undefined, with nothing written, when the
+   * store cannot tell synchronously: use `append`.
+   */
+  appendOrdered?(event: StoredEvent): Promise<AppendResult> | undefined;
   /** Appends several events of one stream atomically (same rules as append, per event). */
   appendBatch(events: StoredEvent[]): Promise<AppendResult[]>;
   read(tenant: string, stream: string, opts?: ReadOptions): Promise<StoredEvent[]>;

@@ -5,7 +5,7 @@
 import { SbError } from '../../protos/errors.ts';
 import { openLmdbStores } from '../store/lmdb.ts';
 import { MemoryReminderStore, MemoryStateStore } from '../store/memory.ts';
-import type { Actor, ActorContext, ProductModule, Stores } from '../types.ts';
+import { Later, type Actor, type ActorContext, type ProductModule, type Stores } from '../types.ts';
 
 export type TestMsg =
   | { t: 'echo'; v: unknown }
@@ -23,7 +23,9 @@ export type TestMsg =
   | { t: 'reminder'; name: string; dueAt: number; v: unknown }
   | { t: 'fired'; v: unknown }
   | { t: 'whoami' }
-  | { t: 'stats' };
+  | { t: 'stats' }
+  /** Records now, answers `ms` later (or fails, with `fail`) without holding up the next turn. */
+  | { t: 'later'; ms: number; v: unknown; fail?: boolean };
 
 /** Shared across activations on one thread, to observe concurrency and lifecycle. */
 export const probe = { running: 0, maxRunning: 0, activations: 0, deactivations: 0, errors: 0 };
@@ -57,6 +59,16 @@ class TestActor implements Actor {
         return this.log.length;
       case 'get':
         return this.log;
+      case 'later':
+        this.log.push(m.v);
+        return new Later(
+          new Promise((resolve, reject) =>
+            setTimeout(
+              () => (m.fail ? reject(new SbError('SB_ERR_FORBIDDEN', 'later')) : resolve(m.v)),
+              m.ms,
+            ),
+          ),
+        );
       case 'sleep': {
         probe.running++;
         probe.maxRunning = Math.max(probe.maxRunning, probe.running);
