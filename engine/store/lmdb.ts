@@ -118,6 +118,15 @@ function checkSeq(seq: unknown): void {
     throw invalid('seq must be a positive integer');
 }
 
+/** The fields of an event to append; throws SB_ERR_INVALID_FIELD. */
+function checkEvent(e: StoredEvent): void {
+  checkName(e.tenant, 'tenant');
+  checkName(e.stream, 'stream');
+  checkSeq(e.seq);
+  if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
+  if (typeof e.at !== 'number') throw invalid('at must be a number');
+}
+
 function toEvent(tenant: string, stream: string, seq: number, r: StoredRow): StoredEvent {
   const e: StoredEvent = { tenant, stream, seq, at: r.at, body: r.body };
   if (r.cm !== undefined) e.clientMsgId = r.cm;
@@ -645,34 +654,26 @@ export class LmdbMessageStore implements MessageStore {
    * thread.
    */
   append(e: StoredEvent): Promise<AppendResult> {
+    // Exclusive mode: every check and claim before the log write is synchronous (the row is held
+    // in memory at once), so appends to one stream cannot interleave and need no queue; two of
+    // them may share a log flush. A new row takes the ordered path; the rest (a resend, a seq
+    // that may be taken) the general one.
+    if (this.exclusive) {
+      const placed = this.appendOrdered(e);
+      if (placed) return placed;
+    }
     try {
       this.admit(e);
     } catch (err) {
       return Promise.reject(err);
     }
-    // Exclusive mode: every check and claim before the log write is synchronous (the row is held
-    // in memory at once), so appends to one stream cannot interleave and need no queue; two of
-    // them may share a log flush.
-    if (this.exclusive) {
-      try {
-        const fresh = this.appendHeld(e);
-        if (fresh) return fresh;
-      } catch (err) {
-        this.leave();
-        return Promise.reject(unavailable(err));
-      }
-      return this.appendOne(e);
-    }
+    if (this.exclusive) return this.appendOne(e);
     return this.q.run(`${e.tenant}\u0000${e.stream}`, () => this.appendOne(e));
   }
 
   /** Checks an event's fields and counts its append in flight (see `enter`); throws when refused. */
   private admit(e: StoredEvent): void {
-    checkName(e.tenant, 'tenant');
-    checkName(e.stream, 'stream');
-    checkSeq(e.seq);
-    if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
-    if (typeof e.at !== 'number') throw invalid('at must be a number');
+    checkEvent(e);
     this.enter();
   }
 
@@ -840,13 +841,7 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   async appendBatch(events: StoredEvent[]): Promise<AppendResult[]> {
-    for (const e of events) {
-      checkName(e.tenant, 'tenant');
-      checkName(e.stream, 'stream');
-      checkSeq(e.seq);
-      if (e.clientMsgId !== undefined) checkName(e.clientMsgId, 'clientMsgId');
-      if (typeof e.at !== 'number') throw invalid('at must be a number');
-    }
+    for (const e of events) checkEvent(e);
     this.enter();
     try {
       const first = events[0];
