@@ -704,8 +704,9 @@ export async function startServer(
       );
   };
 
-  const handleFrame = async (c: Conn, f: ClientFrame): Promise<void> => {
-    const ref = f.type === 'send' ? f.clientMsgId : 'ref' in f ? f.ref : undefined;
+  /** Every frame but `send`, which `startFrame` hands to `sendMessage`. */
+  const handleFrame = async (c: Conn, f: Exclude<ClientFrame, { type: 'send' }>): Promise<void> => {
+    const ref = 'ref' in f ? f.ref : undefined;
     const tenant = c.caller.tenantId;
     try {
       switch (f.type) {
@@ -734,8 +735,6 @@ export async function startServer(
           if (!c.subs.has(s.sessionId)) await subscribe(c, s.sessionId, 0, f.ref);
           return;
         }
-        case 'send':
-          return await sendMessage(c, f);
         case 'resume':
           await subscribe(c, f.sessionId, f.lastSeq, f.ref);
           return;

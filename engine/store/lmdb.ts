@@ -127,6 +127,14 @@ function checkEvent(e: StoredEvent): void {
   if (typeof e.at !== 'number') throw invalid('at must be a number');
 }
 
+/** The row an event is stored as (its expiry from the write's ttlSec, on the wall clock). */
+function rowOf(e: StoredEvent): StoredRow {
+  const row: StoredRow = { at: e.at, body: e.body };
+  if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
+  if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+  return row;
+}
+
 function toEvent(tenant: string, stream: string, seq: number, r: StoredRow): StoredEvent {
   const e: StoredEvent = { tenant, stream, seq, at: r.at, body: r.body };
   if (r.cm !== undefined) e.clientMsgId = r.cm;
@@ -708,9 +716,7 @@ export class LmdbMessageStore implements MessageStore {
     const mine = this.idMaps.get(e.tenant)?.get(e.stream);
     if (mine === undefined || e.seq <= mine.top) return undefined;
     const key: RowKey = [e.tenant, e.stream, e.seq];
-    const row: StoredRow = { at: e.at, body: e.body };
-    if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
-    if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+    const row = rowOf(e);
     const rows: WalRow[] = [{ key, value: this.codec.encode(row) }];
     // The bytes held are the log record's own copy.
     const record = encodeRecord(rows);
@@ -779,9 +785,7 @@ export class LmdbMessageStore implements MessageStore {
       const dup = this.duplicateOf(e);
       if (dup) return this.settled(dup);
       const key: RowKey = [e.tenant, e.stream, e.seq];
-      const row: StoredRow = { at: e.at, body: e.body };
-      if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
-      if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+      const row = rowOf(e);
       let written = false;
       let value: Uint8Array | undefined;
       // The main tree is read only when the stream's id map cannot rule the seq out (see `catchUp`);
@@ -905,9 +909,7 @@ export class LmdbMessageStore implements MessageStore {
             conflict = new SbError('SB_ERR_SEQ_CONFLICT', `seq ${e.seq} of ${e.stream} is taken`);
             return;
           }
-          const row: StoredRow = { at: e.at, body: e.body };
-          if (e.clientMsgId !== undefined) row.cm = e.clientMsgId;
-          if (e.ttlSec !== undefined) row.exp = Date.now() + e.ttlSec * 1000;
+          const row = rowOf(e);
           written.push({ key, value: this.codec.encode(row) });
           const stored = toEvent(e.tenant, e.stream, e.seq, row);
           if (e.clientMsgId !== undefined) fresh.set(e.clientMsgId, stored);
